@@ -1,0 +1,3 @@
+from wdm_lib.cli import main
+
+raise SystemExit(main())

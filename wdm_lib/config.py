@@ -1,0 +1,72 @@
+"""urls.json -> Target: where the three services of the system under test live."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from wdm_lib.errors import ConfigError
+
+URL_KEYS = ("ORDER_URL", "PAYMENT_URL", "STOCK_URL")
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Target:
+    """The base URL of each service (no trailing slash) and where they came from."""
+
+    order_url: str
+    payment_url: str
+    stock_url: str
+    source: str  # the urls.json path, or "embedded reference shop"
+
+    def as_urls(self) -> dict[str, str]:
+        return {"ORDER_URL": self.order_url, "PAYMENT_URL": self.payment_url, "STOCK_URL": self.stock_url}
+
+
+def parse_urls(data: object, source: str) -> Target:
+    """Validate the decoded contents of a urls.json; `source` names the file in error sentences."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a JSON object with {', '.join(URL_KEYS)}, "
+                          f"found {type(data).__name__}.")
+    missing = [k for k in URL_KEYS if k not in data]
+    if missing:
+        raise ConfigError(f"{source}: missing {', '.join(missing)}; expected all of {', '.join(URL_KEYS)}.")
+    urls = {}
+    for key in URL_KEYS:
+        value = data[key]
+        parsed = urlparse(value) if isinstance(value, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ConfigError(f"{source}: {key} is {value!r}; expected an http(s) URL such as "
+                              f"'http://127.0.0.1:8000'.")
+        urls[key] = value.rstrip("/")
+    return Target(urls["ORDER_URL"], urls["PAYMENT_URL"], urls["STOCK_URL"], source)
+
+
+def find_urls_file(path: str | Path | None = None) -> Path:
+    """The urls.json to use: the given path (relative ones looked up in the working folder, then the
+    project root), else ./urls.json, else the project root's."""
+    if path is None:
+        candidates = [Path.cwd() / "urls.json", PROJECT_ROOT / "urls.json"]
+    else:
+        path = Path(path).expanduser()
+        candidates = [path] if path.is_absolute() else [Path.cwd() / path, PROJECT_ROOT / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    wanted = path if path is not None else "urls.json"
+    raise ConfigError(f"{wanted}: no such file (looked in {', '.join(str(c.parent) for c in candidates)}); "
+                      f"expected a JSON file naming {', '.join(URL_KEYS)}.")
+
+
+def load_urls(path: str | Path | None = None) -> Target:
+    file = find_urls_file(path)
+    try:
+        data = json.loads(file.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{file}: cannot be read ({e.__class__.__name__}: {e}).") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{file}: not valid JSON ({e.msg} at line {e.lineno}, column {e.colno}).") from None
+    return parse_urls(data, str(file))

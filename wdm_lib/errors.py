@@ -1,0 +1,18 @@
+"""Errors a user can cause. Each carries one sentence that names the file, URL or option at fault;
+the CLI prints that sentence and exits 2, never a traceback."""
+
+
+class WorkbenchError(Exception):
+    """A fault the user can fix: bad input, an unreachable target, a target that breaks the API."""
+
+
+class ConfigError(WorkbenchError):
+    """urls.json (or another input file) is missing or malformed."""
+
+
+class TargetUnreachable(WorkbenchError):
+    """The target did not answer at all (connection refused, DNS failure, nothing within the timeout)."""
+
+
+class ContractError(WorkbenchError):
+    """The target answered 2xx with a body that API.md does not allow."""
