@@ -1,0 +1,113 @@
+"""The History: an append-only CSV, one row per operation, flushed as it goes, so a run that dies
+keeps every operation it made. Checkers read it back as `Op` records, notebooks as a DataFrame."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wdm_lib.client import Reply
+
+COLUMNS = ["op_id", "kind", "order_id", "user_id", "items", "amount", "intended_ns", "invoke_ns",
+           "complete_ns", "status", "outcome", "error"]
+FAULT = "fault"  # kind of the rows that record something done *to* the run (an interruption, a crash)
+
+
+@dataclass(slots=True)
+class Op:
+    op_id: int
+    kind: str                       # create_item, add_stock, create_user, add_funds, create_order,
+                                    # add_item, checkout, or FAULT
+    order_id: str = ""
+    user_id: str = ""
+    items: list = field(default_factory=list)   # [[item_id, quantity], ...]
+    amount: int | None = None       # price, stock or credit added, or the checkout's total cost
+    intended_ns: int = 0
+    invoke_ns: int = 0
+    complete_ns: int = 0
+    status: int | None = None
+    outcome: str = ""
+    error: str = ""
+
+
+class HistoryWriter:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._file = open(self.path, "w", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(COLUMNS)
+        self._file.flush()
+        self._next_id = 0
+
+    def record(self, kind: str, reply: Reply | None = None, *, order_id: str = "", user_id: str = "",
+               items: list | None = None, amount: int | None = None, intended_ns: int | None = None,
+               error: str = "") -> None:
+        """One row; `reply` is None for faults, which happen at the moment they are recorded."""
+        if reply is None:
+            now = time.time_ns()
+            row = [self._next_id, kind, order_id, user_id, json.dumps(items or []), _blank(amount),
+                   intended_ns or now, now, now, "", "", error]
+        else:
+            row = [self._next_id, kind, order_id, user_id, json.dumps(items or []), _blank(amount),
+                   intended_ns or reply.invoke_ns, reply.invoke_ns, reply.complete_ns,
+                   _blank(reply.status), reply.outcome, reply.error]
+        self._next_id += 1
+        self._csv.writerow(row)
+        # One write per row: a crash or kill of the workbench loses nothing it was told.
+        self._file.flush()
+
+    @property
+    def last_op_id(self) -> int:
+        """The id of the last row written (-1 before any)."""
+        return self._next_id - 1
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+    def __enter__(self) -> "HistoryWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _blank(v):
+    return "" if v is None else v
+
+
+def _int_or_none(v: str) -> int | None:
+    return int(v) if v != "" else None
+
+
+def read_ops(path: str | Path) -> list[Op]:
+    """Every complete row of a history (a torn last line from a crash is skipped)."""
+    ops = []
+    with open(path, newline="", encoding="utf-8") as f:
+        for row in csv.DictReader(f):
+            try:
+                ops.append(Op(int(row["op_id"]), row["kind"], row["order_id"], row["user_id"],
+                              json.loads(row["items"]), _int_or_none(row["amount"]), int(row["intended_ns"]),
+                              int(row["invoke_ns"]), int(row["complete_ns"]), _int_or_none(row["status"]),
+                              row["outcome"], row["error"] or ""))
+            except (TypeError, ValueError, KeyError):
+                continue
+    return ops
+
+
+def read_history(path: str | Path):
+    """The history as a DataFrame with ids kept as strings and latency in milliseconds."""
+    import pandas as pd
+
+    df = pd.read_csv(path, dtype={"order_id": str, "user_id": str, "error": str, "items": str},
+                     keep_default_na=False, on_bad_lines="skip")
+    for col in ("intended_ns", "invoke_ns", "complete_ns", "op_id"):
+        df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")
+    df["status"] = pd.to_numeric(df["status"], errors="coerce").astype("Int64")
+    df["amount"] = pd.to_numeric(df["amount"], errors="coerce").astype("Int64")
+    df = df.dropna(subset=["invoke_ns", "complete_ns"])
+    df["latency_ms"] = (df["complete_ns"] - df["invoke_ns"]).astype("float64") / 1e6
+    return df
