@@ -1,0 +1,379 @@
+"""Pure verdicts over (scenario, history, state). No I/O: tests feed them hand-made histories.
+
+`state` is the dict a workload writes to state.json:
+    {"initial": {"items": {id: {"stock", "price"}}, "users": {id: {"credit"}}, "after_op": op_id},
+     "final":   {"items": {...}, "users": {...}, "orders": {id: {"paid", "items", "user_id", "total_cost"}}}}
+A record the target no longer has is None. `initial` is read back after seeding; operations with
+op_id > after_op are the ones the run judges.
+
+Outcomes follow API.md: `ok` happened, `fail` did not, `unknown` is never counted either way. An
+unknown checkout is resolved from the order's final `paid` flag when that is unambiguous (the order
+was checked out once); otherwise it stays unresolved, and every balance it touches is accepted
+anywhere between "it happened" and "it did not".
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from typing import Iterable
+
+from wdm_lib.client import FAIL, OK, UNKNOWN
+from wdm_lib.history import Op
+
+MAX_EXAMPLES = 10
+CHECKOUT = "checkout"
+# 504 is a gateway giving up on a slow backend: a timeout by another name, not the system's error.
+TIMEOUT_STATUSES = {408, 504}
+
+
+@dataclass
+class Anomaly:
+    name: str
+    count: int              # how many items, users, orders or operations show it
+    magnitude: int          # how much stock or credit went wrong (or the count, where nothing is summed)
+    examples: list[str]     # up to MAX_EXAMPLES ids
+    description: str
+    details: list[dict] = field(default_factory=list)   # one row per id: expected, actual, diff
+
+
+@dataclass
+class CheckResult:
+    valid: bool
+    anomalies: list[Anomaly] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def of(cls, anomalies: list[Anomaly], notes: list[str] | None = None) -> "CheckResult":
+        return cls(valid=not anomalies, anomalies=anomalies, notes=notes or [])
+
+
+def merge(results: Iterable[CheckResult]) -> CheckResult:
+    anomalies, notes = [], []
+    for r in results:
+        anomalies += r.anomalies
+        notes += r.notes
+    return CheckResult.of(anomalies, notes)
+
+
+# --- resolving what happened ---------------------------------------------------------------------
+
+@dataclass
+class Resolution:
+    happened: list[Op]       # ok, or unknown resolved as happened
+    not_happened: list[Op]   # fail, or unknown resolved as not happened
+    unresolved: list[Op]     # unknown, and the final state cannot tell
+    resolved_happened: list[Op]
+    resolved_not: list[Op]
+
+
+def judged(history: list[Op], state: dict) -> list[Op]:
+    after = state.get("initial", {}).get("after_op", -1)
+    return [op for op in history if op.op_id > after and op.kind != "fault"]
+
+
+def resolve_checkouts(history: list[Op], state: dict) -> Resolution:
+    checkouts = [op for op in judged(history, state) if op.kind == CHECKOUT]
+    attempts = Counter(op.order_id for op in checkouts)
+    orders = state["final"].get("orders", {})
+    r = Resolution([], [], [], [], [])
+    for op in checkouts:
+        if op.outcome == OK:
+            r.happened.append(op)
+        elif op.outcome == FAIL:
+            r.not_happened.append(op)
+        elif attempts[op.order_id] == 1 and orders.get(op.order_id) is not None:
+            if orders[op.order_id]["paid"]:
+                r.happened.append(op)
+                r.resolved_happened.append(op)
+            else:
+                r.not_happened.append(op)
+                r.resolved_not.append(op)
+        else:
+            r.unresolved.append(op)
+    return r
+
+
+def _quantities(items: list) -> dict[str, int]:
+    q: dict[str, int] = defaultdict(int)
+    for item_id, quantity in items:
+        q[str(item_id)] += int(quantity)
+    return q
+
+
+def _examples(ids: Iterable) -> list[str]:
+    return [str(i) for i in list(ids)[:MAX_EXAMPLES]]
+
+
+def _balance_anomaly(name: str, what: str, rows: list[dict]) -> list[Anomaly]:
+    if not rows:
+        return []
+    rows.sort(key=lambda d: -abs(d["diff"]))
+    return [Anomaly(name, len(rows), sum(abs(d["diff"]) for d in rows), _examples(d["id"] for d in rows),
+                    what, rows)]
+
+
+# --- the checkers ----------------------------------------------------------------------------------
+
+def check_stock(scenario, history: list[Op], state: dict) -> CheckResult:
+    """Per item: final stock against initial + added - quantities of checkouts that happened;
+    oversold (more sold than there was) and negative stock."""
+    initial, final = state["initial"]["items"], state["final"]["items"]
+    res = resolve_checkouts(history, state)
+    ops = judged(history, state)
+    low, high = _expected_ranges(
+        {i: v["stock"] for i, v in initial.items() if v is not None},
+        [(op.items, op.outcome) for op in ops if op.kind == "add_stock"],
+        [(op.items, 1) for op in res.happened], [(op.items, 1) for op in res.unresolved])
+    sold = defaultdict(int)
+    for op in res.happened:
+        for item_id, q in _quantities(op.items).items():
+            sold[item_id] += q
+    added = defaultdict(int)
+    for op in ops:
+        if op.kind == "add_stock" and op.outcome == OK:
+            for item_id, q in _quantities(op.items).items():
+                added[item_id] += q
+    mismatch, oversold, negative, missing = [], [], [], []
+    for item_id, before in initial.items():
+        after = final.get(item_id)
+        if before is None:
+            continue
+        if after is None:
+            missing.append(item_id)
+            continue
+        lo, hi = low[item_id], high[item_id]
+        if not lo <= after["stock"] <= hi:
+            expected = hi if after["stock"] > hi else lo
+            mismatch.append({"id": item_id, "expected": expected, "actual": after["stock"],
+                             "diff": after["stock"] - expected})
+        available = before["stock"] + added[item_id]
+        if sold[item_id] > available:
+            oversold.append({"id": item_id, "expected": available, "actual": sold[item_id],
+                             "diff": sold[item_id] - available})
+        if after["stock"] < 0:
+            negative.append({"id": item_id, "expected": 0, "actual": after["stock"], "diff": after["stock"]})
+    anomalies = (
+        _balance_anomaly("stock-mismatch", "final stock differs from initial stock plus additions minus "
+                         "the quantities of checkouts that happened", mismatch)
+        + _balance_anomaly("oversold", "checkouts that happened took more of an item than it had "
+                           "(expected: what it had; actual: what was sold)", oversold)
+        + _balance_anomaly("negative-stock", "an item's final stock is below zero", negative))
+    if missing:
+        anomalies.append(Anomaly("lost-item", len(missing), len(missing), _examples(missing),
+                                 "an item that existed after seeding can no longer be found"))
+    return CheckResult.of(anomalies)
+
+
+def check_credit(scenario, history: list[Op], state: dict) -> CheckResult:
+    """Per user: final credit against initial + funds added - cost of checkouts that happened;
+    negative credit."""
+    initial, final = state["initial"]["users"], state["final"]["users"]
+    res = resolve_checkouts(history, state)
+    ops = judged(history, state)
+    low, high = _expected_ranges(
+        {u: v["credit"] for u, v in initial.items() if v is not None},
+        [([[op.user_id, op.amount]], op.outcome) for op in ops if op.kind == "add_funds"],
+        [([[op.user_id, op.amount]], 1) for op in res.happened],
+        [([[op.user_id, op.amount]], 1) for op in res.unresolved])
+    mismatch, negative, missing = [], [], []
+    for user_id, before in initial.items():
+        after = final.get(user_id)
+        if before is None:
+            continue
+        if after is None:
+            missing.append(user_id)
+            continue
+        lo, hi = low[user_id], high[user_id]
+        if not lo <= after["credit"] <= hi:
+            expected = hi if after["credit"] > hi else lo
+            mismatch.append({"id": user_id, "expected": expected, "actual": after["credit"],
+                             "diff": after["credit"] - expected})
+        if after["credit"] < 0:
+            negative.append({"id": user_id, "expected": 0, "actual": after["credit"], "diff": after["credit"]})
+    anomalies = (
+        _balance_anomaly("credit-mismatch", "final credit differs from initial credit plus funds added "
+                         "minus the cost of checkouts that happened", mismatch)
+        + _balance_anomaly("negative-credit", "a user's final credit is below zero", negative))
+    if missing:
+        anomalies.append(Anomaly("lost-user", len(missing), len(missing), _examples(missing),
+                                 "a user who existed after seeding can no longer be found"))
+    return CheckResult.of(anomalies)
+
+
+def _expected_ranges(initial: dict[str, int], adds: list[tuple[list, str]], taken: list[tuple[list, int]],
+                     maybe_taken: list[tuple[list, int]]) -> tuple[dict, dict]:
+    """For each id, the lowest and highest final balance the history allows. Definite additions and
+    takings move both bounds; unknown additions raise only the upper bound, unresolved takings lower
+    only the lower bound."""
+    low, high = dict(initial), dict(initial)
+
+    def move(bound: dict, pairs: list, sign: int) -> None:
+        for key, amount in pairs:
+            if key in bound and amount is not None:
+                bound[key] += sign * int(amount)
+
+    for pairs, outcome in adds:
+        if outcome == OK:
+            move(low, pairs, +1)
+            move(high, pairs, +1)
+        elif outcome == UNKNOWN:
+            move(high, pairs, +1)
+    for pairs, _ in taken:
+        move(low, pairs, -1)
+        move(high, pairs, -1)
+    for pairs, _ in maybe_taken:
+        move(low, pairs, -1)
+    return low, high
+
+
+def check_conservation(scenario, history: list[Op], state: dict) -> CheckResult:
+    """Money against goods from the state alone, no client log: the credit users spent must equal
+    price times the stock that left the shelves (funds and stock added during the run accounted)."""
+    ops = judged(history, state)
+    i0, i1 = state["initial"]["items"], state["final"]["items"]
+    u0, u1 = state["initial"]["users"], state["final"]["users"]
+    stock_added = defaultdict(int)
+    for op in ops:
+        if op.kind == "add_stock" and op.outcome == OK:
+            for item_id, q in _quantities(op.items).items():
+                stock_added[item_id] += q
+    funds_added = defaultdict(int)
+    for op in ops:
+        if op.kind == "add_funds" and op.outcome == OK:
+            funds_added[op.user_id] += op.amount or 0
+    sold_value = sum(v["price"] * (v["stock"] + stock_added[i] - i1[i]["stock"])
+                     for i, v in i0.items() if v is not None and i1.get(i) is not None)
+    spent = sum(v["credit"] + funds_added[u] - u1[u]["credit"]
+                for u, v in u0.items() if v is not None and u1.get(u) is not None)
+    if spent == sold_value:
+        return CheckResult.of([])
+    return CheckResult.of([Anomaly(
+        "conservation", 1, abs(spent - sold_value), [],
+        f"users spent {spent} credit but goods worth {sold_value} left the stock",
+        [{"id": "total", "expected": sold_value, "actual": spent, "diff": spent - sold_value}])])
+
+
+def check_orders(scenario, history: list[Op], state: dict) -> CheckResult:
+    """An order's `paid` flag against the observed outcomes: a checkout that answered 2xx must leave
+    it paid; an order whose every checkout answered 4xx must stay unpaid."""
+    orders = state["final"].get("orders", {})
+    by_order: dict[str, list[Op]] = defaultdict(list)
+    for op in judged(history, state):
+        if op.kind == CHECKOUT:
+            by_order[op.order_id].append(op)
+    unpaid_ok, paid_refused = [], []
+    for order_id, ops in by_order.items():
+        order = orders.get(order_id)
+        if order is None:
+            continue
+        outcomes = {op.outcome for op in ops}
+        if OK in outcomes and not order["paid"]:
+            unpaid_ok.append(order_id)
+        elif outcomes == {FAIL} and order["paid"]:
+            paid_refused.append(order_id)
+    anomalies = []
+    if unpaid_ok:
+        anomalies.append(Anomaly("paid-flag", len(unpaid_ok), len(unpaid_ok), _examples(unpaid_ok),
+                                 "checkout answered 2xx but the order is not paid"))
+    if paid_refused:
+        anomalies.append(Anomaly("paid-after-refusal", len(paid_refused), len(paid_refused),
+                                 _examples(paid_refused), "every checkout answered 4xx but the order is paid"))
+    return CheckResult.of(anomalies)
+
+
+def check_unknowns(scenario, history: list[Op], state: dict) -> CheckResult:
+    """Unknown checkouts, resolved where the final state can tell. A 5xx (other than a gateway
+    timeout) for a checkout that happened is a lost acknowledgement: the client was told it failed
+    while the stock and credit were taken. Timeouts that happened are ours to blame (see --timeout)."""
+    res = resolve_checkouts(history, state)
+    lost_ack = [op for op in res.resolved_happened
+                if op.status is not None and op.status not in TIMEOUT_STATUSES]
+    notes = []
+    unknown = res.resolved_happened + res.resolved_not + res.unresolved
+    if unknown:
+        notes.append(f"{len(unknown)} checkouts had an unknown outcome: {len(res.resolved_happened)} resolved "
+                     f"as happened, {len(res.resolved_not)} as not happened, {len(res.unresolved)} unresolved.")
+    timed_out = [op for op in unknown if op.status is None or op.status in TIMEOUT_STATUSES]
+    if timed_out:
+        notes.append(f"{len(timed_out)} checkouts got no reply in time; raise --timeout if the system is slow.")
+    anomalies = []
+    if lost_ack:
+        anomalies.append(Anomaly("lost-ack", len(lost_ack), len(lost_ack), _examples(op.order_id for op in lost_ack),
+                                 "checkout answered 5xx, yet the order is paid: it happened and the client "
+                                 "was told it failed"))
+    return CheckResult.of(anomalies, notes)
+
+
+def check_seeding(scenario, history: list[Op], state: dict) -> CheckResult:
+    """Acknowledged seeding writes must be visible in the initial read-back."""
+    rows = []
+    for item_id, v in state["initial"]["items"].items():
+        if v is None or v["stock"] != scenario.item_stock or v["price"] != scenario.item_price:
+            rows.append({"id": item_id, "expected": scenario.item_stock,
+                         "actual": None if v is None else v["stock"],
+                         "diff": (0 if v is None else v["stock"]) - scenario.item_stock})
+    for user_id, v in state["initial"]["users"].items():
+        if v is None or v["credit"] != scenario.user_credit:
+            rows.append({"id": user_id, "expected": scenario.user_credit,
+                         "actual": None if v is None else v["credit"],
+                         "diff": (0 if v is None else v["credit"]) - scenario.user_credit})
+    return CheckResult.of(_balance_anomaly(
+        "lost-seed-write", "after seeding answered 2xx, an item or user did not show the stock, price "
+        "or credit it was given", rows))
+
+
+def check_order_contents(scenario, history: list[Op], state: dict) -> CheckResult:
+    """Each order as the target reads it back against what was added to it (items and total cost)."""
+    orders = state["final"].get("orders", {})
+    wrong = []
+    for op in history:
+        if op.kind != CHECKOUT or op.order_id in wrong:
+            continue
+        order = orders.get(op.order_id)
+        if order is None or (_quantities(order["items"]) != _quantities(op.items)
+                             or order["total_cost"] != op.amount or str(order["user_id"]) != op.user_id):
+            wrong.append(op.order_id)
+    if not wrong:
+        return CheckResult.of([])
+    return CheckResult.of([Anomaly("order-contents", len(wrong), len(wrong), _examples(wrong),
+                                   "an order's items, user or total cost differ from what was added to it")])
+
+
+CONSISTENCY_CHECKERS = (check_seeding, check_order_contents, check_stock, check_credit, check_conservation,
+                        check_orders, check_unknowns)
+
+
+def check_consistency(scenario, history: list[Op], state: dict) -> CheckResult:
+    return merge(check(scenario, history, state) for check in CONSISTENCY_CHECKERS)
+
+
+# --- the original benchmark's four figures --------------------------------------------------------
+
+ORIGINAL_CAVEATS = (
+    "The original counts every reply that is not 4xx as a success (5xx and timeouts included), "
+    "assumes all stock sells, reads only the first item, adds the item price once per success "
+    "whatever the order holds, and takes the absolute value of the payment figures, so errors "
+    "of opposite sign cancel and their direction is hidden.")
+
+
+def original_figures(scenario, history: list[Op], state: dict) -> dict:
+    """The four numbers the original consistency test prints, computed exactly as it defines them."""
+    successes = sum(1 for op in judged(history, state)
+                    if op.kind == CHECKOUT and not (op.status is not None and 400 <= op.status < 500))
+    all_stock = scenario.n_items * scenario.item_stock
+    correct_user_state = scenario.n_users * scenario.user_credit - all_stock * scenario.item_price
+    items = state["final"]["items"]
+    first_item = next(iter(state["initial"]["items"]), None)
+    first_stock = (items.get(first_item) or {}).get("stock", 0) if first_item is not None else 0
+    logged_credit = scenario.n_users * scenario.user_credit - scenario.item_price * successes
+    db_credit = sum(v["credit"] for v in state["final"]["users"].values() if v is not None)
+    return {
+        "stock_inconsistencies_in_logs": successes - all_stock,
+        "stock_inconsistencies_in_db": (all_stock - first_stock) - all_stock,
+        "payment_inconsistencies_in_logs": abs(correct_user_state - logged_credit),
+        "payment_inconsistencies_in_db": abs(correct_user_state - db_credit),
+    }
