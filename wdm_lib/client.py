@@ -136,8 +136,7 @@ class ShopClient:
         raise_open_file_limit()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, force_close=False)
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-            skip_auto_headers=("User-Agent",), auto_decompress=False)
+            connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s), auto_decompress=False)
         self._slots = asyncio.Semaphore(self.connections)
         return self
 

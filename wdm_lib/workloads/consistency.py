@@ -18,6 +18,7 @@ from wdm_lib.progress import bar
 
 READ_RETRIES = 3
 SETTLE_INTERVAL_S = 0.25
+QUIET_S = 1.0  # unchanged for this long, the target counts as quiet
 
 
 @dataclass
@@ -183,19 +184,32 @@ async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str
 
 
 async def read_settled_state(client: ShopClient, ids: tuple, settle_s: float, desc: str,
-                             progress: bool | None) -> tuple[dict, int]:
-    """Read until two reads in a row agree (the target is quiet) or settle_s runs out; the last read
-    wins. Returns it and how many reads it took."""
+                             progress: bool | None, accept: Callable[[dict], bool] | None = None
+                             ) -> tuple[dict, int]:
+    """Read the state; unless `accept` takes a read, read again until it has not changed for
+    QUIET_S (the target is quiet) or settle_s runs out. The last read wins. Returns it and how many
+    reads it took.
+
+    A system whose reads lag its writes, or that still works off requests we gave up on, gets time
+    to settle before anything is concluded from what it shows."""
     deadline = time.monotonic() + settle_s
     state, reads = await read_state(client, *ids, desc, progress), 1
-    while time.monotonic() < deadline:
+    quiet_since = time.monotonic()
+    while not (accept is not None and accept(state)) and time.monotonic() < deadline:
         await asyncio.sleep(SETTLE_INTERVAL_S)
         again = await read_state(client, *ids, desc, progress)
         reads += 1
-        if again == state:
+        if again != state:
+            state, quiet_since = again, time.monotonic()
+        elif time.monotonic() - quiet_since >= QUIET_S:
             break
-        state = again
     return state, reads
+
+
+def _shows_seeding(sc: ConsistencyScenario, state: dict) -> bool:
+    return (all(v is not None and v["stock"] == sc.item_stock and v["price"] == sc.item_price
+                for v in state["items"].values())
+            and all(v is not None and v["credit"] == sc.user_credit for v in state["users"].values()))
 
 
 async def fire_checkouts(client: ShopClient, seeded: Seeded, prices: dict[str, int], history: HistoryWriter,
@@ -214,8 +228,12 @@ async def fire_checkouts(client: ShopClient, seeded: Seeded, prices: dict[str, i
 
 
 async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWriter,
-                  progress: bool | None = None, on_phase: Callable[[str, float], None] | None = None) -> dict:
-    """Seed, check out, read back. Returns the state dict that state.json holds."""
+                  progress: bool | None = None, on_phase: Callable[[str, float], None] | None = None,
+                  accept_final: Callable[[dict], bool] | None = None) -> dict:
+    """Seed, check out, read back. Returns the state dict that state.json holds.
+
+    `accept_final(state)` may take the first final read as settled (the caller knows when a read
+    leaves nothing in doubt); otherwise the read-back waits for two reads in a row to agree."""
     rng = random.Random(sc.seed)
     clock = time.perf_counter()
 
@@ -229,8 +247,9 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
     async with ShopClient(target, timeout_s=sc.timeout_s, connections=sc.concurrency) as client:
         seeded = await seed(client, sc, history, rng, progress)
         phase("seed")
-        initial, _ = await read_settled_state(client, (seeded.item_ids, seeded.user_ids, []), 0,
-                                              "reading initial state", progress)
+        initial, _ = await read_settled_state(
+            client, (seeded.item_ids, seeded.user_ids, []), sc.settle_s, "reading initial state", progress,
+            accept=lambda s: _shows_seeding(sc, s))
         initial["after_op"] = history.last_op_id
         phase("initial_read")
         prices = {i: v["price"] for i, v in initial["items"].items() if v is not None}
@@ -238,6 +257,7 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
         phase("checkouts")
         final, reads = await read_settled_state(
             client, (seeded.item_ids, seeded.user_ids, list(seeded.orders)), sc.settle_s,
-            "reading final state", progress)
+            "reading final state", progress,
+            accept=None if accept_final is None else lambda f: accept_final({"initial": initial, "final": f}))
         phase("final_read")
     return {"initial": initial, "final": final, "final_reads": reads}

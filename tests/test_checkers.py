@@ -1,0 +1,178 @@
+"""The checkers on hand-made histories and states: each one must catch its fault, including
+faults that cancel out in totals, and must leave unknown outcomes neither success nor failure."""
+
+from wdm_lib.checkers import (check_conservation, check_consistency, check_credit, check_order_contents,
+                              check_orders, check_seeding, check_stock, check_unknowns, original_figures,
+                              resolve_checkouts)
+from wdm_lib.history import Op
+from wdm_lib.workloads.consistency import ConsistencyScenario
+
+SC = ConsistencyScenario(n_items=2, item_stock=10, item_price=1, n_users=2, user_credit=5, n_orders=2, seed=1)
+
+
+DEFAULT = object()
+
+
+def checkout(op_id, order, user, items, outcome, status=DEFAULT, cost=None):
+    """status None: no HTTP status came back (a timeout or a reset)."""
+    status = {"ok": 200, "fail": 400, "unknown": 500}[outcome] if status is DEFAULT else status
+    return Op(op_id, "checkout", order, user, items, cost if cost is not None else sum(q for _, q in items),
+              0, 0, 1, status, outcome)
+
+
+def state(final_items, final_users, orders, initial_items=None, initial_users=None):
+    return {
+        "initial": {"items": initial_items or {"a": {"stock": 10, "price": 1}, "b": {"stock": 10, "price": 1}},
+                    "users": initial_users or {"u1": {"credit": 5}, "u2": {"credit": 5}}, "after_op": -1},
+        "final": {"items": {k: {"stock": v, "price": 1} for k, v in final_items.items()},
+                  "users": {k: {"credit": v} for k, v in final_users.items()},
+                  "orders": {k: {"paid": paid, "items": items, "user_id": user, "total_cost": cost}
+                             for k, (paid, items, user, cost) in orders.items()}},
+    }
+
+
+def names(result):
+    return {a.name for a in result.anomalies}
+
+
+ORDERS = {"o1": (True, [["a", 2]], "u1", 2), "o2": (False, [["b", 3]], "u2", 3)}
+HISTORY = [checkout(0, "o1", "u1", [["a", 2]], "ok"), checkout(1, "o2", "u2", [["b", 3]], "fail")]
+
+
+def test_a_consistent_run_is_valid():
+    result = check_consistency(SC, HISTORY, state({"a": 8, "b": 10}, {"u1": 3, "u2": 5}, ORDERS))
+    assert result.valid, result.anomalies
+    assert result.anomalies == []
+
+
+def test_errors_that_cancel_in_totals_are_caught_per_user_and_per_item():
+    # u1 was charged nothing and u2 was charged 2 for a refused checkout: total credit is right.
+    # Item a kept its stock, item b lost 2: total stock is right too.
+    st = state({"a": 10, "b": 8}, {"u1": 5, "u2": 3}, ORDERS)
+    credit, stock = check_credit(SC, HISTORY, st), check_stock(SC, HISTORY, st)
+    assert names(credit) == {"credit-mismatch"}
+    [c] = credit.anomalies
+    assert c.count == 2 and c.magnitude == 4 and set(c.examples) == {"u1", "u2"}
+    assert {d["id"]: d["diff"] for d in c.details} == {"u1": 2, "u2": -2}
+    assert names(stock) == {"stock-mismatch"}
+    assert stock.anomalies[0].magnitude == 4
+    # Totals cannot see it: the conservation law holds and so do the original's four figures' db parts.
+    assert check_conservation(SC, HISTORY, st).valid
+
+
+def test_conservation_needs_no_client_log():
+    # Stock left the shelves and nobody paid: visible from the states alone, with no history at all.
+    st = state({"a": 7, "b": 10}, {"u1": 5, "u2": 5}, {})
+    result = check_conservation(SC, [], st)
+    assert names(result) == {"conservation"}
+    assert result.anomalies[0].magnitude == 3
+
+
+def test_oversold_and_negative_stock():
+    history = [checkout(i, f"o{i}", "u1", [["a", 4]], "ok", cost=0) for i in range(3)]
+    orders = {f"o{i}": (True, [["a", 4]], "u1", 0) for i in range(3)}
+    st = state({"a": -2, "b": 10}, {"u1": 5, "u2": 5}, orders)
+    result = check_stock(SC, history, st)
+    assert names(result) == {"oversold", "negative-stock"}
+    oversold = next(a for a in result.anomalies if a.name == "oversold")
+    assert oversold.magnitude == 2 and oversold.examples == ["a"]
+
+
+def test_negative_credit():
+    st = state({"a": 8, "b": 10}, {"u1": -1, "u2": 5}, ORDERS)
+    history = [checkout(0, "o1", "u1", [["a", 2]], "ok", cost=6), HISTORY[1]]
+    assert "negative-credit" in names(check_credit(SC, history, st))
+
+
+def test_paid_flag_against_outcomes():
+    orders = {"o1": (False, [["a", 2]], "u1", 2), "o2": (True, [["b", 3]], "u2", 3)}
+    result = check_orders(SC, HISTORY, state({"a": 8, "b": 10}, {"u1": 3, "u2": 5}, orders))
+    assert names(result) == {"paid-flag", "paid-after-refusal"}
+
+
+def test_unknown_is_resolved_from_the_paid_flag_never_counted_blindly():
+    history = [checkout(0, "o1", "u1", [["a", 2]], "unknown", status=500),
+               checkout(1, "o2", "u2", [["b", 3]], "unknown", status=None)]
+    st = state({"a": 8, "b": 10}, {"u1": 3, "u2": 5}, ORDERS)
+    res = resolve_checkouts(history, st)
+    assert [op.order_id for op in res.resolved_happened] == ["o1"]
+    assert [op.order_id for op in res.resolved_not] == ["o2"]
+    result = check_consistency(SC, history, st)
+    # The balances agree with the resolution; the 500 for a checkout that happened is a lost ack.
+    assert names(result) == {"lost-ack"}
+    # A timeout that did not happen is not the system's fault.
+    assert any("unknown outcome" in n for n in result.notes)
+
+
+def test_a_timeout_that_happened_is_not_an_anomaly():
+    history = [checkout(0, "o1", "u1", [["a", 2]], "unknown", status=None), HISTORY[1]]
+    result = check_consistency(SC, history, state({"a": 8, "b": 10}, {"u1": 3, "u2": 5}, ORDERS))
+    assert result.valid, result.anomalies
+    history = [checkout(0, "o1", "u1", [["a", 2]], "unknown", status=504), HISTORY[1]]
+    assert check_unknowns(SC, history, state({"a": 8, "b": 10}, {"u1": 3, "u2": 5}, ORDERS)).valid
+
+
+def test_unresolved_unknowns_widen_the_accepted_range_and_no_further():
+    # o1 was checked out twice with unknown outcomes: the paid flag cannot say how often it happened.
+    history = [checkout(0, "o1", "u1", [["a", 2]], "unknown"), checkout(1, "o1", "u1", [["a", 2]], "unknown")]
+    orders = {"o1": (True, [["a", 2]], "u1", 2)}
+    for stock, credit in ((10, 5), (8, 3), (6, 1)):
+        st = state({"a": stock, "b": 10}, {"u1": credit, "u2": 5}, orders)
+        assert check_stock(SC, history, st).valid and check_credit(SC, history, st).valid
+        assert len(resolve_checkouts(history, st).unresolved) == 2
+    st = state({"a": 4, "b": 10}, {"u1": 5, "u2": 5}, orders)
+    assert names(check_stock(SC, history, st)) == {"stock-mismatch"}
+
+
+def test_phantom_success_shows_in_balances_and_flags():
+    # o2 was refused by the shop but answered 200: nothing changed.
+    history = [HISTORY[0], checkout(1, "o2", "u2", [["b", 3]], "ok")]
+    result = check_consistency(SC, history, state({"a": 8, "b": 10}, {"u1": 3, "u2": 5}, ORDERS))
+    assert {"stock-mismatch", "credit-mismatch", "paid-flag"} <= names(result)
+    assert result.valid is False
+
+
+def test_seeding_and_order_contents():
+    st = state({"a": 8, "b": 10}, {"u1": 3, "u2": 5}, {"o1": (True, [["a", 1]], "u1", 2), "o2": ORDERS["o2"]},
+               initial_items={"a": {"stock": 10, "price": 1}, "b": {"stock": 9, "price": 1}})
+    assert names(check_seeding(SC, HISTORY, st)) == {"lost-seed-write"}
+    assert check_order_contents(SC, HISTORY, st).anomalies[0].examples == ["o1"]
+
+
+def test_operations_before_the_initial_snapshot_are_not_judged():
+    st = state({"a": 8, "b": 10}, {"u1": 3, "u2": 5}, ORDERS)
+    st["initial"]["after_op"] = 0
+    history = [Op(0, "add_stock", items=[["a", 5]], amount=5, outcome="ok")] + [
+        checkout(1, "o1", "u1", [["a", 2]], "ok"), checkout(2, "o2", "u2", [["b", 3]], "fail")]
+    assert check_consistency(SC, history, st).valid
+
+
+def test_stock_and_funds_added_during_the_run_are_accounted():
+    st = state({"a": 13, "b": 10}, {"u1": 8, "u2": 5}, ORDERS)
+    history = HISTORY + [Op(2, "add_stock", items=[["a", 5]], amount=5, outcome="ok"),
+                         Op(3, "add_funds", user_id="u1", amount=5, outcome="ok")]
+    assert check_consistency(SC, history, st).valid
+    # An add whose outcome is unknown may or may not have happened: both finals are accepted.
+    history[-1] = Op(3, "add_funds", user_id="u1", amount=5, outcome="unknown")
+    assert check_credit(SC, history, st).valid
+    assert check_credit(SC, history, state({"a": 13, "b": 10}, {"u1": 3, "u2": 5}, ORDERS)).valid
+
+
+def test_original_figures_as_the_original_defines_them():
+    sc = ConsistencyScenario(n_items=1, item_stock=100, item_price=1, n_users=1000, user_credit=1, seed=1)
+    items = {"i": {"stock": 100, "price": 1}}
+    users = {str(u): {"credit": 1} for u in range(1000)}
+    # 100 checkouts answered 200, 10 answered 500 (the original counts those as successes too),
+    # the rest 400; the database shows stock 0 and 100 credits spent.
+    history = ([checkout(n, f"o{n}", str(n), [["i", 1]], "ok") for n in range(100)]
+               + [checkout(n, f"o{n}", str(n), [["i", 1]], "unknown", status=500) for n in range(100, 110)]
+               + [checkout(n, f"o{n}", str(n), [["i", 1]], "fail") for n in range(110, 1000)])
+    st = {"initial": {"items": items, "users": users, "after_op": -1},
+          "final": {"items": {"i": {"stock": 0, "price": 1}},
+                    "users": {u: {"credit": 0 if int(u) < 100 else 1} for u in users}, "orders": {}}}
+    assert original_figures(sc, history, st) == {
+        "stock_inconsistencies_in_logs": 10,
+        "stock_inconsistencies_in_db": -0,
+        "payment_inconsistencies_in_logs": 10,
+        "payment_inconsistencies_in_db": 0,
+    }

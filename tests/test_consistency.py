@@ -1,0 +1,194 @@
+"""The consistency scenario end to end over real HTTP: the reference shop in every mode, and
+fronts that make it slow, erroring, lagging or broken, as the systems the workbench is judged on."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from shop_proxy import Misbehaviour, ShopProxy
+from wdm_lib.history import read_ops
+from wdm_lib.reference.process import ReferenceShopProcess
+from wdm_lib.runner import run_consistency
+from wdm_lib.workloads.consistency import ConsistencyScenario
+
+
+def files(run):
+    return {p.name for p in run.path.iterdir()}
+
+
+def test_the_default_scenario_on_the_consistent_shop(tmp_path):
+    run, summary = run_consistency(ConsistencyScenario(seed=7), runs_dir=tmp_path)
+    assert summary["valid"] is True and summary["anomalies"] == []
+    assert summary["outcomes"] == {"ok": 100, "fail": 900, "unknown": 0}
+    assert summary["stock_sold"] == 100 and summary["credit_spent"] == 100
+    state = run.read_json("state.json")
+    assert [v["stock"] for v in state["final"]["items"].values()] == [0]
+    assert sum(v["credit"] for v in state["final"]["users"].values()) == 900
+    assert sum(o["paid"] for o in state["final"]["orders"].values()) == 100
+    assert {"manifest.json", "history.csv", "state.json", "summary.json"} <= files(run)
+    manifest = run.read_json("manifest.json")
+    assert manifest["status"] == "completed" and manifest["scenario"]["seed"] == 7
+    assert manifest["target"]["source"] == "embedded reference shop"
+    checkouts = [op for op in read_ops(run.file("history.csv")) if op.kind == "checkout"]
+    assert len(checkouts) == 1000 and all(op.complete_ns >= op.invoke_ns >= op.intended_ns for op in checkouts)
+    assert summary["original"] == {"stock_inconsistencies_in_logs": 0, "stock_inconsistencies_in_db": 0,
+                                   "payment_inconsistencies_in_logs": 0, "payment_inconsistencies_in_db": 0}
+
+
+def test_the_same_seed_builds_the_same_orders(tmp_path):
+    sc = dict(n_items=3, item_stock=5, n_users=20, n_orders=30, items_per_order=2, seed=11)
+    runs = [run_consistency(ConsistencyScenario(**sc), runs_dir=tmp_path)[0] for _ in range(2)]
+    plans = []
+    for run in runs:
+        state = run.read_json("state.json")
+        items = list(state["initial"]["items"])
+        users = list(state["initial"]["users"])
+        # Ids differ between runs; positions in creation order do not.
+        plans.append(sorted((users.index(o["user_id"]), sorted(items.index(i) for i, _ in o["items"]))
+                            for o in state["final"]["orders"].values()))
+    assert plans[0] == plans[1]
+
+
+# Each anomaly under a load that makes it show, and the anomaly the verdict must name.
+ANOMALY_CASES = {
+    "lost-update": ({}, {"oversold", "stock-mismatch"}),
+    "no-rollback": ({"n_users": 100}, {"stock-mismatch", "conservation"}),
+    "phantom-success": ({}, {"paid-flag", "stock-mismatch", "credit-mismatch"}),
+    "lost-ack": ({}, {"lost-ack"}),
+}
+
+
+@pytest.mark.parametrize("anomaly", sorted(ANOMALY_CASES))
+def test_each_anomaly_turns_the_verdict_and_is_named(tmp_path, anomaly):
+    overrides, expected = ANOMALY_CASES[anomaly]
+    run, summary = run_consistency(ConsistencyScenario(seed=3, **overrides), anomaly=anomaly, runs_dir=tmp_path)
+    assert summary["valid"] is False
+    found = {a["name"] for a in summary["anomalies"]}
+    assert expected <= found, found
+    for a in summary["anomalies"]:
+        assert a["count"] > 0 and len(a["examples"]) <= 10
+    assert run.read_json("manifest.json")["target"]["anomaly"] == anomaly
+
+
+@pytest.fixture(scope="module")
+def shop_for_proxies():
+    with ReferenceShopProcess() as shop:
+        yield shop
+
+
+SMALL = dict(n_items=2, item_stock=30, n_users=100, user_credit=2, n_orders=100, seed=5)
+
+
+def test_a_slow_system_with_too_short_a_timeout_still_gets_a_right_verdict(tmp_path, write_urls, shop_for_proxies):
+    # Checkouts one at a time, 20 ms each: 100 of them take 2 s, and the timeout gives up after 0.5 s.
+    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(checkout_delay_s=0.02)) as proxy:
+        run, summary = run_consistency(ConsistencyScenario(timeout_s=0.5, **SMALL),
+                                       urls=write_urls(proxy.urls()), runs_dir=tmp_path)
+    assert summary["outcomes"]["unknown"] > 0
+    assert summary["valid"] is True, summary["anomalies"]
+    assert any("no reply in time" in n for n in summary["notes"])
+    assert summary["checkouts_happened"] == 60  # all the stock sold, timeouts or not
+
+
+def test_a_system_that_answers_503_is_judged_on_what_happened(tmp_path, write_urls, shop_for_proxies):
+    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(checkout_503_every=4)) as proxy:
+        run, summary = run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()),
+                                       runs_dir=tmp_path)
+    assert summary["outcomes"]["unknown"] == 25
+    assert summary["valid"] is True, summary["anomalies"]
+    assert summary["unknown_resolved"] == {"happened": 0, "not_happened": 25, "unresolved": 0}
+
+
+def test_reads_that_lag_writes_are_waited_for_not_judged(tmp_path, write_urls, shop_for_proxies):
+    # Every read answers what it answered up to 0.6 s ago: the first read-back after the checkouts
+    # is stale, so a workbench that judged it would call a consistent system inconsistent.
+    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(read_lag_s=0.6)) as proxy:
+        run, summary = run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()),
+                                       runs_dir=tmp_path)
+    assert summary["valid"] is True, summary["anomalies"]
+    assert run.read_json("state.json")["final_reads"] > 1
+
+
+def wdm(*args, timeout=60):
+    return subprocess.run([sys.executable, "-m", "wdm_lib", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_cli_exit_codes_and_verdict_table(tmp_path):
+    ok = wdm("consistency", "--runs-dir", str(tmp_path), "--seed", "1", "--n-users", "200", "--n-orders", "200")
+    assert ok.returncode == 0, ok.stderr
+    assert "verdict: CONSISTENT" in ok.stdout
+    bad = wdm("consistency", "--runs-dir", str(tmp_path), "--seed", "1", "--anomaly", "phantom-success")
+    assert bad.returncode == 1, bad.stderr
+    assert "verdict: INCONSISTENT" in bad.stdout and "paid-flag" in bad.stdout
+
+
+def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_path, write_urls):
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.monotonic()
+    runs_dir = tmp_path / "runs"
+    r = wdm("consistency", "--urls", str(write_urls(f"http://127.0.0.1:{port}")), "--runs-dir", str(runs_dir),
+            "--timeout", "5")
+    assert r.returncode == 2
+    assert time.monotonic() - started < 5 + 5
+    assert f"http://127.0.0.1:{port}/stock/item/create/1" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    [run_dir] = runs_dir.iterdir()
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "failed" and "cannot connect" in manifest["error"]
+
+
+def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_urls, shop_for_proxies):
+    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(garbage_path="/orders/find")) as proxy:
+        r = wdm("consistency", "--urls", str(write_urls(proxy.urls())), "--runs-dir", str(tmp_path / "runs"),
+                "--n-users", "10", "--n-orders", "10")
+    assert r.returncode == 2
+    assert "GET " in r.stderr and "/orders/find/" in r.stderr and "<html>oops</html>" in r.stderr
+    assert "Traceback" not in r.stderr
+    [run_dir] = (tmp_path / "runs").iterdir()
+    # Everything done before the fault is on disk.
+    assert len(read_ops(run_dir / "history.csv")) > 10
+
+
+@pytest.mark.parametrize("args, fault", [
+    (["--n-users", "0"], "--n-users is 0; expected at least 1"),
+    (["--timeout", "-1"], "--timeout is -1.0; expected a positive number"),
+    (["--anomaly", "nonsense"], "--anomaly 'nonsense' is not known"),
+    (["--urls", "missing.json"], "missing.json: no such file"),
+    (["--urls", "urls.json", "--anomaly", "lost-ack"], "applies only to the embedded reference shop"),
+])
+def test_bad_options_end_in_one_sentence(tmp_path, args, fault):
+    r = wdm("consistency", "--runs-dir", str(tmp_path), *args)
+    assert r.returncode == 2
+    assert fault in r.stderr and "Traceback" not in r.stderr
+
+
+def test_ctrl_c_keeps_the_history_and_marks_the_run_interrupted(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "wdm_lib", "consistency", "--runs-dir", str(tmp_path),
+                             "--n-users", "50000", "--n-orders", "50000"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 30
+    history = None
+    while time.monotonic() < deadline:
+        found = list(tmp_path.glob("*/history.csv"))
+        if found and found[0].stat().st_size > 20_000:
+            history = found[0]
+            break
+        time.sleep(0.1)
+    assert history is not None, "the run did not start recording"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    manifest = json.loads((history.parent / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted"
+    ops = read_ops(history)
+    assert len(ops) > 100 and ops[-1].kind == "fault"
