@@ -1,0 +1,2 @@
+"""The embedded reference shop: the whole shop API on one aiohttp port over SQLite, consistent and
+durable by default, with named anomalies (anomalies.py) that reproduce real bugs on demand."""

@@ -1,0 +1,219 @@
+"""The reference shop's state: items, users and orders in one SQLite file.
+
+One connection, used from the event loop thread only. Every public operation is one transaction,
+so serial calls make the shop consistent; WAL with synchronous=NORMAL makes every commit survive
+a kill -9 of the process (not a power cut, which the shop does not promise).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import uuid
+from contextlib import contextmanager
+from typing import Iterator
+
+# Amounts larger than this are refused so that no sum can leave SQLite's 64-bit integers.
+MAX_VALUE = 2**62
+
+
+class ShopError(Exception):
+    """A refused request: `status` is the HTTP status, the message the one-line reason."""
+
+    status = 400
+
+
+class BadInput(ShopError):
+    status = 400
+
+
+class UnknownId(ShopError):
+    status = 404
+
+
+class NotEnough(ShopError):
+    """Not enough stock or credit (or a total that would overflow): the request changed nothing."""
+
+    status = 409
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY, stock INTEGER NOT NULL, price INTEGER NOT NULL)
+    WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, credit INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, paid INTEGER NOT NULL,
+    items TEXT NOT NULL, total_cost INTEGER NOT NULL) WITHOUT ROWID;
+"""
+
+
+def new_id() -> str:
+    # 32 hex digits never equal a batch id "0".."n-1" for any n the shop accepts.
+    return uuid.uuid4().hex
+
+
+def item_counts(items: list[list]) -> dict[str, int]:
+    """An order's items as {item_id: total quantity}: the same item may be listed twice."""
+    counts: dict[str, int] = {}
+    for item_id, quantity in items:
+        counts[item_id] = counts.get(item_id, 0) + quantity
+    return counts
+
+
+class Order:
+    __slots__ = ("order_id", "user_id", "paid", "items", "total_cost")
+
+    def __init__(self, order_id: str, user_id: str, paid: bool, items: list[list], total_cost: int):
+        self.order_id, self.user_id, self.paid = order_id, user_id, paid
+        self.items, self.total_cost = items, total_cost
+
+    def as_json(self) -> dict:
+        return {"order_id": self.order_id, "paid": self.paid, "items": self.items,
+                "user_id": self.user_id, "total_cost": self.total_cost}
+
+
+class Store:
+    def __init__(self, path: str):
+        # isolation_level=None: no implicit transactions; `transaction()` says where they are.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                                   cached_statements=256)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._x = self._db.execute
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        self._x("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._x("ROLLBACK")
+            raise
+        self._x("COMMIT")
+
+    # ---- stock
+    def create_item(self, price: int) -> str:
+        item_id = new_id()
+        self._x("INSERT INTO items (id, stock, price) VALUES (?, 0, ?)", (item_id, price))
+        return item_id
+
+    def batch_init_items(self, n: int, starting_stock: int, item_price: int) -> None:
+        with self.transaction():
+            self._db.executemany("INSERT OR REPLACE INTO items (id, stock, price) VALUES (?, ?, ?)",
+                                 ((str(i), starting_stock, item_price) for i in range(n)))
+
+    def find_item(self, item_id: str) -> tuple[int, int]:
+        """(stock, price)."""
+        row = self._x("SELECT stock, price FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise UnknownId(f"item {item_id} not found")
+        return row
+
+    def add_stock(self, item_id: str, amount: int) -> None:
+        cur = self._x("UPDATE items SET stock = stock + ? WHERE id = ? AND stock <= ?",
+                      (amount, item_id, MAX_VALUE - amount))
+        if cur.rowcount == 0:
+            self.find_item(item_id)
+            raise NotEnough(f"stock of item {item_id} would exceed {MAX_VALUE}")
+
+    def subtract_stock(self, item_id: str, amount: int) -> None:
+        cur = self._x("UPDATE items SET stock = stock - ? WHERE id = ? AND stock >= ?",
+                      (amount, item_id, amount))
+        if cur.rowcount == 0:
+            self.find_item(item_id)
+            raise NotEnough(f"item {item_id} has less than {amount} in stock")
+
+    def set_stock(self, item_id: str, stock: int) -> None:
+        self._x("UPDATE items SET stock = ? WHERE id = ?", (stock, item_id))
+
+    def take_stock(self, counts: dict[str, int]) -> None:
+        """Subtract every item's quantity, or raise (the caller's transaction rolls back)."""
+        for item_id, quantity in counts.items():
+            if quantity > MAX_VALUE:
+                raise NotEnough(f"item {item_id} has less than {quantity} in stock")
+            self.subtract_stock(item_id, quantity)
+
+    # ---- payment
+    def create_user(self) -> str:
+        user_id = new_id()
+        self._x("INSERT INTO users (id, credit) VALUES (?, 0)", (user_id,))
+        return user_id
+
+    def batch_init_users(self, n: int, starting_money: int) -> None:
+        with self.transaction():
+            self._db.executemany("INSERT OR REPLACE INTO users (id, credit) VALUES (?, ?)",
+                                 ((str(i), starting_money) for i in range(n)))
+
+    def find_credit(self, user_id: str) -> int:
+        row = self._x("SELECT credit FROM users WHERE id = ?", (user_id,)).fetchone()
+        if row is None:
+            raise UnknownId(f"user {user_id} not found")
+        return row[0]
+
+    def add_funds(self, user_id: str, amount: int) -> None:
+        cur = self._x("UPDATE users SET credit = credit + ? WHERE id = ? AND credit <= ?",
+                      (amount, user_id, MAX_VALUE - amount))
+        if cur.rowcount == 0:
+            self.find_credit(user_id)
+            raise NotEnough(f"credit of user {user_id} would exceed {MAX_VALUE}")
+
+    def pay(self, user_id: str, amount: int) -> None:
+        cur = self._x("UPDATE users SET credit = credit - ? WHERE id = ? AND credit >= ?",
+                      (amount, user_id, amount))
+        if cur.rowcount == 0:
+            self.find_credit(user_id)
+            raise NotEnough(f"user {user_id} has less than {amount} credit")
+
+    def set_credit(self, user_id: str, credit: int) -> None:
+        self._x("UPDATE users SET credit = ? WHERE id = ?", (credit, user_id))
+
+    # ---- orders
+    def create_order(self, user_id: str) -> str:
+        self.find_credit(user_id)
+        order_id = new_id()
+        self._x("INSERT INTO orders (id, user_id, paid, items, total_cost) VALUES (?, ?, 0, '[]', 0)",
+                (order_id, user_id))
+        return order_id
+
+    def batch_init_orders(self, n: int, n_items: int, n_users: int, item_price: int) -> None:
+        r = random.Random()
+        rand = r.randrange
+        rows = ((str(i), str(rand(n_users)), f'[["{rand(n_items)}",1],["{rand(n_items)}",1]]')
+                for i in range(n))
+        with self.transaction():
+            self._db.executemany(
+                "INSERT OR REPLACE INTO orders (id, user_id, paid, items, total_cost) "
+                f"VALUES (?, ?, 0, ?, {2 * item_price})", rows)
+
+    def find_order(self, order_id: str) -> Order:
+        row = self._x("SELECT user_id, paid, items, total_cost FROM orders WHERE id = ?",
+                      (order_id,)).fetchone()
+        if row is None:
+            raise UnknownId(f"order {order_id} not found")
+        return Order(order_id, row[0], bool(row[1]), json.loads(row[2]), row[3])
+
+    def add_item(self, order_id: str, item_id: str, quantity: int) -> None:
+        with self.transaction():
+            order = self.find_order(order_id)
+            _, price = self.find_item(item_id)
+            total_cost = order.total_cost + quantity * price
+            if total_cost > MAX_VALUE:
+                raise NotEnough(f"total cost of order {order_id} would exceed {MAX_VALUE}")
+            order.items.append([item_id, quantity])
+            self._x("UPDATE orders SET items = ?, total_cost = ? WHERE id = ?",
+                    (json.dumps(order.items), total_cost, order_id))
+
+    def mark_paid(self, order_id: str) -> None:
+        self._x("UPDATE orders SET paid = 1 WHERE id = ?", (order_id,))
+
+    def checkout(self, order_id: str) -> None:
+        """All or nothing: every item's stock, the user's credit and the paid flag, or no change."""
+        with self.transaction():
+            order = self.find_order(order_id)
+            self.take_stock(item_counts(order.items))
+            self.pay(order.user_id, order.total_cost)
+            self.mark_paid(order_id)
