@@ -118,44 +118,62 @@ def _balance_anomaly(name: str, what: str, rows: list[dict]) -> list[Anomaly]:
 
 # --- the checkers ----------------------------------------------------------------------------------
 
+def _stock_moves(history: list[Op], state: dict) -> tuple[list, list, list]:
+    """(additions with their outcome, checkouts that happened, unresolved checkouts) as
+    ([[item_id, quantity], ...], outcome) pairs."""
+    res = resolve_checkouts(history, state)
+    adds = [(op.items, op.outcome) for op in judged(history, state) if op.kind == "add_stock"]
+    return adds, [(op.items, OK) for op in res.happened], [(op.items, UNKNOWN) for op in res.unresolved]
+
+
+def _credit_moves(history: list[Op], state: dict) -> tuple[list, list, list]:
+    """The same for credit: ([[user_id, amount]], outcome) pairs."""
+    res = resolve_checkouts(history, state)
+    adds = [([[op.user_id, op.amount]], op.outcome) for op in judged(history, state) if op.kind == "add_funds"]
+    return (adds, [([[op.user_id, op.amount]], OK) for op in res.happened],
+            [([[op.user_id, op.amount]], UNKNOWN) for op in res.unresolved])
+
+
+def _compare_balances(initial: dict, final: dict, field_: str, moves: tuple[list, list, list]
+                      ) -> tuple[list[dict], list[dict], list[str]]:
+    """Per id: (rows outside the range the history allows, rows below zero, ids no longer found)."""
+    low, high = _expected_ranges({k: v[field_] for k, v in initial.items() if v is not None}, *moves)
+    mismatch, negative, missing = [], [], []
+    for key, before in initial.items():
+        if before is None:
+            continue
+        after = final.get(key)
+        if after is None:
+            missing.append(key)
+            continue
+        actual = after[field_]
+        if not low[key] <= actual <= high[key]:
+            expected = high[key] if actual > high[key] else low[key]
+            mismatch.append({"id": key, "expected": expected, "actual": actual, "diff": actual - expected})
+        if actual < 0:
+            negative.append({"id": key, "expected": 0, "actual": actual, "diff": actual})
+    return mismatch, negative, missing
+
+
 def check_stock(scenario, history: list[Op], state: dict) -> CheckResult:
     """Per item: final stock against initial + added - quantities of checkouts that happened;
     oversold (more sold than there was) and negative stock."""
-    initial, final = state["initial"]["items"], state["final"]["items"]
-    res = resolve_checkouts(history, state)
-    ops = judged(history, state)
-    low, high = _expected_ranges(
-        {i: v["stock"] for i, v in initial.items() if v is not None},
-        [(op.items, op.outcome) for op in ops if op.kind == "add_stock"],
-        [(op.items, 1) for op in res.happened], [(op.items, 1) for op in res.unresolved])
-    sold = defaultdict(int)
-    for op in res.happened:
-        for item_id, q in _quantities(op.items).items():
+    initial = state["initial"]["items"]
+    moves = _stock_moves(history, state)
+    mismatch, negative, missing = _compare_balances(initial, state["final"]["items"], "stock", moves)
+    adds, happened, _ = moves
+    available = {k: v["stock"] for k, v in initial.items() if v is not None}
+    sold: dict[str, int] = defaultdict(int)
+    for items, outcome in adds:
+        if outcome == OK:
+            for item_id, q in _quantities(items).items():
+                if item_id in available:
+                    available[item_id] += q
+    for items, _ in happened:
+        for item_id, q in _quantities(items).items():
             sold[item_id] += q
-    added = defaultdict(int)
-    for op in ops:
-        if op.kind == "add_stock" and op.outcome == OK:
-            for item_id, q in _quantities(op.items).items():
-                added[item_id] += q
-    mismatch, oversold, negative, missing = [], [], [], []
-    for item_id, before in initial.items():
-        after = final.get(item_id)
-        if before is None:
-            continue
-        if after is None:
-            missing.append(item_id)
-            continue
-        lo, hi = low[item_id], high[item_id]
-        if not lo <= after["stock"] <= hi:
-            expected = hi if after["stock"] > hi else lo
-            mismatch.append({"id": item_id, "expected": expected, "actual": after["stock"],
-                             "diff": after["stock"] - expected})
-        available = before["stock"] + added[item_id]
-        if sold[item_id] > available:
-            oversold.append({"id": item_id, "expected": available, "actual": sold[item_id],
-                             "diff": sold[item_id] - available})
-        if after["stock"] < 0:
-            negative.append({"id": item_id, "expected": 0, "actual": after["stock"], "diff": after["stock"]})
+    oversold = [{"id": i, "expected": available[i], "actual": sold[i], "diff": sold[i] - available[i]}
+                for i in available if sold[i] > available[i]]
     anomalies = (
         _balance_anomaly("stock-mismatch", "final stock differs from initial stock plus additions minus "
                          "the quantities of checkouts that happened", mismatch)
@@ -171,29 +189,8 @@ def check_stock(scenario, history: list[Op], state: dict) -> CheckResult:
 def check_credit(scenario, history: list[Op], state: dict) -> CheckResult:
     """Per user: final credit against initial + funds added - cost of checkouts that happened;
     negative credit."""
-    initial, final = state["initial"]["users"], state["final"]["users"]
-    res = resolve_checkouts(history, state)
-    ops = judged(history, state)
-    low, high = _expected_ranges(
-        {u: v["credit"] for u, v in initial.items() if v is not None},
-        [([[op.user_id, op.amount]], op.outcome) for op in ops if op.kind == "add_funds"],
-        [([[op.user_id, op.amount]], 1) for op in res.happened],
-        [([[op.user_id, op.amount]], 1) for op in res.unresolved])
-    mismatch, negative, missing = [], [], []
-    for user_id, before in initial.items():
-        after = final.get(user_id)
-        if before is None:
-            continue
-        if after is None:
-            missing.append(user_id)
-            continue
-        lo, hi = low[user_id], high[user_id]
-        if not lo <= after["credit"] <= hi:
-            expected = hi if after["credit"] > hi else lo
-            mismatch.append({"id": user_id, "expected": expected, "actual": after["credit"],
-                             "diff": after["credit"] - expected})
-        if after["credit"] < 0:
-            negative.append({"id": user_id, "expected": 0, "actual": after["credit"], "diff": after["credit"]})
+    mismatch, negative, missing = _compare_balances(state["initial"]["users"], state["final"]["users"],
+                                                    "credit", _credit_moves(history, state))
     anomalies = (
         _balance_anomaly("credit-mismatch", "final credit differs from initial credit plus funds added "
                          "minus the cost of checkouts that happened", mismatch)
@@ -204,8 +201,8 @@ def check_credit(scenario, history: list[Op], state: dict) -> CheckResult:
     return CheckResult.of(anomalies)
 
 
-def _expected_ranges(initial: dict[str, int], adds: list[tuple[list, str]], taken: list[tuple[list, int]],
-                     maybe_taken: list[tuple[list, int]]) -> tuple[dict, dict]:
+def _expected_ranges(initial: dict[str, int], adds: list[tuple[list, str]], taken: list[tuple[list, str]],
+                     maybe_taken: list[tuple[list, str]]) -> tuple[dict, dict]:
     """For each id, the lowest and highest final balance the history allows. Definite additions and
     takings move both bounds; unknown additions raise only the upper bound, unresolved takings lower
     only the lower bound."""
@@ -213,6 +210,7 @@ def _expected_ranges(initial: dict[str, int], adds: list[tuple[list, str]], take
 
     def move(bound: dict, pairs: list, sign: int) -> None:
         for key, amount in pairs:
+            key = str(key)
             if key in bound and amount is not None:
                 bound[key] += sign * int(amount)
 
@@ -329,14 +327,14 @@ def check_seeding(scenario, history: list[Op], state: dict) -> CheckResult:
 def check_order_contents(scenario, history: list[Op], state: dict) -> CheckResult:
     """Each order as the target reads it back against what was added to it (items and total cost)."""
     orders = state["final"].get("orders", {})
-    wrong = []
+    wrong: dict[str, None] = {}  # ordered set: examples in history order
     for op in history:
         if op.kind != CHECKOUT or op.order_id in wrong:
             continue
         order = orders.get(op.order_id)
         if order is None or (_quantities(order["items"]) != _quantities(op.items)
                              or order["total_cost"] != op.amount or str(order["user_id"]) != op.user_id):
-            wrong.append(op.order_id)
+            wrong[op.order_id] = None
     if not wrong:
         return CheckResult.of([])
     return CheckResult.of([Anomaly("order-contents", len(wrong), len(wrong), _examples(wrong),
