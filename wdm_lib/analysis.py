@@ -1,5 +1,6 @@
-"""Runs -> figures: percentiles, outcome counts, DataFrames for the notebooks. Pure functions;
-pandas is imported only by the functions that return DataFrames, so the CLI starts fast."""
+"""Runs -> figures: run folders loaded into DataFrames, percentiles, outcome counts, time series;
+what the notebooks call. Apart from the load_* readers, pure functions. pandas is imported only by
+the functions that return DataFrames, so the CLI starts fast."""
 
 from __future__ import annotations
 
@@ -24,3 +25,230 @@ def latency_percentiles(latencies_ms: Iterable[float]) -> dict[str, float | int 
     out["max"] = values[-1] if n else None
     out["mean"] = sum(values) / n if n else None
     return out
+
+
+OUTCOMES = ("ok", "fail", "unknown")
+
+
+def run_overview(manifest: dict):
+    """What a run was and how it ended, then its scenario's parameters: one row per figure."""
+    import pandas as pd
+
+    target = manifest.get("target") or {}
+    rows = {"run": manifest["id"], "status": manifest.get("status"), "error": manifest.get("error"),
+            "target": target.get("source"), "anomaly": target.get("anomaly"),
+            "started": manifest.get("started_at"), "ended": manifest.get("ended_at")}
+    rows.update(manifest.get("scenario") or {})
+    return pd.DataFrame({"value": [("" if v is None else str(v)) for v in rows.values()]}, index=list(rows))
+
+
+# --- consistency runs -------------------------------------------------------------------------------
+
+def load_history(run_path):
+    """A run's history.csv as a DataFrame (see wdm_lib.history.read_history)."""
+    from pathlib import Path
+
+    from wdm_lib.history import read_history
+
+    return read_history(Path(run_path) / "history.csv")
+
+
+def checkouts(history):
+    return history[history["kind"] == "checkout"]
+
+
+def outcome_counts(frame):
+    """ok / fail / unknown counts of the rows' outcomes, zeros included."""
+    return frame["outcome"].value_counts().reindex(list(OUTCOMES), fill_value=0).rename("count")
+
+
+def percentile_table(frame, by, value: str = "latency_ms"):
+    """One row per group (by: a column name or list of them) with latency_percentiles of `value`:
+    the same exact, nearest-rank figures summary.json holds. Groups sorted, empty ones left out."""
+    import pandas as pd
+
+    rows = {key: latency_percentiles(group[value].tolist())
+            for key, group in frame.groupby(by, observed=True, sort=True) if len(group)}
+    table = pd.DataFrame.from_dict(rows, orient="index")
+    if isinstance(by, (list, tuple)) and len(table):
+        table.index = pd.MultiIndex.from_tuples(table.index, names=by)
+    else:
+        table.index.name = by
+    return table
+
+
+def outcome_percentiles(checkout_frame):
+    """Latency percentiles per outcome, in OUTCOMES order, outcomes that never occurred left out
+    (as in summary.json)."""
+    table = percentile_table(checkout_frame, "outcome")
+    return table.reindex([o for o in OUTCOMES if o in table.index])
+
+
+def cdf(values):
+    """Sorted values against the fraction of values at or below each."""
+    import numpy as np
+    import pandas as pd
+
+    x = np.sort(np.asarray(values, dtype="float64"))
+    return pd.DataFrame({"value": x, "fraction": np.arange(1, len(x) + 1) / max(len(x), 1)})
+
+
+def timeline(checkout_frame):
+    """Each checkout's start and end in seconds from the first one's start, ordered by start."""
+    import pandas as pd
+
+    if checkout_frame.empty:
+        return pd.DataFrame(columns=["start_s", "end_s", "outcome"])
+    t0 = checkout_frame["invoke_ns"].min()
+    out = pd.DataFrame({
+        "start_s": (checkout_frame["invoke_ns"] - t0).astype("float64") / 1e9,
+        "end_s": (checkout_frame["complete_ns"] - t0).astype("float64") / 1e9,
+        "outcome": checkout_frame["outcome"],
+    })
+    return out.sort_values("start_s", kind="stable").reset_index(drop=True)
+
+
+def in_flight(starts, ends):
+    """Requests in flight over time: a step series that rises at each start and falls at each end.
+    At equal times ends count first, so back-to-back requests do not show as overlapping."""
+    import numpy as np
+    import pandas as pd
+
+    starts, ends = np.asarray(starts, dtype="float64"), np.asarray(ends, dtype="float64")
+    t = np.concatenate([ends, starts])
+    step = np.concatenate([-np.ones(len(ends), dtype="int64"), np.ones(len(starts), dtype="int64")])
+    order = np.lexsort((step, t))  # by time, then -1 before +1
+    return pd.DataFrame({"t_s": t[order], "in_flight": np.cumsum(step[order])})
+
+
+def findings_table(summary: dict):
+    """The original benchmark's four figures beside the workbench's anomalies, in one table."""
+    import pandas as pd
+
+    labels = {
+        "stock_inconsistencies_in_logs": "stock inconsistencies in logs",
+        "stock_inconsistencies_in_db": "stock inconsistencies in db",
+        "payment_inconsistencies_in_logs": "payment inconsistencies in logs",
+        "payment_inconsistencies_in_db": "payment inconsistencies in db",
+    }
+    rows = [{"source": "original benchmark", "figure": labels.get(k, k), "count": "", "magnitude": v,
+             "meaning": "0 when consistent, by the original's own arithmetic"}
+            for k, v in summary["original"].items()]
+    rows += [{"source": "workbench", "figure": a["name"], "count": a["count"], "magnitude": a["magnitude"],
+              "meaning": a["description"]} for a in summary["anomalies"]]
+    if not summary["anomalies"]:
+        rows.append({"source": "workbench", "figure": "no anomaly", "count": 0, "magnitude": 0,
+                     "meaning": "every balance, flag and reply agrees with what happened"})
+    # The original has no counts: its rows leave that column blank.
+    return pd.DataFrame(rows, columns=["source", "figure", "count", "magnitude", "meaning"]).set_index(["source", "figure"])
+
+
+def deviations(summary: dict, state: dict):
+    """Every per-id row the anomalies carry (expected, actual, diff), each marked as an item's, a
+    user's or the whole shop's by where its id appears in the run's state."""
+    import pandas as pd
+
+    items, users = state["initial"]["items"], state["initial"]["users"]
+    rows = []
+    for a in summary["anomalies"]:
+        for d in a.get("details", []):
+            of = "item" if d["id"] in items else "user" if d["id"] in users else "total"
+            rows.append({"anomaly": a["name"], "of": of, "id": d["id"], "expected": d["expected"],
+                         "actual": d["actual"], "diff": d["diff"]})
+    return pd.DataFrame(rows, columns=["anomaly", "of", "id", "expected", "actual", "diff"])
+
+
+# --- stress runs -------------------------------------------------------------------------------------
+
+REQUEST_COLUMNS = {"start_ns": "int64", "name": "category", "method": "category", "status": "Int16",
+                   "latency_us": "float64", "outcome": "category"}
+LOCUST_HISTORY_COLUMNS = {"Timestamp": "t", "User Count": "users", "Requests/s": "rps",
+                          "Failures/s": "failures_per_s", "50%": "p50", "95%": "p95", "99%": "p99",
+                          "Total Request Count": "requests", "Total Failure Count": "failures"}
+LOCUST_TOTAL = "Aggregated"  # Locust's name for the row over every request
+
+
+def load_requests(run_path):
+    """Every raw request row (requests-*.csv, one file per Locust process) in one DataFrame with
+    latency_ms and t_s (seconds since the first request started). Columns are typed as they are
+    read, so a million rows take tens of megabytes; a torn last line from a crash is dropped."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    files = sorted(Path(run_path).glob("requests-*.csv"))
+    parts = [pd.read_csv(f, usecols=list(REQUEST_COLUMNS), dtype=REQUEST_COLUMNS, on_bad_lines="skip",
+                         engine="c") for f in files]
+    if parts:
+        frame = pd.concat(parts, ignore_index=True)
+        # concat of categoricals with different categories falls back to object: type them again.
+        for col in ("name", "method", "outcome"):
+            frame[col] = frame[col].astype("category")
+    else:
+        frame = pd.DataFrame({c: pd.Series(dtype=t) for c, t in REQUEST_COLUMNS.items()})
+    frame = frame.dropna(subset=["latency_us"])
+    frame["latency_ms"] = frame.pop("latency_us") / 1000
+    t0 = frame["start_ns"].min() if len(frame) else 0
+    frame["t_s"] = (frame["start_ns"] - t0) / 1e9
+    return frame
+
+
+def load_locust_history(run_path):
+    """Locust's locust_stats_history.csv, the row over all requests at each sample, with short
+    column names (t_s: seconds since the first sample) and N/A (no request yet) as NaN."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    raw = pd.read_csv(Path(run_path) / "locust_stats_history.csv", na_values=["N/A"])
+    frame = raw[raw["Name"] == LOCUST_TOTAL][list(LOCUST_HISTORY_COLUMNS)].rename(columns=LOCUST_HISTORY_COLUMNS)
+    frame = frame.reset_index(drop=True)
+    frame["t_s"] = frame["t"] - frame["t"].min()
+    return frame
+
+
+def load_locust_stats(run_path):
+    """Locust's own end-of-run figures (locust_stats.csv), indexed like percentile_table's rows:
+    (method, name), the total as ("", "Aggregated"). Its percentiles are approximations: Locust
+    rounds response times into buckets before it counts them."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    raw = pd.read_csv(Path(run_path) / "locust_stats.csv", na_values=["N/A"], keep_default_na=False,
+                      dtype={"Type": str, "Name": str})
+    frame = pd.DataFrame({"method": raw["Type"], "name": raw["Name"], "count": raw["Request Count"],
+                          "failures": raw["Failure Count"], "p50": raw["50%"], "p95": raw["95%"],
+                          "p99": raw["99%"], "max": raw["Max Response Time"], "rps": raw["Requests/s"]})
+    return frame.set_index(["method", "name"])
+
+
+def stress_percentiles(requests, locust_stats):
+    """Exact percentiles from the raw rows, per request ("METHOD name") and over all (Locust's
+    "Aggregated"), beside Locust's own approximations of the same figures (columns 'locust ...')."""
+    import pandas as pd
+
+    exact = percentile_table(requests, ["method", "name"])
+    total = pd.DataFrame([latency_percentiles(requests["latency_ms"].tolist())],
+                         index=pd.MultiIndex.from_tuples([("", LOCUST_TOTAL)], names=["method", "name"]))
+    exact = pd.concat([exact, total])
+    theirs = locust_stats[["count", "p50", "p95", "p99", "max"]].add_prefix("locust ")
+    table = exact.join(theirs, how="left")
+    table.index = pd.Index([f"{method} {name}".strip() for method, name in table.index], name="request")
+    return table
+
+
+def step_figures(requests, steps: list[int], step_time_s: float):
+    """Throughput and exact p99 in each step of a step load: step i holds the requests that started
+    in [i * step_time, (i + 1) * step_time) after the first request; later ones are left out."""
+    import numpy as np
+    import pandas as pd
+
+    index = np.floor(requests["t_s"].to_numpy() / step_time_s).astype("int64")
+    rows = []
+    for i, users in enumerate(steps):
+        latencies = requests["latency_ms"].to_numpy()[index == i]
+        rows.append({"step": i + 1, "users": users, "requests": len(latencies),
+                     "throughput_rps": len(latencies) / step_time_s,
+                     "p99_ms": latency_percentiles(latencies.tolist())["p99"]})
+    return pd.DataFrame(rows, columns=["step", "users", "requests", "throughput_rps", "p99_ms"])

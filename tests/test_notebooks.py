@@ -1,0 +1,215 @@
+"""The notebooks: committed clean, parameterised like the scenario, and, executed by papermill
+against the embedded reference shop, showing the very figures summary.json holds."""
+
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+from bs4 import BeautifulSoup
+
+from synthetic_stress import make_stress_run
+from wdm_lib.config import PROJECT_ROOT
+from wdm_lib.reference.process import ReferenceShopProcess
+from wdm_lib.report import execute
+from wdm_lib.workloads.consistency import ConsistencyScenario
+
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+CONSISTENCY, STRESS = NOTEBOOKS / "consistency.ipynb", NOTEBOOKS / "stress.ipynb"
+
+
+# --- reading an executed notebook ---------------------------------------------------------------------
+
+def cell(nb, tag):
+    found = [c for c in nb.cells if tag in c.metadata.get("tags", [])]
+    assert len(found) == 1, f"one cell tagged {tag!r}"
+    errors = [o for o in found[0].outputs if o.output_type == "error"]
+    assert not errors, errors
+    return found[0]
+
+
+def text(nb, tag) -> str:
+    """What a cell printed and every markdown it displayed."""
+    parts = []
+    for o in cell(nb, tag).outputs:
+        if o.output_type == "stream":
+            parts.append(o.text)
+        elif "text/markdown" in o.get("data", {}):
+            parts.append(o.data["text/markdown"])
+    return "\n".join(parts)
+
+
+def tables(nb, tag) -> list[dict[str, list[str]]]:
+    """Each DataFrame a cell displayed, as {row label: [cell texts]} read from its HTML (the row label
+    joins the index levels with '|'); the header row under the key 'columns'."""
+    out = []
+    for o in cell(nb, tag).outputs:
+        html = o.get("data", {}).get("text/html")
+        if not html:
+            continue
+        table = BeautifulSoup(html, "html.parser").find("table")
+        body = table.find("tbody").find_all("tr")
+        levels = max(len(tr.find_all("th")) for tr in body)
+        head = [th.get_text(strip=True) for th in table.find("thead").find_all("tr")[0].find_all("th")]
+        rows, last = {"columns": head[levels:]}, []
+        for tr in body:
+            ths, tds = tr.find_all("th"), [td.get_text(strip=True) for td in tr.find_all("td")]
+            # a MultiIndex shows each outer label once (rowspan): carry it down
+            labels = [th.get_text(strip=True) for th in ths]
+            labels = last[: len(last) - len(labels)] + labels if len(labels) < len(last) else labels
+            last = labels
+            rows["|".join(labels)] = tds
+        out.append(rows)
+    return out
+
+
+def figures(nb, tag) -> int:
+    return sum("image/png" in o.get("data", {}) for o in cell(nb, tag).outputs)
+
+
+def as_row(table, label) -> dict[str, float]:
+    return {col: float(v) for col, v in zip(table["columns"], table[label])}
+
+
+def assert_percentiles_shown(row: dict, figures: dict):
+    """The notebook shows figures rounded to 3 decimals."""
+    for key, value in figures.items():
+        assert row[key] == pytest.approx(round(value, 3), abs=6e-4), key
+
+
+# --- the committed notebooks ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", [CONSISTENCY, STRESS], ids=lambda p: p.name)
+def test_notebooks_are_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(not c.outputs and c.execution_count is None for c in code)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+def test_consistency_parameters_are_the_scenarios_with_its_defaults():
+    params = papermill.inspect_notebook(str(CONSISTENCY))
+    defaults = ConsistencyScenario(seed=0)
+    expected = {f.name: repr(getattr(defaults, f.name)) for f in fields(ConsistencyScenario)}
+    expected["seed"] = "None"
+    assert {k: params[k]["default"] for k in expected} == expected
+    assert {k: params[k]["default"] for k in ("urls", "run_dir", "runs_dir", "anomaly")} == dict.fromkeys(
+        ("urls", "run_dir", "runs_dir", "anomaly"), "None")
+
+
+def test_stress_parameters():
+    params = papermill.inspect_notebook(str(STRESS))
+    assert set(params) == {"urls", "run_dir", "runs_dir", "users", "spawn_rate", "run_time", "processes",
+                           "steps", "step_time"}
+
+
+def test_the_kernel_is_the_interpreter_running_the_tests(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import sys; print(sys.prefix)")])
+    nbformat.write(nb, tmp_path / "in.ipynb")
+    execute(tmp_path / "in.ipynb", tmp_path / "out.ipynb", {}, cwd=tmp_path)
+    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert out.cells[0].outputs[0].text.strip() == sys.prefix
+
+
+# --- executed -----------------------------------------------------------------------------------------
+
+def only_run(runs_dir: Path) -> Path:
+    made = list(runs_dir.iterdir())
+    assert len(made) == 1, made
+    return made[0]
+
+
+def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_figures(tmp_path, monkeypatch):
+    """The default (original) scenario, made by the notebook itself on a faulty embedded shop."""
+    import time
+
+    monkeypatch.chdir(NOTEBOOKS)
+    started = time.monotonic()
+    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               parameters={"runs_dir": str(tmp_path / "runs"), "anomaly": "lost-update", "seed": 3},
+                               progress_bar=False)
+    assert time.monotonic() - started < 30
+    run = only_run(tmp_path / "runs")
+    summary = json.loads((run / "summary.json").read_text())
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert summary["verdict"] == "inconsistent" and summary["checkouts"] == 1000
+
+    shown = text(nb, "verdict")
+    assert "**INCONSISTENT**" in shown and run.name in shown
+    o = summary["outcomes"]
+    assert f"{summary['checkouts']} checkouts: {o['ok']} ok, {o['fail']} refused, {o['unknown']} unknown" in shown
+
+    findings = tables(nb, "findings")[0]
+    original = summary["original"]
+    assert findings["original benchmark|stock inconsistencies in logs"][1] == str(original["stock_inconsistencies_in_logs"])
+    assert findings["original benchmark|payment inconsistencies in db"][1] == str(original["payment_inconsistencies_in_db"])
+    for a in summary["anomalies"]:
+        assert findings[f"workbench|{a['name']}"][:2] == [str(a["count"]), str(a["magnitude"])]
+
+    counts = tables(nb, "outcomes")[0]
+    assert as_row(counts, "count") == {k: float(v) for k, v in summary["outcomes"].items()}
+
+    percentiles = tables(nb, "percentiles")[0]
+    assert [k for k in percentiles if k != "columns"] == list(summary["latency_ms"])
+    for outcome, figures_ in summary["latency_ms"].items():
+        assert_percentiles_shown(as_row(percentiles, outcome), figures_)
+
+    assert figures(nb, "cdf") == 1 and figures(nb, "timeline") == 1
+
+    shown_tables = tables(nb, "deviations")
+    users = [a for a in summary["anomalies"] if a["name"] == "credit-mismatch"][0]
+    user_table = [t for t in shown_tables if any(r[1] == users["details"][0]["id"] for k, r in t.items() if k != "columns")][0]
+    assert len(user_table) - 1 == min(25, len(users["details"]))
+    first = users["details"][0]
+    assert user_table["0"] == ["credit-mismatch", first["id"], str(first["expected"]), str(first["actual"]), str(first["diff"])]
+    assert "**item**: 2 deviations" in text(nb, "deviations") and f"**user**: {len(users['details'])} deviations" in text(nb, "deviations")
+
+
+def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_path, monkeypatch):
+    with ReferenceShopProcess() as shop:
+        (tmp_path / "team.json").write_text(json.dumps(shop.urls()))
+        monkeypatch.chdir(tmp_path)
+        papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                   parameters={"urls": "team.json", "runs_dir": "runs", "n_users": 50,
+                                               "n_orders": 60, "item_stock": 20, "seed": 5},
+                                   progress_bar=False)
+    run = only_run(tmp_path / "runs")
+    manifest = json.loads((run / "manifest.json").read_text())
+    summary = json.loads((run / "summary.json").read_text())
+    assert manifest["target"]["source"] == str(tmp_path / "team.json")
+    assert summary["verdict"] == "consistent" and summary["outcomes"] == {"ok": 20, "fail": 40, "unknown": 0}
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert "**CONSISTENT**" in text(nb, "verdict") and "team.json" in text(nb, "verdict")
+    assert as_row(tables(nb, "outcomes")[0], "count") == {"ok": 20.0, "fail": 40.0, "unknown": 0.0}
+    assert "No deviation" in text(nb, "deviations") and tables(nb, "deviations") == []
+    assert "workbench|no anomaly" in tables(nb, "findings")[0]
+
+
+def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):
+    run = make_stress_run(tmp_path / "runs" / "r1", rows=4000, duration_s=12, steps=[10, 20, 40])
+    summary = json.loads((run / "summary.json").read_text())
+    papermill.execute_notebook(str(STRESS), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               parameters={"run_dir": str(run)}, progress_bar=False, cwd=str(NOTEBOOKS))
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+
+    assert f"**{summary['requests']:,} requests**, {summary['failures']:,} failures" in text(nb, "headline")
+    assert f"{summary['throughput_rps']:.1f} requests/s" in text(nb, "headline")
+    assert as_row(tables(nb, "outcomes")[0], "count") == {k: float(v) for k, v in summary["outcomes"].items()}
+    exact = tables(nb, "percentiles")[0]
+    assert_percentiles_shown(as_row(exact, "Aggregated"), summary["latency_ms"])
+    assert as_row(exact, "Aggregated")["locust p99"] == summary["locust"]["p99_ms"]
+    for name, figures_ in summary["by_name"].items():
+        label = [k for k in exact if k.endswith(" " + name)][0]
+        assert_percentiles_shown(as_row(exact, label), figures_)
+    steps = tables(nb, "steps")[0]
+    assert [as_row(steps, str(i))["users"] for i in range(3)] == [10, 20, 40]
+    for i, step in enumerate(summary["steps"]):
+        row = as_row(steps, str(i))
+        assert row["throughput_rps"] == pytest.approx(step["throughput_rps"], abs=1e-3)
+        assert row["p99_ms"] == pytest.approx(step["p99_ms"], abs=1e-3)
+    assert figures(nb, "throughput") == figures(nb, "percentiles-over-time") == figures(nb, "histogram") == 1
+    assert figures(nb, "steps") == 1

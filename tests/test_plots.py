@@ -1,0 +1,93 @@
+"""wdm_lib.plots: each chart draws what it is given, from small hand-made frames."""
+
+import io
+
+import numpy as np
+import pandas as pd
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+
+from wdm_lib import analysis, plots
+
+
+def png(fig: Figure) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def legend_labels(ax) -> list[str]:
+    return [t.get_text() for t in ax.get_legend().get_texts()]
+
+
+def test_latency_cdf_draws_one_curve_per_outcome_from_zero_to_one():
+    fig = plots.latency_cdf({"ok": analysis.cdf([1.0, 2.0, 4.0]), "fail": analysis.cdf([3.0]),
+                             "unknown": analysis.cdf([])})
+    ax = fig.axes[0]
+    assert legend_labels(ax) == ["ok (3)", "fail (1)"]
+    ok = ax.lines[0]
+    assert list(ok.get_xdata()) == [1.0, 2.0, 4.0] and ok.get_ydata()[-1] == 1.0
+    assert ax.get_xscale() == "log"
+    assert png(fig).startswith(b"\x89PNG")
+
+
+def test_checkout_timeline_draws_every_checkout_and_the_in_flight_steps():
+    tl = pd.DataFrame({"start_s": [0.0, 0.1, 0.2], "end_s": [0.5, 0.3, 0.4], "outcome": ["ok", "fail", "ok"]})
+    flight = analysis.in_flight(tl["start_s"], tl["end_s"])
+    fig = plots.checkout_timeline(tl, flight)
+    top, bottom = fig.axes
+    segments = [seg for c in top.collections if isinstance(c, LineCollection) for seg in c.get_segments()]
+    assert sorted((s[0][0], s[1][0]) for s in segments) == [(0.0, 0.5), (0.1, 0.3), (0.2, 0.4)]
+    assert sorted(legend_labels(top)) == ["fail (1)", "ok (2)"]
+    assert max(bottom.lines[0].get_ydata()) == 3
+    png(fig)
+
+
+def locust_history():
+    return pd.DataFrame({"t_s": [0, 1, 2], "users": [0, 5, 10], "rps": [0.0, 40.0, 80.0],
+                         "failures_per_s": [0.0, 1.0, 2.0], "p50": [np.nan, 10, 12], "p95": [np.nan, 20, 25],
+                         "p99": [np.nan, 30, 40]})
+
+
+def test_throughput_shows_requests_failures_and_users_on_a_second_axis():
+    fig = plots.throughput(locust_history())
+    ax, users = fig.axes
+    assert legend_labels(ax) == ["requests/s", "failures/s", "users"]
+    assert list(ax.lines[0].get_ydata()) == [0.0, 40.0, 80.0]
+    assert list(users.lines[0].get_ydata()) == [0, 5, 10]
+    png(fig)
+
+
+def test_percentiles_over_time_draws_p50_p95_p99():
+    fig = plots.percentiles_over_time(locust_history())
+    ax = fig.axes[0]
+    assert legend_labels(ax) == ["p50", "p95", "p99"]
+    assert list(ax.lines[2].get_ydata())[1:] == [30, 40]
+    png(fig)
+
+
+def test_latency_histogram_counts_every_request_and_marks_percentiles():
+    values = np.array([0.0, 1.0, 2.0, 2.0, 5.0, 100.0])
+    fig = plots.latency_histogram(values, {"p50": 2.0, "p99": 100.0})
+    ax = fig.axes[0]
+    counts = ax.patches[0].get_data().values  # the StepPatch of ax.stairs
+    assert counts.sum() == len(values)  # the 0 ms request is clipped into the first bin, not lost
+    assert [line.get_xdata()[0] for line in ax.lines] == [2.0, 100.0]
+    assert legend_labels(ax) == ["p50 2.0 ms", "p99 100.0 ms"]
+    png(fig)
+
+
+def test_latency_histogram_of_nothing_is_an_empty_chart():
+    fig = plots.latency_histogram(np.array([]))
+    assert len(fig.axes[0].patches) == 0 and "0 requests" in fig.axes[0].get_title()
+    png(fig)
+
+
+def test_steps_chart_puts_throughput_against_p99_labelled_with_users():
+    steps = pd.DataFrame({"step": [1, 2], "users": [10, 20], "requests": [100, 180],
+                          "throughput_rps": [100.0, 180.0], "p99_ms": [12.0, 30.0]})
+    fig = plots.steps_throughput_p99(steps)
+    ax = fig.axes[0]
+    assert list(ax.lines[0].get_xdata()) == [100.0, 180.0] and list(ax.lines[0].get_ydata()) == [12.0, 30.0]
+    assert [t.get_text() for t in ax.texts] == ["10 users", "20 users"]
+    png(fig)

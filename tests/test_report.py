@@ -1,0 +1,110 @@
+"""`wdm report` and wdm_lib.report: rendered HTML that opens offline with the code hidden, the
+index of every run, and errors as one sentence."""
+
+import json
+import re
+import shutil
+
+import pytest
+
+from synthetic_stress import make_stress_run
+from wdm_lib import report
+from wdm_lib.cli import main
+from wdm_lib.errors import WorkbenchError
+from wdm_lib.runner import run_consistency
+from wdm_lib.workloads.consistency import ConsistencyScenario
+
+
+@pytest.fixture(scope="module")
+def reports(tmp_path_factory):
+    """reports/ with a consistency run (faulty shop) and a stress run in reports/runs, both rendered."""
+    reports_dir = tmp_path_factory.mktemp("reports")
+    run, _ = run_consistency(ConsistencyScenario(n_users=40, n_orders=50, item_stock=10, seed=2),
+                             anomaly="no-rollback", runs_dir=reports_dir / "runs")
+    stress = make_stress_run(reports_dir / "runs" / "20250101-000000-stress-abcd", rows=2000, duration_s=10)
+    # by default, a report lands beside the runs folder that holds its run
+    rendered = {"consistency": report.render(run.path), "stress": report.render(stress, reports_dir)}
+    return reports_dir, run, stress, rendered
+
+
+def offline(html: str) -> bool:
+    """No script, stylesheet or image loaded from the network."""
+    return not re.search(r"""<(script|link|img)\b[^>]*(src|href)\s*=\s*["']?(https?:)?//""", html, re.I)
+
+
+def test_render_writes_an_offline_report_with_code_hidden_and_charts_embedded(reports):
+    reports_dir, run, _, rendered = reports
+    html = rendered["consistency"].read_text()
+    assert rendered["consistency"] == reports_dir / f"{run.id}.html"
+    summary = json.loads((run.path / "summary.json").read_text())
+    assert summary["verdict"] == "inconsistent"
+    assert "INCONSISTENT" in html and run.id in html
+    assert offline(html)
+    assert html.count("data:image/png;base64,") >= 2
+    assert "consistency_run(" not in html and "import pandas" not in html  # code cells' inputs hidden
+    assert (run.path / "report.ipynb").is_file()  # the executed notebook, kept beside the run
+    stress_html = rendered["stress"].read_text()
+    assert offline(stress_html) and stress_html.count("data:image/png;base64,") >= 3
+
+
+def test_index_lists_every_run_with_its_headline_figures_and_link(reports):
+    reports_dir, run, stress, _ = reports
+    index = (reports_dir / "index.html").read_text()
+    summary = json.loads((run.path / "summary.json").read_text())
+    rows = re.findall(r"<tr>(.*?)</tr>", index, re.S)[1:]
+    assert len(rows) == 2
+    cells = {re.sub("<[^>]+>", "", r.split("</td>")[0]): re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows}
+    mine = cells[run.id]
+    o = summary["outcomes"]
+    assert f'<a href="{run.id}.html">' in mine[0]
+    assert mine[1:3] == ["consistency", "completed"] and "(no-rollback)" in mine[4]
+    assert mine[5] == "inconsistent" and mine[6] == f"{o['ok']} / {o['fail']} / {o['unknown']}"
+    assert all(a["name"] in mine[7] for a in summary["anomalies"])
+    stress_summary = json.loads((stress / "summary.json").read_text())
+    theirs = cells[stress.name]
+    assert theirs[8] == f"{stress_summary['requests']:,}" and theirs[10] == f"{stress_summary['latency_ms']['p99']:.1f}"
+    assert offline(index)
+
+
+def test_index_shows_an_unrendered_run_without_a_link(reports, tmp_path):
+    reports_dir, run, _, _ = reports
+    copy = tmp_path / "reports"
+    shutil.copytree(reports_dir / "runs", copy / "runs")
+    assert main(["report", "--index", "--reports-dir", str(copy)]) == 0
+    index = (copy / "index.html").read_text()
+    assert run.id in index and "<a href" not in index
+
+
+def test_report_errors_are_one_sentence_naming_the_path(tmp_path, capsys):
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'missing'}: no such folder" in err and "Traceback" not in err
+
+    assert main(["report", str(tmp_path)]) == 2
+    assert f"{tmp_path}: no manifest.json there" in capsys.readouterr().err
+
+    assert main(["report"]) == 2
+    assert "RUN_DIR" in capsys.readouterr().err
+
+
+def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):
+    _, run, _, _ = reports
+    broken = tmp_path / run.id
+    shutil.copytree(run.path, broken)
+    (broken / "summary.json").write_text("{not json")
+    assert main(["report", str(broken), "--reports-dir", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "consistency.ipynb" in err and "JSONDecodeError" in err and str(broken / "report.ipynb") in err
+    assert not (tmp_path / "out" / f"{run.id}.html").exists()
+
+
+def test_render_refuses_a_run_whose_summary_is_missing_with_the_runs_error(reports, tmp_path):
+    _, run, _, _ = reports
+    failed = tmp_path / run.id
+    shutil.copytree(run.path, failed)
+    (failed / "summary.json").unlink()
+    manifest = json.loads((failed / "manifest.json").read_text())
+    (failed / "manifest.json").write_text(json.dumps({**manifest, "status": "failed", "error": "target went away"}))
+    with pytest.raises(WorkbenchError, match="ended failed \\(target went away\\)"):
+        report.render(failed, tmp_path / "out")

@@ -1,0 +1,69 @@
+"""What the notebooks call to get their run: the folder their `run_dir` parameter names, or a new
+run made from their other parameters. Kept here so a notebook is parameters, calls and charts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from wdm_lib import runs
+from wdm_lib.config import PROJECT_ROOT
+from wdm_lib.errors import WorkbenchError
+
+
+def open_run(run_dir: str | Path, kind: str) -> runs.Run:
+    """A completed run of that kind; a relative path is looked up in the working folder, then the
+    project root (as urls.json is), so the notebooks work from the root and from notebooks/."""
+    path = Path(run_dir).expanduser()
+    if not path.is_absolute() and not path.is_dir() and (PROJECT_ROOT / path).is_dir():
+        path = PROJECT_ROOT / path
+    if not path.is_dir():
+        raise WorkbenchError(f"{run_dir}: no such folder; expected a run folder made by wdm (under reports/runs/).")
+    run = runs.Run.open(path)
+    if run.kind != kind:
+        raise WorkbenchError(f"{path}: a {run.kind} run; expected a {kind} run.")
+    if not run.file("summary.json").is_file():
+        raise WorkbenchError(f"{path}: the run ended {run.manifest.get('status')} "
+                             f"({run.manifest.get('error') or 'no error recorded'}) without a summary.json; "
+                             f"there is nothing to report.")
+    return run
+
+
+def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, **scenario) -> runs.Run:
+    """The run at run_dir, or a new one of ConsistencyScenario(**scenario) against urls."""
+    if run_dir is not None:
+        return open_run(run_dir, "consistency")
+    from wdm_lib.runner import run_consistency
+    from wdm_lib.workloads.consistency import ConsistencyScenario
+
+    # A Jupyter kernel runs an event loop of its own, and asyncio.run refuses to start inside one:
+    # the run gets a thread without a loop.
+    with ThreadPoolExecutor(1) as pool:
+        run, _ = pool.submit(run_consistency, ConsistencyScenario(**scenario), urls=urls, anomaly=anomaly,
+                             runs_dir=runs_dir, progress=False).result()
+    return run
+
+
+def stress_run(run_dir=None, urls=None, runs_dir=None, **options) -> runs.Run:
+    """The run at run_dir, or a new one made by `wdm stress run` with the given options (None: the
+    command's default). A separate process, because Locust's gevent patches the interpreter it
+    runs in, which must not be the notebook's kernel."""
+    if run_dir is not None:
+        return open_run(run_dir, "stress")
+    runs_dir = Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()
+    before = {r.path for r in runs.list_runs(runs_dir)}
+    command = [sys.executable, "-m", "wdm_lib", "stress", "run", "--runs-dir", str(runs_dir)]
+    if urls is not None:
+        command += ["--urls", str(urls)]
+    for name, value in options.items():
+        if value is not None:
+            flag = "--" + name.replace("_", "-")
+            command += [flag, ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    made = [r for r in runs.list_runs(runs_dir) if r.path not in before and r.kind == "stress"]
+    if not made:
+        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise WorkbenchError(f"{runs_dir}: `wdm stress run` made no run folder there (exit {done.returncode}: {reason}).")
+    return open_run(made[-1].path, "stress")

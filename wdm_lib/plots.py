@@ -1,0 +1,117 @@
+"""Charts of a run, each a matplotlib Figure built without pyplot: no global figure list to leak
+memory when a notebook or a benchmark draws many, and no GUI backend needed to save one."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.figure import Figure
+
+OUTCOME_COLORS = {"ok": "tab:green", "fail": "tab:orange", "unknown": "tab:red"}
+
+
+def _figure(height: float = 4.0, rows: int = 1, **kw) -> tuple[Figure, object]:
+    fig = Figure(figsize=(9, height), layout="constrained")
+    return fig, fig.subplots(rows, 1, **kw)
+
+
+def latency_cdf(frames: dict, title: str = "Latency CDF") -> Figure:
+    """One curve per entry of frames {label: DataFrame from analysis.cdf}, log latency axis."""
+    fig, ax = _figure()
+    for label, frame in frames.items():
+        if len(frame):
+            ax.step(frame["value"], frame["fraction"], where="post", label=f"{label} ({len(frame)})",
+                    color=OUTCOME_COLORS.get(label))
+    ax.set_xscale("log")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("fraction of requests at or below")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right")
+    ax.set_title(title)
+    return fig
+
+
+def checkout_timeline(timeline, in_flight) -> Figure:
+    """Top: each checkout as a line from its start to its end, coloured by outcome. Bottom: how many
+    were in flight at each moment."""
+    fig, (top, bottom) = _figure(6.5, rows=2, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    for outcome, rows in timeline.groupby("outcome", sort=False):
+        top.hlines(rows.index, rows["start_s"], rows["end_s"], colors=OUTCOME_COLORS.get(outcome, "tab:gray"),
+                   linewidth=0.8, label=f"{outcome} ({len(rows)})")
+    top.set_ylabel("checkout (by start)")
+    top.invert_yaxis()
+    top.legend(loc="upper right")
+    top.set_title("Checkouts from start to end")
+    bottom.step(in_flight["t_s"], in_flight["in_flight"], where="post", color="tab:blue")
+    bottom.set_ylabel("in flight")
+    bottom.set_xlabel("seconds since the first checkout started")
+    bottom.grid(True, alpha=0.3)
+    return fig
+
+
+def throughput(history) -> Figure:
+    """Locust's requests/s and failures/s over time, with the number of users on a second axis."""
+    fig, ax = _figure()
+    ax.plot(history["t_s"], history["rps"], label="requests/s", color="tab:blue")
+    ax.plot(history["t_s"], history["failures_per_s"], label="failures/s", color="tab:red")
+    ax.set_xlabel("seconds since the first sample")
+    ax.set_ylabel("per second")
+    ax.grid(True, alpha=0.3)
+    users = ax.twinx()
+    users.plot(history["t_s"], history["users"], label="users", color="tab:gray", linestyle="--")
+    users.set_ylabel("users")
+    users.set_ylim(bottom=0)
+    lines = ax.get_legend_handles_labels()
+    more = users.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left")
+    ax.set_title("Throughput and users")
+    return fig
+
+
+def percentiles_over_time(history) -> Figure:
+    """Locust's current p50, p95 and p99 at each sample (its bucketed approximations)."""
+    fig, ax = _figure()
+    for col in ("p50", "p95", "p99"):
+        ax.plot(history["t_s"], history[col], label=col)
+    ax.set_xlabel("seconds since the first sample")
+    ax.set_ylabel("response time (ms)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left")
+    ax.set_title("Response time percentiles over time (Locust)")
+    return fig
+
+
+def latency_histogram(latencies_ms, marks: dict | None = None, bins: int = 80) -> Figure:
+    """Histogram of latencies on log-spaced bins (latencies span decades), with vertical lines at
+    `marks` {label: ms}, e.g. the exact percentiles."""
+    values = np.asarray(latencies_ms, dtype="float64")
+    fig, ax = _figure()
+    positive = values[values > 0]
+    if len(positive):
+        lo, hi = positive.min(), positive.max()
+        edges = np.geomspace(lo, hi if hi > lo else lo * 1.01, bins + 1)
+        counts, _ = np.histogram(np.clip(values, lo, None), bins=edges)
+        ax.stairs(counts, edges, fill=True, alpha=0.6)
+        ax.set_xscale("log")
+    for i, (label, ms) in enumerate((marks or {}).items()):
+        if ms:
+            ax.axvline(ms, color=f"C{i + 1}", linestyle="--", label=f"{label} {ms:.1f} ms")
+    ax.set_xlabel("latency (ms)")
+    ax.set_ylabel("requests")
+    if marks:
+        ax.legend(loc="upper right")
+    ax.set_title(f"Latency of {len(values):,} requests")
+    return fig
+
+
+def steps_throughput_p99(steps) -> Figure:
+    """Each step of a step load as a point: throughput against p99, labelled with its users."""
+    fig, ax = _figure()
+    ax.plot(steps["throughput_rps"], steps["p99_ms"], marker="o")
+    for users, x, y in zip(steps["users"], steps["throughput_rps"], steps["p99_ms"]):
+        ax.annotate(f"{users} users", (x, y), textcoords="offset points", xytext=(5, 5))
+    ax.set_xlabel("throughput (requests/s)")
+    ax.set_ylabel("p99 (ms)")
+    ax.grid(True, alpha=0.3)
+    ax.set_title("Throughput against p99, per step")
+    return fig

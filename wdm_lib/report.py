@@ -1,0 +1,168 @@
+"""Rendered reports: a run's notebook executed by papermill on that run, exported to HTML by
+nbconvert with the code hidden and the charts embedded, and reports/index.html listing every run.
+A report opens with no network: nothing in it is fetched from elsewhere."""
+
+from __future__ import annotations
+
+import html
+import os
+from pathlib import Path
+
+from wdm_lib import runs
+from wdm_lib.config import PROJECT_ROOT
+from wdm_lib.errors import WorkbenchError
+
+NOTEBOOKS = PROJECT_ROOT / "notebooks"
+# The kernelspec every ipykernel installs into its environment; its argv names "python", which
+# jupyter_client replaces with sys.executable, so the kernel is the interpreter rendering the report.
+KERNEL = "python3"
+# The kernel's own log (that it talks over unencrypted loopback TCP, that its shutdown interrupted it)
+# is noise on the terminal of someone rendering a report; the notebook's output is captured anyway.
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
+# The lab template less the scripts it loads from a CDN (require.js, MathJax, mermaid): the reports
+# hold no widgets, maths or diagrams, and must open offline.
+OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+"""
+INDEX = "index.html"
+
+
+def default_reports_dir() -> Path:
+    return runs.default_runs_dir().parent
+
+
+def execute(notebook: Path, output: Path, parameters: dict, cwd: Path | None = None) -> None:
+    """Run a notebook with papermill; a failure becomes one sentence naming the notebook."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=KERNEL,
+                                   progress_bar=False, log_output=False, cwd=str(cwd or NOTEBOOKS),
+                                   extra_arguments=KERNEL_ARGUMENTS)
+    except PapermillExecutionError as e:
+        raise WorkbenchError(f"{notebook}: stopped in cell {e.exec_count} with {e.ename}: {e.evalue} "
+                             f"(the executed notebook is {output}).") from None
+    except Exception as e:  # the kernel would not start or died: still a sentence, not a traceback
+        raise WorkbenchError(f"{notebook}: could not be executed ({e.__class__.__name__}: {e}).") from None
+
+
+def to_html(executed: Path, title: str) -> str:
+    import jinja2
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
+                            template_file="offline.html.j2", exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True, embed_images=True)
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata["title"] = title
+    body, _ = exporter.from_notebook_node(nb)
+    return body
+
+
+def _write(path: Path, text: str) -> None:
+    """Write then rename, so a browser never shows half a report."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def render(run_path: str | Path, reports_dir: str | Path | None = None) -> Path:
+    """Execute the notebook of the run's kind on it, write <reports_dir>/<run_id>.html, refresh the
+    index of the runs beside it, and return the report's path. reports_dir defaults to the folder
+    above the run's runs folder: reports/ for reports/runs/<id>. The executed notebook stays in the
+    run folder."""
+    path = Path(run_path).expanduser().resolve()
+    if not path.is_dir():
+        raise WorkbenchError(f"{run_path}: no such folder; expected a run folder made by wdm (under reports/runs/).")
+    run = runs.Run.open(path)
+    notebook = NOTEBOOKS / f"{run.kind}.ipynb"
+    if not notebook.is_file():
+        raise WorkbenchError(f"{path}: a run of kind {run.kind!r}, for which there is no notebook "
+                             f"(looked for {notebook}).")
+    reports_dir = Path(reports_dir) if reports_dir is not None else path.parent.parent
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    executed = run.file("report.ipynb")
+    execute(notebook, executed, {"run_dir": str(path)})
+    report = reports_dir / f"{run.id}.html"
+    _write(report, to_html(executed, f"{run.kind} run {run.id}"))
+    write_index(reports_dir, path.parent)
+    return report
+
+
+# --- the index ------------------------------------------------------------------------------------
+
+INDEX_COLUMNS = ("run", "kind", "status", "started", "target", "verdict", "ok / fail / unknown", "anomalies",
+                 "requests", "req/s", "p99 ms")
+
+
+def headline(run: runs.Run) -> dict:
+    """The figures the index shows for one run, blank where its kind has none or it has no summary."""
+    m = run.manifest
+    target = m.get("target") or {}
+    row = {"run": run.id, "kind": run.kind, "status": m.get("status", ""), "started": (m.get("started_at") or "")[:16].replace("T", " "),
+           "target": target.get("source", "") + (f" ({target['anomaly']})" if target.get("anomaly") else "")}
+    try:
+        summary = run.read_json("summary.json")
+    except (OSError, ValueError):
+        row["verdict"] = m.get("error") or ""
+        return row
+    if run.kind == "consistency":
+        o = summary["outcomes"]
+        row["verdict"] = summary["verdict"]
+        row["ok / fail / unknown"] = f"{o['ok']} / {o['fail']} / {o['unknown']}"
+        row["anomalies"] = ", ".join(f"{a['name']} ×{a['count']}" for a in summary["anomalies"]) or "none"
+    elif run.kind == "stress":
+        verify = summary.get("verify")
+        row["verdict"] = "" if verify is None else "books balance" if verify["valid"] else "books violated"
+        row["requests"] = f"{summary['requests']:,}"
+        row["req/s"] = f"{summary['throughput_rps']:.1f}"
+        p99 = (summary.get("latency_ms") or {}).get("p99")
+        row["p99 ms"] = "" if p99 is None else f"{p99:.1f}"
+    return row
+
+
+def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | None = None) -> Path:
+    """reports/index.html: every run under <reports_dir>/runs (or runs_dir), newest first, with its
+    headline figures and a link to its report where one has been rendered."""
+    reports_dir = Path(reports_dir) if reports_dir is not None else default_reports_dir()
+    runs_dir = Path(runs_dir) if runs_dir is not None else reports_dir / "runs"
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for run in reversed(runs.list_runs(runs_dir)):
+        row = headline(run)
+        cells = []
+        for col in INDEX_COLUMNS:
+            text = html.escape(str(row.get(col, "")))
+            if col == "run" and (reports_dir / f"{run.id}.html").is_file():
+                text = f'<a href="{html.escape(run.id)}.html">{text}</a>'
+            cls = f' class="verdict {text}"' if col == "verdict" else ""
+            cells.append(f"<td{cls}>{text}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in INDEX_COLUMNS)
+    body = "\n".join(rows) or f'<tr><td colspan="{len(INDEX_COLUMNS)}">no runs yet</td></tr>'
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>wdm runs</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 0.35em 0.8em; text-align: left; vertical-align: top; }}
+th {{ background: #f4f4f4; }}
+td.verdict {{ font-weight: bold; }}
+.consistent {{ color: #1a7f37; }}
+.inconsistent {{ color: #c62828; }}
+</style></head>
+<body><h1>Runs</h1>
+<p>{len(rows)} runs in {html.escape(str(runs_dir))}. A run without a link has no rendered report yet:
+<code>wdm report RUN_DIR</code> makes one.</p>
+<table><thead><tr>{head}</tr></thead>
+<tbody>
+{body}
+</tbody></table></body></html>
+"""
+    index = reports_dir / INDEX
+    _write(index, page)
+    return index
