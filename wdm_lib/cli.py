@@ -97,12 +97,163 @@ def _render_report(run_path) -> None:
     print(f"report: {html}")
 
 
+def _add_report(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("report", help="render a run's HTML report (and the index of every run)",
+                       description="Executes the notebook of the run's kind on RUN_DIR and writes "
+                                   "<reports-dir>/<run id>.html and <reports-dir>/index.html.")
+    p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (under reports/runs/)")
+    p.add_argument("--index", action="store_true", help="only rewrite index.html, listing every run")
+    p.add_argument("--reports-dir", default=None, metavar="DIR",
+                   help="where reports go (default: the folder above the run's runs folder, so "
+                        "reports/ for reports/runs/<id>; with --index alone, reports/)")
+    p.set_defaults(handler=_report)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from wdm_lib.report import render, write_index
+
+    if args.run_dir is None and not args.index:
+        raise WorkbenchError("wdm report needs a RUN_DIR, or --index to rewrite only the index.")
+    if args.run_dir is not None:
+        print(f"report: {render(args.run_dir, args.reports_dir)}")
+    else:
+        print(f"index: {write_index(args.reports_dir)}")
+    return EXIT_OK
+
+
+def _add_stress(sub: argparse._SubParsersAction) -> None:
+    from wdm_lib.workloads.stress import StressScenario
+
+    d = StressScenario()
+    stress = sub.add_parser("stress", help="load the shop with Locust: init, run, worker")
+    ssub = stress.add_subparsers(dest="stress_command", required=True, metavar="SUBCOMMAND")
+
+    p = ssub.add_parser("init", help="batch-initialise a target with the stress scenario's sizes",
+                        description="The three batch-init calls, timed, recorded as a run of kind stress-init.")
+    p.add_argument("--urls", required=True, metavar="FILE", help="urls.json of the system to initialise")
+    p.add_argument("--runs-dir", default=None, metavar="DIR", help="where run folders go (default reports/runs)")
+    _add_scenario_options(p, d)
+    p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s, metavar="SECONDS",
+                   help=f"per batch-init call (default {d.timeout_s:g})")
+    p.set_defaults(handler=_stress_init)
+
+    p = ssub.add_parser("run", help="a Locust run against the target (headless, or --ui)",
+                        description="Exit 0 when done (and --verify found the books balanced), 1 when "
+                                    "--verify found a violation, 2 when the run could not be made.")
+    _add_target_options(p)
+    _add_scenario_options(p, d)
+    g = p.add_argument_group("Locust")
+    g.add_argument("-u", "--users", type=int, default=d.users, metavar="N",
+                   help=f"concurrent Locust users (default {d.users})")
+    g.add_argument("-r", "--spawn-rate", type=float, default=d.spawn_rate, metavar="R",
+                   help=f"users started per second (default {d.spawn_rate:g})")
+    g.add_argument("-t", "--run-time", default=f"{d.run_time:g}s", metavar="TIME",
+                   help=f"how long the load lasts: 30s, 5m, 1h30m (default {d.run_time:g}s)")
+    g.add_argument("--processes", type=int, default=d.processes, metavar="P",
+                   help="Locust processes on this machine (default 1; -1: one per core)")
+    w = g.add_mutually_exclusive_group()
+    w.add_argument("--wait", type=float, default=None, metavar="S",
+                   help="constant wait between a user's requests, in seconds")
+    w.add_argument("--wait-between", type=float, nargs=2, default=None, metavar=("A", "B"),
+                   help=f"random wait between A and B seconds (default {d.wait_between[0]:g} "
+                        f"{d.wait_between[1]:g}, the seed's)")
+    for name in ("checkout", "find_order", "find_item", "find_user", "add_funds"):
+        g.add_argument(f"--{name.replace('_', '-')}-weight", dest=f"{name}_weight", type=int,
+                       default=getattr(d, f"{name}_weight"), metavar="W",
+                       help=f"weight of the {name.replace('_', ' ')} task (default {getattr(d, f'{name}_weight')})")
+    g.add_argument("--funds-amount", type=int, default=d.funds_amount, metavar="N",
+                   help=f"credit each add funds adds (default {d.funds_amount})")
+    g.add_argument("--steps", default=None, metavar="LIST",
+                   help="step load: user counts such as 50,100,200,400 (replaces --users and --run-time)")
+    g.add_argument("--step-time", default=f"{d.step_time:g}s", metavar="TIME",
+                   help=f"how long each step lasts (default {d.step_time:g}s)")
+    g.add_argument("--no-raw-latencies", dest="raw_latencies", action="store_false",
+                   help="do not write one row per request (requests-*.csv)")
+    g.add_argument("--ui", action="store_true", help="open Locust's web UI on 127.0.0.1 instead of running headless")
+    g.add_argument("--web-port", type=int, default=8089, metavar="PORT", help="port of the web UI (default 8089)")
+    m = p.add_argument_group("distributed (workers on other machines: wdm stress worker)")
+    m.add_argument("--master", action="store_true", help="be Locust's master; workers make the requests")
+    m.add_argument("--expect-workers", type=int, default=1, metavar="N", help="workers to wait for (default 1)")
+    m.add_argument("--master-bind-host", default="*", metavar="IP",
+                   help="interface the master listens on (default * : all)")
+    m.add_argument("--master-bind-port", type=int, default=5557, metavar="PORT", help="(default 5557)")
+    m.add_argument("--workers-wait", default="60s", metavar="TIME",
+                   help="how long to wait for the workers to connect (default 60s)")
+    p.add_argument("--init", action="store_true",
+                   help="batch-initialise the target first (always done for the embedded shop)")
+    p.add_argument("--verify", action="store_true",
+                   help="after the run, read back all stock and credit and check the books balance")
+    p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s, metavar="SECONDS",
+                   help=f"per batch-init call and --verify read (default {d.timeout_s:g})")
+    p.add_argument("--report", action="store_true", help="render the HTML report at the end")
+    p.set_defaults(handler=_stress_run)
+
+    p = ssub.add_parser("worker", help="a Locust worker of a `wdm stress run --master` elsewhere")
+    p.add_argument("--master-host", default="127.0.0.1", metavar="HOST", help="(default 127.0.0.1)")
+    p.add_argument("--master-port", type=int, default=5557, metavar="PORT", help="(default 5557)")
+    p.add_argument("--processes", type=int, default=1, metavar="P",
+                   help="worker processes on this machine (default 1; -1: one per core)")
+    p.set_defaults(handler=_stress_worker)
+
+
+def _stress_scenario(args: argparse.Namespace):
+    from dataclasses import fields
+
+    from wdm_lib.workloads.stress import StressScenario
+
+    given = {f.name: getattr(args, f.name) for f in fields(StressScenario) if getattr(args, f.name, None) is not None}
+    return StressScenario(**given)
+
+
+def _stress_init(args: argparse.Namespace) -> int:
+    from wdm_lib.workloads.stress import run_init
+
+    run, summary = run_init(_stress_scenario(args), args.urls, args.runs_dir)
+    t = summary["batch_init_s"]
+    print(f"batch init: stock {t['stock_s']:.2f} s, payment {t['payment_s']:.2f} s, orders {t['orders_s']:.2f} s "
+          f"(total {t['total_s']:.2f} s)")
+    print(f"run folder: {run.path}")
+    return EXIT_OK
+
+
+def _stress_run(args: argparse.Namespace) -> int:
+    from wdm_lib.reference.anomalies import ANOMALIES
+    from wdm_lib.workloads.stress import Distributed, render_table, run_stress
+
+    if args.anomaly is not None and args.anomaly not in ANOMALIES:
+        raise WorkbenchError(f"--anomaly {args.anomaly!r} is not known; expected one of {', '.join(sorted(ANOMALIES))}.")
+    scenario = _stress_scenario(args)
+    if args.master and scenario.processes != 1:
+        raise WorkbenchError("--processes applies to a run on this machine alone; expected either --master "
+                             "(with workers started elsewhere) or --processes, not both.")
+    dist = Distributed(master=args.master, expect_workers=args.expect_workers, bind_host=args.master_bind_host,
+                       bind_port=args.master_bind_port, workers_wait_s=args.workers_wait)
+    run, summary = run_stress(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir,
+                              init=args.init, check=args.verify, ui=args.ui, web_port=args.web_port, dist=dist,
+                              say=lambda s: print(s, file=sys.stderr))
+    print(render_table(summary))
+    print(f"run folder: {run.path}")
+    if args.report:
+        _render_report(run.path)
+    verdict = summary["verify"]
+    return EXIT_INCONSISTENT if verdict is not None and not verdict["valid"] else EXIT_OK
+
+
+def _stress_worker(args: argparse.Namespace) -> int:
+    from wdm_lib.workloads.stress import run_worker
+
+    code = run_worker(args.master_host, args.master_port, args.processes)
+    return EXIT_OK if code in (0, 1) else EXIT_ERROR
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="wdm", description="Test an order/stock/payment shop for consistency and speed.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(sub)
     _add_consistency(sub)
+    _add_stress(sub)
+    _add_report(sub)
     return parser
 
 

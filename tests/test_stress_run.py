@@ -1,0 +1,202 @@
+"""Real Locust runs, seconds long, against the reference shop on loopback: headless against the
+embedded shop, a master with two workers, a step load over two processes, a shop that dies
+mid-run, and Ctrl-C."""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from wdm_lib import cli
+from wdm_lib.reference.process import ReferenceShopProcess
+from wdm_lib.runs import Run
+from wdm_lib.workloads import stress
+
+SMALL = ["--n-items", "100", "--n-users", "100", "--n-orders", "100"]
+WDM = [sys.executable, "-m", "wdm_lib"]
+
+# Locust's documented CSV columns (docs.locust.io, "Retrieve test statistics in CSV format").
+PCT = ["50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "99.99%", "100%"]
+STATS_COLUMNS = ["Type", "Name", "Request Count", "Failure Count", "Median Response Time", "Average Response Time",
+                 "Min Response Time", "Max Response Time", "Average Content Size", "Requests/s", "Failures/s", *PCT]
+HISTORY_COLUMNS = ["Timestamp", "User Count", "Type", "Name", "Requests/s", "Failures/s", *PCT,
+                   "Total Request Count", "Total Failure Count", "Total Median Response Time",
+                   "Total Average Response Time", "Total Min Response Time", "Total Max Response Time",
+                   "Total Average Content Size"]
+FAILURES_COLUMNS = ["Method", "Name", "Error", "Occurrences"]
+EXCEPTIONS_COLUMNS = ["Count", "Message", "Traceback", "Nodes"]
+
+
+def header(path: Path) -> list[str]:
+    with open(path, newline="") as f:
+        return next(csv.reader(f))
+
+
+def raw_rows(folder: Path) -> dict[str, list[dict]]:
+    out = {}
+    for path in stress.raw_files(folder):
+        assert header(path) == stress.RAW_COLUMNS
+        with open(path, newline="") as f:
+            out[path.name] = list(csv.DictReader(f))
+    return out
+
+
+def aggregated(folder: Path) -> dict:
+    with open(folder / "locust_stats.csv", newline="") as f:
+        return next(r for r in csv.DictReader(f) if r["Name"] == "Aggregated")
+
+
+def only_run(runs_dir: Path) -> Run:
+    (path,) = list(runs_dir.iterdir())
+    return Run.open(path)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_headless_run_against_the_embedded_shop(tmp_path, capsys):
+    code = cli.main(["stress", "run", *SMALL, "-u", "3", "-r", "3", "-t", "3s", "--wait", "0.005",
+                     "--find-item-weight", "1", "--verify", "--runs-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == cli.EXIT_OK, out
+    run = only_run(tmp_path)
+    f = run.path
+    assert run.manifest["status"] == "completed" and run.manifest["kind"] == "stress"
+    assert run.manifest["target"]["source"] == "embedded reference shop" and run.manifest["init"] is True
+    assert run.manifest["scenario"]["n_orders"] == 100 and run.manifest["versions"]["locust"]
+    assert run.manifest["started_at"] and run.manifest["ended_at"]
+    assert header(f / "locust_stats.csv") == STATS_COLUMNS
+    assert header(f / "locust_stats_history.csv") == HISTORY_COLUMNS
+    assert header(f / "locust_failures.csv")[:4] == FAILURES_COLUMNS  # 2.4x adds First/Last Seen
+    assert header(f / "locust_exceptions.csv") == EXCEPTIONS_COLUMNS
+    assert (f / "locust_report.html").stat().st_size > 1000
+    assert set(json.loads((f / "init.json").read_text())) == {"stock_s", "payment_s", "orders_s", "total_s"}
+
+    total = aggregated(f)
+    rows = [r for rows in raw_rows(f).values() for r in rows]
+    assert int(total["Request Count"]) > 0
+    assert len(rows) == int(total["Request Count"])  # the hook saw every request Locust counted
+    assert {r["name"] for r in rows} == {"/orders/checkout/[order_id]", "/stock/find/[item_id]"}
+    assert all(r["outcome"] == "ok" and r["status"] == "200" and int(r["latency_us"]) > 0 for r in rows)
+    assert abs(int(rows[0]["start_ns"]) / 1e9 - time.time()) < 120  # wall clock, epoch ns
+
+    summary = run.read_json("summary.json")
+    assert summary["kind"] == "stress" and summary["run_id"] == run.id
+    assert summary["requests"] == len(rows) == summary["locust"]["requests"]
+    assert summary["failures"] == 0 and summary["outcomes"] == {"ok": len(rows), "fail": 0, "unknown": 0}
+    assert summary["latency_ms"]["count"] == len(rows) and 2 <= summary["duration_s"] <= 5
+    assert set(summary["by_name"]) == {"/orders/checkout/[order_id]", "/stock/find/[item_id]"}
+    v = summary["verify"]
+    checkouts = sum(r["name"] == "/orders/checkout/[order_id]" for r in rows)
+    # Every checkout of a batch-init order sells two items for 2 * price: the books balance.
+    assert v["valid"] and v["negative_stock"] == v["negative_credit"] == 0
+    assert v["credit_spent"] == v["stock_value_sold"] == 2 * checkouts
+    assert summary["steps"] is None
+    assert "verify: VALID" in out
+
+
+def test_master_and_two_workers_count_every_request(tmp_path, write_urls):
+    port = free_port()
+    with ReferenceShopProcess() as shop:
+        urls = write_urls(shop.base_url)
+        master = subprocess.Popen(
+            [*WDM, "stress", "run", "--urls", str(urls), "--init", *SMALL, "-u", "4", "-r", "4", "-t", "3s",
+             "--wait", "0.005", "--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
+             "--master-bind-port", str(port), "--workers-wait", "30s", "--runs-dir", str(tmp_path / "runs")],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        workers = [subprocess.Popen([*WDM, "stress", "worker", "--master-host", "127.0.0.1", "--master-port",
+                                     str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   for _ in range(2)]
+        try:
+            out, _ = master.communicate(timeout=60)
+            assert master.returncode == 0, out
+            assert [w.wait(30) for w in workers] == [0, 0]  # the master's quit ends them
+        finally:
+            for p in (master, *workers):
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+    run = only_run(tmp_path / "runs")
+    assert run.manifest["mode"] == "master" and run.manifest["status"] == "completed"
+    per_worker = raw_rows(run.path)
+    assert len(per_worker) == 2 and all(len(rows) > 0 for rows in per_worker.values())
+    made = sum(len(rows) for rows in per_worker.values())
+    assert int(aggregated(run.path)["Request Count"]) == made
+    assert run.read_json("summary.json")["requests"] == made
+
+
+def test_step_load_over_two_processes(tmp_path):
+    code = cli.main(["stress", "run", *SMALL, "--steps", "1,3", "--step-time", "2s", "-r", "20", "--wait", "0.01",
+                     "--processes", "2", "--runs-dir", str(tmp_path)])
+    assert code == cli.EXIT_OK
+    run = only_run(tmp_path)
+    assert run.manifest["scenario"]["steps"] == [1, 3] and run.manifest["scenario"]["step_time"] == 2.0
+    assert run.manifest["mode"] == "processes"
+    summary = run.read_json("summary.json")
+    assert [s["users"] for s in summary["steps"]] == [1, 3]
+    assert all(s["requests"] > 0 and s["p99_ms"] > 0 for s in summary["steps"])
+    # more users, more throughput, at this tiny scale
+    assert summary["steps"][1]["throughput_rps"] > summary["steps"][0]["throughput_rps"]
+    assert len(stress.raw_files(run.path)) == 2  # one file per worker process
+    users = {int(r["User Count"]) for r in csv.DictReader(open(run.path / "locust_stats_history.csv"))}
+    assert {1, 3} <= users
+    assert summary["requests"] == int(aggregated(run.path)["Request Count"])
+
+
+def test_a_shop_that_dies_mid_run_keeps_what_was_measured(tmp_path, write_urls):
+    with ReferenceShopProcess() as shop:
+        urls = write_urls(shop.base_url)
+        proc = subprocess.Popen([*WDM, "stress", "run", "--urls", str(urls), "--init", *SMALL, "-u", "2", "-t", "4s",
+                                 "--wait", "0.01", "--verify", "--runs-dir", str(tmp_path / "runs")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2.5)
+        shop.kill()
+        out, err = proc.communicate(timeout=60)
+    assert proc.returncode == cli.EXIT_ERROR, out + err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("wdm: ") and "while reading" in last  # --verify could not read the state back
+    run = only_run(tmp_path / "runs")
+    assert run.manifest["status"] == "failed" and run.manifest["error"] in last
+    summary = run.read_json("summary.json")
+    assert summary["outcomes"]["ok"] > 0 and summary["outcomes"]["fail"] + summary["outcomes"]["unknown"] > 0
+    assert (run.path / "locust_stats.csv").is_file() and (run.path / "locust_report.html").is_file()
+
+
+def test_ctrl_c_keeps_the_csvs_and_says_interrupted(tmp_path):
+    proc = subprocess.Popen([*WDM, "stress", "run", *SMALL, "-u", "2", "-t", "60s", "--wait", "0.01",
+                             "--runs-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not list(tmp_path.glob("*/requests-*.csv")):
+        time.sleep(0.2)
+    time.sleep(1.5)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == cli.EXIT_INTERRUPTED, out + err
+    run = only_run(tmp_path)
+    assert run.manifest["status"] == "interrupted"
+    summary = run.read_json("summary.json")
+    assert summary["requests"] > 0 and summary["requests"] == int(aggregated(run.path)["Request Count"])
+    assert (run.path / "locust_report.html").is_file()
+
+
+@pytest.mark.parametrize("client", ["requests"])
+def test_the_httpuser_variant_runs_the_same_scenario(tmp_path, monkeypatch, client):
+    """The benchmark's comparison point: WDM_HTTP_CLIENT=requests swaps FastHttpUser for HttpUser."""
+    monkeypatch.setenv("WDM_HTTP_CLIENT", client)
+    assert cli.main(["stress", "run", *SMALL, "-u", "2", "-t", "2s", "--wait", "0.01",
+                     "--runs-dir", str(tmp_path)]) == cli.EXIT_OK
+    run = only_run(tmp_path)
+    summary = run.read_json("summary.json")
+    assert summary["requests"] > 0 and summary["requests"] == summary["locust"]["requests"]
+    assert "ShopHttpUser" in (run.path / "locust.log").read_text()

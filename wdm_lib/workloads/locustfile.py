@@ -1,0 +1,279 @@
+"""The stress scenario as Locust runs it: `locust -f this_file.py --host ORDER_URL ...`.
+
+Standalone on purpose (no wdm_lib imports): a Locust worker on another machine, or in a Kubernetes
+pod built from the stock `locustio/locust` image, needs only this file. Its parameters are Locust
+custom arguments (`--wdm-...`, or the `WDM_...` environment variables), so Locust's master forwards
+them to every worker at the start of a test and the workers need nothing but the master's address.
+
+The scenario is the seed benchmark's: each user checks out a random order `0..n_orders-1` (named
+`/orders/checkout/[order_id]`), optionally mixed with reads and add-funds by weight. 4xx is a
+failure in Locust's figures (the seed's rule) and so are 5xx and no reply (Locust's rule, kept so a
+shop breaking under load does not look healthy).
+
+Raw latencies: with `--wdm-raw-dir DIR` every request becomes one row of a `requests-*.csv` in DIR
+(`start_ns,name,method,status,latency_us,outcome`), buffered, so percentiles can be computed exactly
+instead of from Locust's rounded histogram. A local run writes its own file; distributed workers
+attach their rows to the stats report they send the master every few seconds anyway (and to the
+final one), and the master writes one file per worker, so rows from other machines land in the
+master's run folder too.
+
+Step load: with `WDM_STEPS=50,100,200` in the environment of the master (or local) process, a
+LoadTestShape holds each user count for `--wdm-step-time` seconds, then stops. The environment,
+not a custom argument, because Locust picks its shape class when it imports this file.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import re
+import socket
+
+import gevent
+from locust import FastHttpUser, HttpUser, LoadTestShape, events
+from locust.runners import MasterRunner, WorkerRunner
+from locust.stats import CSV_STATS_INTERVAL_SEC
+
+RAW_HEADER = ["start_ns", "name", "method", "status", "latency_us", "outcome"]
+RAW_KEY = "wdm_raw"  # where a worker's rows ride in its stats report to the master
+
+# (option, environment variable, type, default, help): the scenario's knobs, as Locust options.
+OPTIONS = [
+    ("--wdm-stock-url", "WDM_STOCK_URL", str, "", "STOCK_URL (default: the --host)"),
+    ("--wdm-payment-url", "WDM_PAYMENT_URL", str, "", "PAYMENT_URL (default: the --host)"),
+    ("--wdm-n-items", "WDM_N_ITEMS", int, 100_000, "items batch-initialised, ids 0..n-1"),
+    ("--wdm-n-users", "WDM_N_USERS", int, 100_000, "users batch-initialised, ids 0..n-1"),
+    ("--wdm-n-orders", "WDM_N_ORDERS", int, 100_000, "orders batch-initialised, ids 0..n-1"),
+    ("--wdm-checkout-weight", "WDM_CHECKOUT_WEIGHT", int, 1, "weight of checkout"),
+    ("--wdm-find-order-weight", "WDM_FIND_ORDER_WEIGHT", int, 0, "weight of find order"),
+    ("--wdm-find-item-weight", "WDM_FIND_ITEM_WEIGHT", int, 0, "weight of find item"),
+    ("--wdm-find-user-weight", "WDM_FIND_USER_WEIGHT", int, 0, "weight of find user"),
+    ("--wdm-add-funds-weight", "WDM_ADD_FUNDS_WEIGHT", int, 0, "weight of add funds"),
+    ("--wdm-funds-amount", "WDM_FUNDS_AMOUNT", int, 1, "credit each add funds adds"),
+    ("--wdm-wait-min", "WDM_WAIT_MIN", float, 1.0, "shortest wait between a user's requests (s)"),
+    ("--wdm-wait-max", "WDM_WAIT_MAX", float, 15.0, "longest wait between a user's requests (s)"),
+    ("--wdm-step-time", "WDM_STEP_TIME", float, 30.0, "seconds each step of WDM_STEPS lasts"),
+]
+FLUSH_ROWS = 5000  # a local run writes its buffer every this many rows
+
+
+@events.init_command_line_parser.add_listener
+def _options(parser):
+    for option, env, type_, default, help_ in OPTIONS:
+        parser.add_argument(option, env_var=env, type=type_, default=default, help=help_)
+    parser.add_argument("--wdm-raw-dir", env_var="WDM_RAW_DIR", default="", include_in_web_ui=False,
+                        help="write one CSV row per request into this folder (default: off)")
+
+
+# --- the users ---------------------------------------------------------------------------------
+
+class ShopTasks:
+    """The tasks, shared by the FastHttpUser that runs them and the HttpUser the benchmark compares."""
+
+    def on_start(self):
+        o = self.environment.parsed_options
+        host = (self.host or "").rstrip("/")
+        self.order_url = host
+        self.stock_url = (o.wdm_stock_url or host).rstrip("/")
+        self.payment_url = (o.wdm_payment_url or host).rstrip("/")
+        self.n_items, self.n_users, self.n_orders = o.wdm_n_items, o.wdm_n_users, o.wdm_n_orders
+        self.funds_amount = o.wdm_funds_amount
+        self.wait_min, self.wait_max = o.wdm_wait_min, o.wdm_wait_max
+        ops = [(self.checkout, o.wdm_checkout_weight), (self.find_order, o.wdm_find_order_weight),
+               (self.find_item, o.wdm_find_item_weight), (self.find_user, o.wdm_find_user_weight),
+               (self.add_funds, o.wdm_add_funds_weight)]
+        self.ops = [op for op, w in ops if w > 0]
+        self.weights = [w for _, w in ops if w > 0]
+
+    def wait_time(self):
+        return random.uniform(self.wait_min, self.wait_max)
+
+    def one_operation(self):
+        # One task drawing by weight: the weights arrive with the master's options, after import.
+        if len(self.ops) == 1:
+            self.ops[0]()
+        else:
+            random.choices(self.ops, self.weights)[0]()
+
+    tasks = [one_operation]  # a plain list: Locust collects @task only from User classes themselves
+
+    def _call(self, method, url, name):
+        # catch_response: the failure is named by its status only, so Locust's failure table has
+        # one row per status instead of one per order id in the URL.
+        with self.client.request(method, url, name=name, catch_response=True) as response:
+            status = response.status_code or 0
+            if 200 <= status < 300:
+                response.success()
+            else:
+                response.failure(f"HTTP {status}" if status else f"no reply: {response.error!r}")
+
+    def checkout(self):
+        self._call("POST", f"{self.order_url}/orders/checkout/{random.randrange(self.n_orders)}",
+                   "/orders/checkout/[order_id]")
+
+    def find_order(self):
+        self._call("GET", f"{self.order_url}/orders/find/{random.randrange(self.n_orders)}",
+                   "/orders/find/[order_id]")
+
+    def find_item(self):
+        self._call("GET", f"{self.stock_url}/stock/find/{random.randrange(self.n_items)}",
+                   "/stock/find/[item_id]")
+
+    def find_user(self):
+        self._call("GET", f"{self.payment_url}/payment/find_user/{random.randrange(self.n_users)}",
+                   "/payment/find_user/[user_id]")
+
+    def add_funds(self):
+        self._call("POST", f"{self.payment_url}/payment/add_funds/{random.randrange(self.n_users)}/"
+                           f"{self.funds_amount}", "/payment/add_funds/[user_id]/[amount]")
+
+
+# Only one of the two runs: the benchmark sets WDM_HTTP_CLIENT=requests to compare the clients.
+_REQUESTS = os.environ.get("WDM_HTTP_CLIENT", "fast") == "requests"
+
+
+class ShopUser(ShopTasks, FastHttpUser):
+    abstract = _REQUESTS
+    # FastHttpUser's default keeps one connection per user; the shop's replies are small.
+    network_timeout = 60.0
+    connection_timeout = 60.0
+
+
+class ShopHttpUser(ShopTasks, HttpUser):
+    abstract = not _REQUESTS
+
+
+# --- step load -----------------------------------------------------------------------------------
+
+def parse_steps(text: str) -> list[int]:
+    return [int(s) for s in re.split(r"[,\s]+", text.strip()) if s]
+
+
+_STEPS = parse_steps(os.environ.get("WDM_STEPS", ""))
+
+
+class StepShape(LoadTestShape):
+    """Each user count of WDM_STEPS for --wdm-step-time seconds, spawned at --spawn-rate."""
+
+    abstract = not _STEPS
+    steps = _STEPS
+
+    def tick(self):
+        o = self.runner.environment.parsed_options
+        step = int(self.get_run_time() // o.wdm_step_time)
+        if step >= len(self.steps):
+            return None
+        return self.steps[step], o.spawn_rate or 1
+
+
+# --- raw latencies ---------------------------------------------------------------------------------
+
+def outcome(status: int) -> str:
+    """API.md's verdict of one reply."""
+    if 200 <= status < 300:
+        return "ok"
+    if 400 <= status < 500:
+        return "fail"
+    return "unknown"
+
+
+def _safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
+
+
+class RawFile:
+    """One requests-*.csv, appended to in batches."""
+
+    def __init__(self, folder: str, tag: str):
+        self.path = os.path.join(folder, f"requests-{_safe(tag)}.csv")
+        self._file = open(self.path, "w", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(RAW_HEADER)
+        self._file.flush()
+
+    def write(self, rows) -> None:
+        """rows: [start_ns, name, method, status, latency_us]."""
+        self._csv.writerows(r + [outcome(r[3])] for r in rows)
+        self._file.flush()
+
+    def close(self) -> None:
+        if not self._file.closed:
+            self._file.close()
+
+
+class RawLatencies:
+    """The request hook: one row per request into a buffer; the buffer goes to a file (local) or
+    into the next stats report (worker); a master writes what its workers report."""
+
+    def __init__(self, environment):
+        self.environment = environment
+        self.buffer: list = []
+        self.file: RawFile | None = None
+        self.files: dict[str, RawFile] = {}  # master: one per worker
+        self.on = False
+        ev = environment.events
+        runner = environment.runner
+        if isinstance(runner, MasterRunner):
+            ev.worker_report.add_listener(self.on_worker_report)
+        else:
+            ev.request.add_listener(self.on_request)
+            ev.test_start.add_listener(self.on_test_start)
+            ev.test_stop.add_listener(self.flush)
+            if isinstance(runner, WorkerRunner):
+                ev.report_to_master.add_listener(self.on_report_to_master)
+        ev.quit.add_listener(self.close)
+
+    def raw_dir(self) -> str:
+        o = self.environment.parsed_options
+        return getattr(o, "wdm_raw_dir", "") if o is not None else ""
+
+    def on_test_start(self, environment, **_):
+        # On a worker the master's options (and so --wdm-raw-dir) have just arrived.
+        self.on = bool(self.raw_dir())
+        if self.on and not isinstance(environment.runner, WorkerRunner) and self.file is None:
+            self.file = RawFile(self.raw_dir(), f"{socket.gethostname()}-{os.getpid()}")
+
+    def on_request(self, request_type, name, response_time, response, start_time=None, **_):
+        if not self.on:
+            return
+        status = getattr(response, "status_code", 0) or 0
+        self.buffer.append([int((start_time or 0) * 1e9), name, request_type, status,
+                            int(round((response_time or 0) * 1000))])
+        if self.file is not None and len(self.buffer) >= FLUSH_ROWS:
+            self.flush()
+
+    def flush(self, **_):
+        if self.file is not None and self.buffer:
+            rows, self.buffer = self.buffer, []
+            self.file.write(rows)
+
+    def on_report_to_master(self, client_id, data):
+        if self.buffer:
+            data[RAW_KEY], self.buffer = self.buffer, []
+
+    def on_worker_report(self, client_id, data):
+        rows = data.get(RAW_KEY)
+        folder = self.raw_dir()
+        if not rows or not folder:
+            return
+        if client_id not in self.files:
+            self.files[client_id] = RawFile(folder, client_id)
+        self.files[client_id].write(rows)
+
+    def close(self, **_):
+        self.flush()
+        for f in [self.file, *self.files.values()]:
+            if f is not None:
+                f.close()
+
+
+@events.init.add_listener
+def _hook(environment, **_):
+    environment.wdm_raw = RawLatencies(environment)
+    o = environment.parsed_options
+    if o is not None and getattr(o, "csv_prefix", None) and not isinstance(environment.runner, WorkerRunner):
+        # Locust rewrites its CSVs once a second but not at exit, so they would miss the last
+        # second (and a master the workers' final reports). By `quit` the figures are final: give
+        # its writer one more tick, and close_files() then flushes it.
+        environment.events.quit.add_listener(lambda **_: gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.25))
