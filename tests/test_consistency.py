@@ -2,7 +2,6 @@
 fronts that make it slow, erroring, lagging or broken, as the systems the workbench is judged on."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
