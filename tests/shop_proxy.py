@@ -19,6 +19,7 @@ class Misbehaviour:
     checkout_503_every: int = 0     # every Nth checkout answers 503 without reaching the shop
     read_lag_s: float = 0.0         # a GET answers what it answered up to this long ago (stale reads)
     garbage_path: str = ""          # a 2xx reply of "<html>oops</html>" to paths starting with this
+    error_path: str = ""            # a 500 to paths starting with this (a system that crashes there)
 
 
 class ShopProxy:
@@ -60,6 +61,8 @@ class ShopProxy:
         path = request.path
         if self.m.garbage_path and path.startswith(self.m.garbage_path):
             return web.Response(status=200, text="<html>oops</html>")
+        if self.m.error_path and path.startswith(self.m.error_path):
+            return web.Response(status=500, text="Internal Server Error")
         if path.startswith("/orders/checkout/"):
             self._checkouts += 1
             if self.m.checkout_503_every and self._checkouts % self.m.checkout_503_every == 0:

@@ -113,6 +113,24 @@ def test_reads_that_lag_writes_are_waited_for_not_judged(tmp_path, write_urls, s
     assert run.read_json("state.json")["final_reads"] > 1
 
 
+def test_reads_lagging_longer_than_settle_are_said_so(tmp_path, write_urls, shop_for_proxies):
+    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(read_lag_s=3.0)) as proxy:
+        run, summary = run_consistency(ConsistencyScenario(settle_s=0.5, **SMALL), urls=write_urls(proxy.urls()),
+                                       runs_dir=tmp_path)
+    assert run.read_json("state.json")["final_settled"] is False
+    assert any("still changing" in n and "--settle" in n for n in summary["notes"])
+
+
+def test_a_5xx_while_seeding_ends_the_run_with_advice(tmp_path, write_urls, shop_for_proxies):
+    from wdm_lib.errors import ContractError
+
+    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(error_path="/payment/add_funds")) as proxy:
+        with pytest.raises(ContractError) as e:
+            run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()), runs_dir=tmp_path)
+    assert "/payment/add_funds/" in str(e.value) and "HTTP 500" in str(e.value)
+    assert "lower --concurrency than 1000" in str(e.value)
+
+
 def wdm(*args, timeout=60):
     return subprocess.run([sys.executable, "-m", "wdm_lib", *args], capture_output=True, text=True,
                           timeout=timeout, stdin=subprocess.DEVNULL)

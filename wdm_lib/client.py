@@ -243,8 +243,9 @@ class ShopClient:
                           "POST /orders/checkout/{order_id}")
 
 
-def require_ok(reply: Reply, doing: str) -> Reply:
-    """For set-up steps a run cannot go on without: an unreachable target or a refusal is fatal."""
+def require_ok(reply: Reply, doing: str, when_overloaded: str = "") -> Reply:
+    """For set-up steps a run cannot go on without: an unreachable target or a refusal is fatal.
+    `when_overloaded` is advice added to a 5xx, the usual answer of a system drowning in requests."""
     if reply.outcome == OK:
         return reply
     if reply.error.startswith("cannot connect"):
@@ -253,5 +254,6 @@ def require_ok(reply: Reply, doing: str) -> Reply:
     if reply.status is None:
         raise TargetUnreachable(f"{reply.url}: {reply.error} while {doing}; expected a reply "
                                 f"(raise --timeout if the system is just slow).")
+    advice = f" ({when_overloaded})" if when_overloaded and reply.status >= 500 else ""
     raise ContractError(f"{reply.endpoint} at {reply.url} answered {reply.error} while {doing}; "
-                        f"expected a 2xx reply.")
+                        f"expected a 2xx reply{advice}.")

@@ -22,7 +22,7 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
         "valid": result.valid,
         "verdict": "consistent" if result.valid else "inconsistent",
         "anomalies": [a.__dict__ for a in result.anomalies],
-        "notes": result.notes,
+        "notes": result.notes + _read_back_notes(scenario, state),
         "checkouts": len(checkouts),
         "outcomes": {k: outcomes.get(k, 0) for k in ("ok", "fail", "unknown")},
         "checkouts_happened": len(resolution.happened),
@@ -38,6 +38,14 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
             for outcome in ("ok", "fail", "unknown") if outcomes.get(outcome)},
         "phases_s": {k: round(v, 4) for k, v in phases_s.items()},
     }
+
+
+def _read_back_notes(scenario, state: dict) -> list[str]:
+    if state.get("final_settled", True):
+        return []
+    return [f"the final state was still changing after {scenario.settle_s:g} s of reading back "
+            f"({state.get('final_reads')} reads); the verdict judges the last read: raise --settle "
+            f"for a system whose reads lag its writes."]
 
 
 def render_table(summary: dict) -> str:

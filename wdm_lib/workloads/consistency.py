@@ -78,15 +78,19 @@ async def _gather_bounded(coros: list[Awaitable], progress) -> list:
 
 async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWriter, rng: random.Random,
                progress: bool | None) -> Seeded:
+    def need(reply: Reply, doing: str) -> Reply:
+        return require_ok(reply, doing, f"if it fails only under load, a lower --concurrency than "
+                                         f"{sc.concurrency} may get it through seeding")
+
     total = 2 * sc.n_items + 2 * sc.n_users + sc.n_orders * (1 + sc.items_per_order)
     with bar(total, "seeding", progress) as pb:
         # The very first call tells an unreachable target from a slow one, before a thousand more.
-        first = require_ok(await client.create_item(sc.item_price), "creating the first item")
+        first = need(await client.create_item(sc.item_price), "creating the first item")
         history.record("create_item", first, items=[[first.body["item_id"], 0]], amount=sc.item_price)
         pb.update()
 
         async def new_item() -> str:
-            reply = require_ok(await client.create_item(sc.item_price), "creating items")
+            reply = need(await client.create_item(sc.item_price), "creating items")
             history.record("create_item", reply, items=[[reply.body["item_id"], 0]], amount=sc.item_price)
             return reply.body["item_id"]
 
@@ -94,15 +98,15 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
             [new_item() for _ in range(sc.n_items - 1)], pb)
 
         async def stock_up(item_id: str) -> None:
-            reply = require_ok(await client.add_stock(item_id, sc.item_stock), "adding stock")
+            reply = need(await client.add_stock(item_id, sc.item_stock), "adding stock")
             history.record("add_stock", reply, items=[[item_id, sc.item_stock]], amount=sc.item_stock)
 
         async def new_user() -> str:
-            reply = require_ok(await client.create_user(), "creating users")
+            reply = need(await client.create_user(), "creating users")
             history.record("create_user", reply, user_id=reply.body["user_id"])
             pb.update()
             user_id = reply.body["user_id"]
-            funds = require_ok(await client.add_funds(user_id, sc.user_credit), "adding funds")
+            funds = need(await client.add_funds(user_id, sc.user_credit), "adding funds")
             history.record("add_funds", funds, user_id=user_id, amount=sc.user_credit)
             return user_id
 
@@ -120,13 +124,13 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
             plans.append((user_id, chosen))
 
         async def new_order(user_id: str, chosen: list[str]) -> tuple[str, str, list]:
-            reply = require_ok(await client.create_order(user_id), "creating orders")
+            reply = need(await client.create_order(user_id), "creating orders")
             order_id = reply.body["order_id"]
             history.record("create_order", reply, order_id=order_id, user_id=user_id)
             pb.update()
             items = []
             for item_id in chosen:
-                added = require_ok(await client.add_item(order_id, item_id, sc.quantity), "adding items to orders")
+                added = need(await client.add_item(order_id, item_id, sc.quantity), "adding items to orders")
                 history.record("add_item", added, order_id=order_id, user_id=user_id,
                                items=[[item_id, sc.quantity]], amount=sc.quantity)
                 items.append([item_id, sc.quantity])
@@ -185,25 +189,28 @@ async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str
 
 async def read_settled_state(client: ShopClient, ids: tuple, settle_s: float, desc: str,
                              progress: bool | None, accept: Callable[[dict], bool] | None = None
-                             ) -> tuple[dict, int]:
+                             ) -> tuple[dict, int, bool]:
     """Read the state; unless `accept` takes a read, read again until it has not changed for
-    QUIET_S (the target is quiet) or settle_s runs out. The last read wins. Returns it and how many
-    reads it took.
+    QUIET_S (the target is quiet) or settle_s runs out. The last read wins. Returns it, how many
+    reads it took, and whether it settled (accepted or quiet) rather than ran out of time.
 
     A system whose reads lag its writes, or that still works off requests we gave up on, gets time
     to settle before anything is concluded from what it shows."""
     deadline = time.monotonic() + settle_s
     state, reads = await read_state(client, *ids, desc, progress), 1
     quiet_since = time.monotonic()
-    while not (accept is not None and accept(state)) and time.monotonic() < deadline:
+    while True:
+        if accept is not None and accept(state):
+            return state, reads, True
+        if time.monotonic() >= deadline:
+            return state, reads, False
         await asyncio.sleep(SETTLE_INTERVAL_S)
         again = await read_state(client, *ids, desc, progress)
         reads += 1
         if again != state:
             state, quiet_since = again, time.monotonic()
         elif time.monotonic() - quiet_since >= QUIET_S:
-            break
-    return state, reads
+            return state, reads, True
 
 
 def _shows_seeding(sc: ConsistencyScenario, state: dict) -> bool:
@@ -247,7 +254,7 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
     async with ShopClient(target, timeout_s=sc.timeout_s, connections=sc.concurrency) as client:
         seeded = await seed(client, sc, history, rng, progress)
         phase("seed")
-        initial, _ = await read_settled_state(
+        initial, _, _ = await read_settled_state(
             client, (seeded.item_ids, seeded.user_ids, []), sc.settle_s, "reading initial state", progress,
             accept=lambda s: _shows_seeding(sc, s))
         initial["after_op"] = history.last_op_id
@@ -255,9 +262,9 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
         prices = {i: v["price"] for i, v in initial["items"].items() if v is not None}
         await fire_checkouts(client, seeded, prices, history, progress)
         phase("checkouts")
-        final, reads = await read_settled_state(
+        final, reads, settled = await read_settled_state(
             client, (seeded.item_ids, seeded.user_ids, list(seeded.orders)), sc.settle_s,
             "reading final state", progress,
             accept=None if accept_final is None else lambda f: accept_final({"initial": initial, "final": f}))
         phase("final_read")
-    return {"initial": initial, "final": final, "final_reads": reads}
+    return {"initial": initial, "final": final, "final_reads": reads, "final_settled": settled}
