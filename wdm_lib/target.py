@@ -15,6 +15,10 @@ EMBEDDED = "embedded reference shop"
 
 @contextmanager
 def open_target(urls: str | Path | None = None, anomaly: str | None = None) -> Iterator[Target]:
+    from wdm_lib.reference.anomalies import ANOMALIES
+
+    if anomaly is not None and anomaly not in ANOMALIES:
+        raise WorkbenchError(f"--anomaly {anomaly!r} is not known; expected one of {', '.join(sorted(ANOMALIES))}.")
     if urls is not None:
         if anomaly:
             raise WorkbenchError(f"--anomaly {anomaly} applies only to the embedded reference shop; "
