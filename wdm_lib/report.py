@@ -5,7 +5,6 @@ A report opens with no network: nothing in it is fetched from elsewhere."""
 from __future__ import annotations
 
 import html
-import os
 from pathlib import Path
 
 from wdm_lib import runs
@@ -63,13 +62,6 @@ def to_html(executed: Path, title: str) -> str:
     return body
 
 
-def _write(path: Path, text: str) -> None:
-    """Write then rename, so a browser never shows half a report."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def render(run_path: str | Path, reports_dir: str | Path | None = None) -> Path:
     """Execute the notebook of the run's kind on it, write <reports_dir>/<run_id>.html, refresh the
     index of the runs beside it, and return the report's path. reports_dir defaults to the folder
@@ -88,7 +80,7 @@ def render(run_path: str | Path, reports_dir: str | Path | None = None) -> Path:
     executed = run.file("report.ipynb")
     execute(notebook, executed, {"run_dir": str(path)})
     report = reports_dir / f"{run.id}.html"
-    _write(report, to_html(executed, f"{run.kind} run {run.id}"))
+    runs.write_atomic(report, to_html(executed, f"{run.kind} run {run.id}"))
     write_index(reports_dir, path.parent)
     return report
 
@@ -164,5 +156,5 @@ td.verdict {{ font-weight: bold; }}
 </tbody></table></body></html>
 """
     index = reports_dir / INDEX
-    _write(index, page)
+    runs.write_atomic(index, page)
     return index

@@ -46,11 +46,15 @@ def versions() -> dict[str, str]:
     return found
 
 
-def write_json(path: Path, obj: Any) -> None:
+def write_atomic(path: Path, text: str) -> None:
     """Write then rename: a reader (or a crash) never sees half a file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+    tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
 
 
 @dataclass
