@@ -176,3 +176,12 @@ def test_original_figures_as_the_original_defines_them():
         "payment_inconsistencies_in_logs": 10,
         "payment_inconsistencies_in_db": 0,
     }
+
+
+def test_records_the_target_no_longer_has_are_named():
+    st = state({"a": 8, "b": 10}, {"u1": 3, "u2": 5}, ORDERS)
+    st["final"]["items"]["b"] = None
+    del st["final"]["users"]["u2"]
+    result = check_consistency(SC, HISTORY, st)
+    assert {"lost-item", "lost-user"} <= names(result)
+    assert next(a for a in result.anomalies if a.name == "lost-item").examples == ["b"]

@@ -116,6 +116,10 @@ def _balance_anomaly(name: str, what: str, rows: list[dict]) -> list[Anomaly]:
                     what, rows)]
 
 
+def _missing_anomaly(name: str, what: str, ids: list[str]) -> list[Anomaly]:
+    return [Anomaly(name, len(ids), len(ids), _examples(ids), what)] if ids else []
+
+
 # --- the checkers ----------------------------------------------------------------------------------
 
 def _stock_moves(history: list[Op], state: dict) -> tuple[list, list, list]:
@@ -179,10 +183,8 @@ def check_stock(scenario, history: list[Op], state: dict) -> CheckResult:
                          "the quantities of checkouts that happened", mismatch)
         + _balance_anomaly("oversold", "checkouts that happened took more of an item than it had "
                            "(expected: what it had; actual: what was sold)", oversold)
-        + _balance_anomaly("negative-stock", "an item's final stock is below zero", negative))
-    if missing:
-        anomalies.append(Anomaly("lost-item", len(missing), len(missing), _examples(missing),
-                                 "an item that existed after seeding can no longer be found"))
+        + _balance_anomaly("negative-stock", "an item's final stock is below zero", negative)
+        + _missing_anomaly("lost-item", "an item that existed after seeding can no longer be found", missing))
     return CheckResult.of(anomalies)
 
 
@@ -194,10 +196,8 @@ def check_credit(scenario, history: list[Op], state: dict) -> CheckResult:
     anomalies = (
         _balance_anomaly("credit-mismatch", "final credit differs from initial credit plus funds added "
                          "minus the cost of checkouts that happened", mismatch)
-        + _balance_anomaly("negative-credit", "a user's final credit is below zero", negative))
-    if missing:
-        anomalies.append(Anomaly("lost-user", len(missing), len(missing), _examples(missing),
-                                 "a user who existed after seeding can no longer be found"))
+        + _balance_anomaly("negative-credit", "a user's final credit is below zero", negative)
+        + _missing_anomaly("lost-user", "a user who existed after seeding can no longer be found", missing))
     return CheckResult.of(anomalies)
 
 
