@@ -23,6 +23,13 @@ from wdm_lib.errors import WorkbenchError
 LISTENING = "wdm reference shop listening on "
 
 
+def _contents(file) -> str:
+    """What the shop wrote to one of its output files so far. pread, not seek and read: the shop's
+    descriptor shares the file offset with ours, and moving it would make the shop's next write
+    land over what it wrote before."""
+    return os.pread(file.fileno(), 1 << 20, 0).decode(errors="replace")
+
+
 def _kill_if_running(proc: subprocess.Popen) -> None:
     if proc.poll() is None:
         proc.kill()
@@ -60,8 +67,7 @@ class ReferenceShopProcess:
     def _wait_listening(self, timeout: float) -> str:
         deadline = time.monotonic() + timeout
         while True:
-            self._stdout.seek(0)
-            for line in self._stdout.read().decode(errors="replace").splitlines():
+            for line in _contents(self._stdout).splitlines():
                 if line.startswith(LISTENING):
                     return line[len(LISTENING):].strip()
             code = self._proc.poll()
@@ -74,8 +80,7 @@ class ReferenceShopProcess:
             time.sleep(0.01)
 
     def _stderr_tail(self, lines: int = 5) -> str:
-        self._stderr.seek(0)
-        return " | ".join(self._stderr.read().decode(errors="replace").strip().splitlines()[-lines:])
+        return " | ".join(_contents(self._stderr).strip().splitlines()[-lines:])
 
     def urls(self) -> dict[str, str]:
         return {"ORDER_URL": self.base_url, "PAYMENT_URL": self.base_url, "STOCK_URL": self.base_url}
