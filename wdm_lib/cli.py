@@ -43,8 +43,10 @@ def _add_scenario_options(p: argparse.ArgumentParser, defaults) -> None:
 def _add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--urls", default=None, metavar="FILE",
                    help="urls.json of the system to test (default: start the embedded reference shop)")
+    from wdm_lib.reference.anomalies import ANOMALIES
+
     p.add_argument("--anomaly", default=None, metavar="NAME",
-                   help="with the embedded shop only: turn on one of its named bugs")
+                   help=f"with the embedded shop only: turn on one of its named bugs ({', '.join(sorted(ANOMALIES))})")
     p.add_argument("--runs-dir", default=None, metavar="DIR", help="where run folders go (default reports/runs)")
 
 
