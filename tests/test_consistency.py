@@ -128,7 +128,7 @@ def test_a_5xx_while_seeding_ends_the_run_with_advice(tmp_path, write_urls, shop
         with pytest.raises(ContractError) as e:
             run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()), runs_dir=tmp_path)
     assert "/payment/add_funds/" in str(e.value) and "HTTP 500" in str(e.value)
-    assert "lower --concurrency than 1000" in str(e.value)
+    assert "a --concurrency below 64" in str(e.value)
 
 
 def wdm(*args, timeout=60):

@@ -13,8 +13,9 @@ import asyncio
 import json
 import resource
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import aiohttp
 
@@ -139,6 +140,16 @@ class ShopClient:
             connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s), auto_decompress=False)
         self._slots = asyncio.Semaphore(self.connections)
         return self
+
+    @contextmanager
+    def at_most(self, in_flight: int) -> Iterator[None]:
+        """Narrow the bound for a phase with nothing in flight yet (seeding, reading back)."""
+        saved = self._slots
+        self._slots = asyncio.Semaphore(min(in_flight, self.connections))
+        try:
+            yield
+        finally:
+            self._slots = saved
 
     async def __aexit__(self, *exc) -> None:
         if self._session is not None:
