@@ -138,6 +138,16 @@ def _credit_moves(history: list[Op], state: dict) -> tuple[list, list, list]:
             [([[op.user_id, op.amount]], UNKNOWN) for op in res.unresolved])
 
 
+def _definite_additions(adds: list[tuple[list, str]]) -> defaultdict[str, int]:
+    """id -> what additions that answered 2xx added (unknown ones are the ranges' business)."""
+    added: defaultdict[str, int] = defaultdict(int)
+    for pairs, outcome in adds:
+        if outcome == OK:
+            for key, amount in pairs:
+                added[str(key)] += int(amount or 0)
+    return added
+
+
 def _compare_balances(initial: dict, final: dict, field_: str, moves: tuple[list, list, list]
                       ) -> tuple[list[dict], list[dict], list[str]]:
     """Per id: (rows outside the range the history allows, rows below zero, ids no longer found)."""
@@ -166,13 +176,9 @@ def check_stock(scenario, history: list[Op], state: dict) -> CheckResult:
     moves = _stock_moves(history, state)
     mismatch, negative, missing = _compare_balances(initial, state["final"]["items"], "stock", moves)
     adds, happened, _ = moves
-    available = {k: v["stock"] for k, v in initial.items() if v is not None}
+    added = _definite_additions(adds)
+    available = {k: v["stock"] + added[k] for k, v in initial.items() if v is not None}
     sold: dict[str, int] = defaultdict(int)
-    for items, outcome in adds:
-        if outcome == OK:
-            for item_id, q in _quantities(items).items():
-                if item_id in available:
-                    available[item_id] += q
     for items, _ in happened:
         for item_id, q in _quantities(items).items():
             sold[item_id] += q
@@ -231,18 +237,10 @@ def _expected_ranges(initial: dict[str, int], adds: list[tuple[list, str]], take
 def check_conservation(scenario, history: list[Op], state: dict) -> CheckResult:
     """Money against goods from the state alone, no client log: the credit users spent must equal
     price times the stock that left the shelves (funds and stock added during the run accounted)."""
-    ops = judged(history, state)
     i0, i1 = state["initial"]["items"], state["final"]["items"]
     u0, u1 = state["initial"]["users"], state["final"]["users"]
-    stock_added = defaultdict(int)
-    for op in ops:
-        if op.kind == "add_stock" and op.outcome == OK:
-            for item_id, q in _quantities(op.items).items():
-                stock_added[item_id] += q
-    funds_added = defaultdict(int)
-    for op in ops:
-        if op.kind == "add_funds" and op.outcome == OK:
-            funds_added[op.user_id] += op.amount or 0
+    stock_added = _definite_additions(_stock_moves(history, state)[0])
+    funds_added = _definite_additions(_credit_moves(history, state)[0])
     sold_value = sum(v["price"] * (v["stock"] + stock_added[i] - i1[i]["stock"])
                      for i, v in i0.items() if v is not None and i1.get(i) is not None)
     spent = sum(v["credit"] + funds_added[u] - u1[u]["credit"]
