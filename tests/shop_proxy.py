@@ -5,12 +5,20 @@ reference shop is none of those. Runs an aiohttp reverse proxy on a thread of it
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
 import time
 from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (until someone binds it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass

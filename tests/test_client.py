@@ -2,11 +2,10 @@
 proxy that breaks the API."""
 
 import asyncio
-import socket
 
 import pytest
 
-from shop_proxy import Misbehaviour, ShopProxy
+from shop_proxy import Misbehaviour, ShopProxy, free_port
 from wdm_lib.client import FAIL, OK, UNKNOWN, ShopClient
 from wdm_lib.config import parse_urls
 from wdm_lib.errors import ContractError
@@ -47,9 +46,7 @@ def test_5xx_is_unknown_and_a_refused_connection_is_a_definite_failure(shop):
                 reply = await c.checkout("0")
                 assert reply.outcome == UNKNOWN and reply.status == 503
         run(go())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens here once the socket closes
+    port = free_port()
 
     async def refused():
         async with ShopClient(target({k: f"http://127.0.0.1:{port}" for k in

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from shop_proxy import Misbehaviour, ShopProxy
+from shop_proxy import Misbehaviour, ShopProxy, free_port
 from wdm_lib.history import read_ops
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runner import run_consistency
@@ -146,10 +146,7 @@ def test_cli_exit_codes_and_verdict_table(tmp_path):
 
 
 def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_path, write_urls):
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     started = time.monotonic()
     runs_dir = tmp_path / "runs"
     r = wdm("consistency", "--urls", str(write_urls(f"http://127.0.0.1:{port}")), "--runs-dir", str(runs_dir),

@@ -236,11 +236,9 @@ def test_bad_urls_file_is_one_sentence(tmp_path, capsys):
 
 
 def test_unreachable_target_is_one_sentence_and_the_run_says_failed(tmp_path, capsys, write_urls):
-    import socket
+    from shop_proxy import free_port
 
-    with socket.socket() as s:  # a port nobody listens on
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     urls = write_urls(f"http://127.0.0.1:{port}")
     for argv in (["stress", "run", "--urls", str(urls), "-t", "2s"],
                  ["stress", "run", "--urls", str(urls), "--init", "-t", "2s"],

@@ -7,13 +7,13 @@ from __future__ import annotations
 import csv
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from shop_proxy import free_port
 
 from wdm_lib import cli
 from wdm_lib.reference.process import ReferenceShopProcess
@@ -57,12 +57,6 @@ def aggregated(folder: Path) -> dict:
 def only_run(runs_dir: Path) -> Run:
     (path,) = list(runs_dir.iterdir())
     return Run.open(path)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_headless_run_against_the_embedded_shop(tmp_path, capsys):
