@@ -6,7 +6,8 @@ import asyncio
 import pytest
 
 from shop_proxy import Misbehaviour, ShopProxy, free_port
-from wdm_lib.client import FAIL, OK, UNKNOWN, ShopClient
+from wdm_lib.client import ShopClient
+from wdm_lib.history import FAIL, OK, UNKNOWN
 from wdm_lib.config import parse_urls
 from wdm_lib.errors import ContractError
 from wdm_lib.reference.process import ReferenceShopProcess

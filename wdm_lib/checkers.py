@@ -18,8 +18,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
-from wdm_lib.client import FAIL, OK, UNKNOWN
-from wdm_lib.history import Op
+from wdm_lib.history import FAIL, OK, UNKNOWN, Op
 
 MAX_EXAMPLES = 10
 CHECKOUT = "checkout"

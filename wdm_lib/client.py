@@ -21,8 +21,7 @@ import aiohttp
 
 from wdm_lib.config import Target
 from wdm_lib.errors import ContractError, TargetUnreachable
-
-OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
+from wdm_lib.history import FAIL, OK, UNKNOWN
 BODY_EXCERPT = 200
 
 

@@ -8,11 +8,18 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from wdm_lib.client import Reply
+if TYPE_CHECKING:
+    from wdm_lib.client import Reply
 
 COLUMNS = ["op_id", "kind", "order_id", "user_id", "items", "amount", "intended_ns", "invoke_ns",
            "complete_ns", "status", "outcome", "error"]
+# What an operation's reply means, as API.md defines it: 2xx happened, 4xx did not, anything else
+# (5xx, a timeout, a reset) may or may not have happened. The names belong to the history, the data
+# model every part reads; the HTTP client only sorts replies into them.
+OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
+OUTCOMES = (OK, FAIL, UNKNOWN)
 FAULT = "fault"  # kind of the rows that record something done *to* the run (an interruption, a crash)
 
 
@@ -42,7 +49,7 @@ class HistoryWriter:
         self._file.flush()
         self._next_id = 0
 
-    def record(self, kind: str, reply: Reply | None = None, *, order_id: str = "", user_id: str = "",
+    def record(self, kind: str, reply: "Reply | None" = None, *, order_id: str = "", user_id: str = "",
                items: list | None = None, amount: int | None = None, intended_ns: int | None = None,
                error: str = "") -> None:
         """One row; `reply` is None for faults, which happen at the moment they are recorded."""

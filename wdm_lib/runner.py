@@ -9,9 +9,8 @@ import asyncio
 from pathlib import Path
 
 from wdm_lib import checkers, runs
-from wdm_lib.client import UNKNOWN
 from wdm_lib.errors import WorkbenchError
-from wdm_lib.history import FAULT, HistoryWriter, read_ops
+from wdm_lib.history import FAULT, UNKNOWN, HistoryWriter, read_ops
 from wdm_lib.summary import summarize
 from wdm_lib.target import describe, open_target
 from wdm_lib.workloads.consistency import ConsistencyScenario, execute

@@ -10,10 +10,10 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable
 
-from wdm_lib.client import OK, UNKNOWN, Reply, ShopClient, require_ok
+from wdm_lib.client import Reply, ShopClient, require_ok
 from wdm_lib.config import Target
 from wdm_lib.errors import TargetUnreachable, WorkbenchError
-from wdm_lib.history import HistoryWriter
+from wdm_lib.history import OK, UNKNOWN, HistoryWriter
 from wdm_lib.progress import bar
 
 READ_RETRIES = 3

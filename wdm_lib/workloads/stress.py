@@ -22,9 +22,10 @@ from typing import Callable
 
 from wdm_lib import runs
 from wdm_lib.analysis import latency_percentiles
-from wdm_lib.client import OK, UNKNOWN, ShopClient, require_ok
+from wdm_lib.client import ShopClient, require_ok
 from wdm_lib.config import Target
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.history import OK, OUTCOMES, UNKNOWN
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 LOCUST_PREFIX = "locust"  # -> locust_stats.csv, locust_stats_history.csv, locust_failures.csv, ...
@@ -32,7 +33,6 @@ LOCUST_HTML = "locust_report.html"
 LOCUST_LOG = "locust.log"
 RAW_GLOB = "requests-*.csv"
 RAW_COLUMNS = ["start_ns", "name", "method", "status", "latency_us", "outcome"]
-OUTCOMES = ("ok", "fail", "unknown")
 NAMES = {  # the Locust request names of the scenario's operations
     "checkout": "/orders/checkout/[order_id]",
     "find_order": "/orders/find/[order_id]",
