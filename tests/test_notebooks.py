@@ -55,13 +55,13 @@ def tables(nb, tag) -> list[dict[str, list[str]]]:
         levels = max(len(tr.find_all("th")) for tr in body)
         head = [th.get_text(strip=True) for th in table.find("thead").find_all("tr")[0].find_all("th")]
         rows, last = {"columns": head[levels:]}, []
-        for tr in body:
+        for i, tr in enumerate(body):
             ths, tds = tr.find_all("th"), [td.get_text(strip=True) for td in tr.find_all("td")]
             # a MultiIndex shows each outer label once (rowspan): carry it down
             labels = [th.get_text(strip=True) for th in ths]
             labels = last[: len(last) - len(labels)] + labels if len(labels) < len(last) else labels
             last = labels
-            rows["|".join(labels)] = tds
+            rows["|".join(labels) or str(i)] = tds  # a table shown without its index: rows by position
         out.append(rows)
     return out
 
@@ -130,7 +130,8 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     monkeypatch.chdir(NOTEBOOKS)
     started = time.monotonic()
     papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                               parameters={"runs_dir": str(tmp_path / "runs"), "anomaly": "lost-update", "seed": 3},
+                               parameters={"runs_dir": str(tmp_path / "runs"), "anomaly": "lost-update", "seed": 3,
+                                           "quiet_s": 0.5},
                                progress_bar=False)
     assert time.monotonic() - started < 30
     run = only_run(tmp_path / "runs")
@@ -144,11 +145,25 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     assert f"{summary['checkouts']} checkouts: {o['ok']} ok, {o['fail']} refused, {o['unknown']} unknown" in shown
 
     findings = tables(nb, "findings")[0]
-    original = summary["original"]
-    assert findings["original benchmark|stock inconsistencies in logs"][1] == str(original["stock_inconsistencies_in_logs"])
-    assert findings["original benchmark|payment inconsistencies in db"][1] == str(original["payment_inconsistencies_in_db"])
+    assert findings["columns"] == ["finding", "kind", "count", "over", "under", "examples", "meaning"]
+    shown = {row[0]: row for label, row in findings.items() if label != "columns"}
     for a in summary["anomalies"]:
-        assert findings[f"workbench|{a['name']}"][:2] == [str(a["count"]), str(a["magnitude"])]
+        row = shown[a["name"]]
+        assert row[1:3] == ["anomaly", str(a["count"])]
+        # Signed: how many ids were over and under, and by how much each way.
+        if a["over"]["ids"]:
+            assert row[3] == f"{a['over']['ids']} {'id' if a['over']['ids'] == 1 else 'ids'}, {a['over']['by']:+d}"
+        if a["under"] and a["under"]["ids"]:
+            assert row[4].endswith(f"{a['under']['by']:+d}")
+
+    assert figures(nb, "convergence") == 1
+    original = tables(nb, "original")[0]
+    values = {row[0]: row[1] for label, row in original.items() if label != "columns"}
+    assert values["stock inconsistencies in logs"] == str(summary["original"]["stock_inconsistencies_in_logs"])
+    assert values["payment inconsistencies in db"] == str(summary["original"]["payment_inconsistencies_in_db"])
+    # The original's figures come last, their caveats beside them.
+    tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
+    assert tags[-1] == ["original"] and "counts every reply that is not 4xx" in text(nb, "original")
 
     counts = tables(nb, "outcomes")[0]
     assert as_row(counts, "count") == {k: float(v) for k, v in summary["outcomes"].items()}
@@ -175,7 +190,7 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
         monkeypatch.chdir(tmp_path)
         papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
                                    parameters={"urls": "team.json", "runs_dir": "runs", "n_users": 50,
-                                               "n_orders": 60, "item_stock": 20, "seed": 5},
+                                               "n_orders": 60, "item_stock": 20, "seed": 5, "quiet_s": 0.5},
                                    progress_bar=False)
     run = only_run(tmp_path / "runs")
     manifest = json.loads((run / "manifest.json").read_text())
@@ -186,7 +201,8 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
     assert "**CONSISTENT**" in text(nb, "verdict") and "team.json" in text(nb, "verdict")
     assert as_row(tables(nb, "outcomes")[0], "count") == {"ok": 20.0, "fail": 40.0, "unknown": 0.0}
     assert "No deviation" in text(nb, "deviations") and tables(nb, "deviations") == []
-    assert "workbench|no anomaly" in tables(nb, "findings")[0]
+    assert [row[0] for label, row in tables(nb, "findings")[0].items() if label != "columns"] == ["no anomaly"]
+    assert "read-back: quiet" in text(nb, "verdict")
 
 
 def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):

@@ -19,7 +19,7 @@ from wdm_lib.workloads.consistency import ConsistencyScenario
 def reports(tmp_path_factory):
     """reports/ with a consistency run (faulty shop) and a stress run in reports/runs, both rendered."""
     reports_dir = tmp_path_factory.mktemp("reports")
-    run, _ = run_consistency(ConsistencyScenario(n_users=40, n_orders=50, item_stock=10, seed=2),
+    run, _ = run_consistency(ConsistencyScenario(n_users=40, n_orders=50, item_stock=10, seed=2, quiet_s=0.5),
                              anomaly="no-rollback", runs_dir=reports_dir / "runs")
     stress = make_stress_run(reports_dir / "runs" / "20250101-000000-stress-abcd", rows=2000, duration_s=10)
     # by default, a report lands beside the runs folder that holds its run

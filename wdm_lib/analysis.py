@@ -121,26 +121,64 @@ def in_flight(starts, ends):
     return pd.DataFrame({"t_s": t[order], "in_flight": np.cumsum(step[order])})
 
 
+def _signed(side: dict | None) -> str:
+    """'3 ids, +7' for one side of a balance anomaly; blank where it has no such side."""
+    if not side or not side["ids"]:
+        return ""
+    return f"{side['ids']} {'id' if side['ids'] == 1 else 'ids'}, {side['by']:+d}"
+
+
 def findings_table(summary: dict):
-    """The original benchmark's four figures beside the workbench's anomalies, in one table."""
+    """What went wrong, in the shop's words: each anomaly (a fact about balances: the verdict) and
+    each warning (a fact about replies), with how many ids show it, how many are over and under
+    what the history allows and by how much, and examples."""
     import pandas as pd
 
-    labels = {
-        "stock_inconsistencies_in_logs": "stock inconsistencies in logs",
-        "stock_inconsistencies_in_db": "stock inconsistencies in db",
-        "payment_inconsistencies_in_logs": "payment inconsistencies in logs",
-        "payment_inconsistencies_in_db": "payment inconsistencies in db",
-    }
-    rows = [{"source": "original benchmark", "figure": labels.get(k, k), "count": "", "magnitude": v,
-             "meaning": "0 when consistent, by the original's own arithmetic"}
-            for k, v in summary["original"].items()]
-    rows += [{"source": "workbench", "figure": a["name"], "count": a["count"], "magnitude": a["magnitude"],
-              "meaning": a["description"]} for a in summary["anomalies"]]
+    rows = [{"finding": a["name"], "kind": kind, "count": a["count"], "over": _signed(a.get("over")),
+             "under": _signed(a.get("under")), "examples": ", ".join(a["examples"][:3]), "meaning": a["description"]}
+            for kind, found in (("anomaly", summary["anomalies"]), ("warning", summary.get("warnings", [])))
+            for a in found]
     if not summary["anomalies"]:
-        rows.append({"source": "workbench", "figure": "no anomaly", "count": 0, "magnitude": 0,
-                     "meaning": "every balance, flag and reply agrees with what happened"})
-    # The original has no counts: its rows leave that column blank.
-    return pd.DataFrame(rows, columns=["source", "figure", "count", "magnitude", "meaning"]).set_index(["source", "figure"])
+        rows.insert(0, {"finding": "no anomaly", "kind": "anomaly", "count": 0, "over": "", "under": "",
+                        "examples": "", "meaning": "every balance, flag and record agrees with what happened"})
+    return pd.DataFrame(rows, columns=["finding", "kind", "count", "over", "under", "examples", "meaning"])
+
+
+ORIGINAL_LABELS = {
+    "stock_inconsistencies_in_logs": "stock inconsistencies in logs",
+    "stock_inconsistencies_in_db": "stock inconsistencies in db",
+    "payment_inconsistencies_in_logs": "payment inconsistencies in logs",
+    "payment_inconsistencies_in_db": "payment inconsistencies in db",
+}
+
+
+def original_table(summary: dict):
+    """The original benchmark's four figures, computed as it defines them (0 when consistent by its
+    own arithmetic), for comparison with numbers users already know."""
+    import pandas as pd
+
+    return pd.DataFrame([{"figure": ORIGINAL_LABELS.get(k, k), "value": v} for k, v in summary["original"].items()],
+                        columns=["figure", "value"])
+
+
+def original_caveats(summary: dict) -> str:
+    """Why the original's figures can mislead, with this run's unknowns named when it had any."""
+    counted = summary.get("original_counts_unknowns", 0)
+    extra = (f" In this run that means {counted} checkouts with an unknown outcome were counted as successes."
+             if counted else "")
+    return summary["original_caveats"] + extra
+
+
+def convergence_frame(summary: dict):
+    """The convergence timeline (one row per pass of the final read-back): t_s since the last
+    checkout reply, changed, valid, and the anomalies found on that pass in all."""
+    import pandas as pd
+
+    points = summary.get("convergence", [])
+    return pd.DataFrame({"t_s": [p["t_s"] for p in points], "changed": [p["changed"] for p in points],
+                         "valid": [p["valid"] for p in points],
+                         "anomalies": [sum(p["anomalies"].values()) for p in points]},
+                        columns=["t_s", "changed", "valid", "anomalies"])
 
 
 def deviations(summary: dict, state: dict):

@@ -21,7 +21,7 @@ import aiohttp
 
 from wdm_lib.config import Target
 from wdm_lib.errors import ContractError, TargetUnreachable
-from wdm_lib.history import FAIL, OK, UNKNOWN
+from wdm_lib.history import FAIL, OK, TIMEOUT_ERROR, UNKNOWN
 BODY_EXCERPT = 200
 
 
@@ -179,7 +179,7 @@ class ShopClient:
                 raise
             except asyncio.TimeoutError:
                 return Reply(endpoint, url, UNKNOWN, None, invoke, time.time_ns(),
-                             error=f"no reply within {self.timeout_s:g} s")
+                             error=f"{TIMEOUT_ERROR} {self.timeout_s:g} s")
             except aiohttp.ClientConnectorError as e:
                 # Nothing was sent: a definite failure, and the first sign of an unreachable target.
                 return Reply(endpoint, url, FAIL, None, invoke, time.time_ns(),

@@ -20,6 +20,10 @@ COLUMNS = ["op_id", "kind", "order_id", "user_id", "items", "amount", "intended_
 # model every part reads; the HTTP client only sorts replies into them.
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
 OUTCOMES = (OK, FAIL, UNKNOWN)
+# The error text of an unknown that got no reply within the client's timeout; other unknowns with
+# no HTTP status are connections dropped or reset before a reply came.
+TIMEOUT_ERROR = "no reply within"
+CAUSES = ("5xx", "timeout", "reset", "other-status")
 FAULT = "fault"  # kind of the rows that record something done *to* the run (an interruption, a crash)
 
 
@@ -38,6 +42,13 @@ class Op:
     status: int | None = None
     outcome: str = ""
     error: str = ""
+
+
+def unknown_cause(op: Op) -> str:
+    """Why an operation's outcome is unknown, from what its row recorded."""
+    if op.status is not None:
+        return "5xx" if op.status >= 500 else "other-status"
+    return "timeout" if op.error.startswith(TIMEOUT_ERROR) else "reset"
 
 
 class HistoryWriter:

@@ -115,3 +115,30 @@ def steps_throughput_p99(steps) -> Figure:
     ax.grid(True, alpha=0.3)
     ax.set_title("Throughput against p99, per step")
     return fig
+
+
+def convergence(frame, quiet_s: float, settled: bool = True) -> Figure:
+    """The final read-back pass by pass (analysis.convergence_frame): ids in anomaly on each pass,
+    each pass green when the checkers found it consistent and red when not, filled when the state
+    differed from the pass before. The verdict is taken on the last pass, after quiet_s unchanged."""
+    fig, ax = _figure(3.2)
+    if len(frame):
+        ax.step(frame["t_s"], frame["anomalies"], where="post", color="tab:gray", linewidth=1)
+        colors = np.where(frame["valid"], "tab:green", "tab:red")
+        changed = frame["changed"].to_numpy(dtype=bool)
+        ax.scatter(frame["t_s"][changed], frame["anomalies"][changed], c=colors[changed], zorder=3,
+                   label="state changed")
+        ax.scatter(frame["t_s"][~changed], frame["anomalies"][~changed], facecolors="none",
+                   edgecolors=colors[~changed], zorder=3, label="unchanged")
+        since = frame["t_s"][changed].iloc[-1] if changed.any() else frame["t_s"].iloc[0]
+        if settled and frame["t_s"].iloc[-1] > since:
+            ax.axvspan(since, frame["t_s"].iloc[-1], color="tab:blue", alpha=0.08,
+                       label=f"unchanged (quiet window {quiet_s:g} s)")
+        ax.legend(loc="upper right")
+    ax.set_xlabel("seconds after the last checkout reply")
+    ax.set_ylabel("ids in anomaly")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    ax.set_title("How the final state converged (green: consistent, red: not)"
+                 + ("" if settled else ": it never went quiet"))
+    return fig

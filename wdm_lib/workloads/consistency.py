@@ -17,8 +17,9 @@ from wdm_lib.history import OK, UNKNOWN, HistoryWriter
 from wdm_lib.progress import bar
 
 READ_RETRIES = 3
-SETTLE_INTERVAL_S = 0.25
-QUIET_S = 1.0  # unchanged for this long, the target counts as quiet
+# Between two passes over the whole state while waiting for quiet: often enough to chart how the
+# state converged, rarely enough not to load a slow system with reads.
+READ_INTERVAL_S = 0.5
 # Seeding and reading back are not what a run tests: a moderate bound is faster than a thousand
 # connections (half the time on the reference shop) and spares slow targets a flood during set-up.
 SETUP_IN_FLIGHT = 64
@@ -27,7 +28,9 @@ SETUP_IN_FLIGHT = 64
 @dataclass
 class ConsistencyScenario:
     """The original test's numbers by default: 1 item (stock 100, price 1), 1000 users (credit 1),
-    1000 orders of one item each, all checked out at once."""
+    1000 orders of one item each, checked out concurrently, at most 100 in flight: the original
+    fires all 1000 at once, but its aiohttp session's default connection limit lets only 100 through
+    at a time, and that is what its users' numbers come from."""
 
     n_items: int = 1
     item_stock: int = 100
@@ -37,11 +40,14 @@ class ConsistencyScenario:
     n_orders: int = 1000
     items_per_order: int = 1
     quantity: int = 1
-    concurrency: int = 1000
+    concurrency: int = 100
     timeout_s: float = 60.0
-    # How long the final read-back may wait for a quiet target (two reads in a row that agree):
-    # a system whose reads lag its writes, or that still works off requests we gave up on, settles.
-    settle_s: float = 10.0
+    # The verdict is taken on a state that stayed unchanged this long: a system whose reads lag its
+    # writes, a saga that compensates after it replied, or a queue still working off checkouts we
+    # gave up on, shows its last change within it. Real systems' lags and late steps take seconds.
+    quiet_s: float = 5.0
+    # The most the whole final read-back may take; a state still changing then is judged as it is.
+    settle_s: float = 60.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -55,8 +61,11 @@ class ConsistencyScenario:
                 raise WorkbenchError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected 0 or more.")
         if self.timeout_s <= 0:
             raise WorkbenchError(f"--timeout is {self.timeout_s}; expected a positive number of seconds.")
-        if self.settle_s < 0:
-            raise WorkbenchError(f"--settle is {self.settle_s}; expected 0 or more seconds.")
+        if self.quiet_s < 0:
+            raise WorkbenchError(f"--quiet is {self.quiet_s:g}; expected 0 or more seconds.")
+        if self.settle_s < self.quiet_s:
+            raise WorkbenchError(f"--settle is {self.settle_s:g} s, shorter than --quiet {self.quiet_s:g} s; expected "
+                                 f"at least --quiet, since the verdict waits for the state to stay unchanged that long.")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -190,30 +199,51 @@ async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str
     return state
 
 
-async def read_settled_state(client: ShopClient, ids: tuple, settle_s: float, desc: str,
-                             progress: bool | None, accept: Callable[[dict], bool] | None = None
-                             ) -> tuple[dict, int, bool]:
-    """Read the state; unless `accept` takes a read, read again until it has not changed for
-    QUIET_S (the target is quiet) or settle_s runs out. The last read wins. Returns it, how many
-    reads it took, and whether it settled (accepted or quiet) rather than ran out of time.
+@dataclass
+class ReadBack:
+    """The outcome of reading the state until it went quiet: the last read, how many passes it took,
+    whether it stayed unchanged for the quiet window (rather than ran out of time), and how long
+    it had been unchanged when the reading stopped."""
+    state: dict
+    reads: int
+    settled: bool
+    quiet_for_s: float
 
-    A system whose reads lag its writes, or that still works off requests we gave up on, gets time
-    to settle before anything is concluded from what it shows."""
-    deadline = time.monotonic() + settle_s
-    state, reads = await read_state(client, *ids, desc, progress), 1
-    quiet_since = time.monotonic()
+
+async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settle_s: float, desc: str,
+                           progress: bool | None, accept: Callable[[dict], bool] | None = None,
+                           on_read: Callable[[dict, int, bool], None] | None = None) -> ReadBack:
+    """Read the whole state again and again until it has stayed unchanged for quiet_s, or until
+    settle_s runs out (then the last read is what there is). Quiet is measured from the end of the
+    first pass that showed the state to the start of the latest pass that still shows it, so both
+    ends saw it whole. `accept` may take a read at once (the initial read, when it shows exactly what
+    seeding acknowledged); `on_read(state, started_ns, changed)` sees every pass, for a caller that
+    charts how the state converged.
+
+    A read that merely adds up proves nothing about a system that is still working: a saga's late
+    compensation or a queue's late work lands after it. Only a quiet state is judged."""
+    started = time.monotonic()
+    state: dict | None = None
+    stable_since = started
+    reads = 0
     while True:
-        if accept is not None and accept(state):
-            return state, reads, True
-        if time.monotonic() >= deadline:
-            return state, reads, False
-        await asyncio.sleep(SETTLE_INTERVAL_S)
-        again = await read_state(client, *ids, desc, progress)
+        pass_start, pass_start_ns = time.monotonic(), time.time_ns()
+        label = desc if reads == 0 else f"{desc} (pass {reads + 1}, unchanged {pass_start - stable_since:.1f}/{quiet_s:g} s)"
+        again = await read_state(client, *ids, label, progress)
         reads += 1
-        if again != state:
-            state, quiet_since = again, time.monotonic()
-        elif time.monotonic() - quiet_since >= QUIET_S:
-            return state, reads, True
+        changed = again != state
+        if changed:
+            state, stable_since = again, time.monotonic()
+        if on_read is not None:
+            on_read(state, pass_start_ns, changed)
+        quiet_for = 0.0 if changed else pass_start - stable_since
+        if (accept is not None and accept(state)) or quiet_s == 0 or quiet_for >= quiet_s:
+            return ReadBack(state, reads, True, quiet_for)
+        if time.monotonic() - started >= settle_s:
+            return ReadBack(state, reads, False, quiet_for)
+        # The pass that can confirm quiet starts no earlier than needed, and none starts past settle_s.
+        wait = min(READ_INTERVAL_S, max(0.0, stable_since + quiet_s - time.monotonic()))
+        await asyncio.sleep(min(wait, max(0.0, started + settle_s - time.monotonic())))
 
 
 def _shows_seeding(sc: ConsistencyScenario, state: dict) -> bool:
@@ -239,11 +269,11 @@ async def fire_checkouts(client: ShopClient, seeded: Seeded, prices: dict[str, i
 
 async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWriter,
                   progress: bool | None = None, on_phase: Callable[[str, float], None] | None = None,
-                  accept_final: Callable[[dict], bool] | None = None) -> dict:
-    """Seed, check out, read back. Returns the state dict that state.json holds.
+                  on_final_read: Callable[[dict, int, bool], None] | None = None) -> dict:
+    """Seed, check out, read back until quiet. Returns the state dict that state.json holds.
 
-    `accept_final(state)` may take the first final read as settled (the caller knows when a read
-    leaves nothing in doubt); otherwise the read-back waits for two reads in a row to agree."""
+    `on_final_read(state, started_ns, changed)` sees every pass of the final read-back, where state
+    is {"initial": ..., "final": that pass} (the shape the checkers take)."""
     rng = random.Random(sc.seed)
     clock = time.perf_counter()
 
@@ -258,18 +288,20 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
         with client.at_most(SETUP_IN_FLIGHT):
             seeded = await seed(client, sc, history, rng, progress)
             phase("seed")
-            initial, _, _ = await read_settled_state(
-                client, (seeded.item_ids, seeded.user_ids, []), sc.settle_s, "reading initial state", progress,
-                accept=lambda s: _shows_seeding(sc, s))
+            initial = (await read_until_quiet(
+                client, (seeded.item_ids, seeded.user_ids, []), sc.quiet_s, sc.settle_s, "reading initial state",
+                progress, accept=lambda s: _shows_seeding(sc, s))).state
             initial["after_op"] = history.last_op_id
             phase("initial_read")
         prices = {i: v["price"] for i, v in initial["items"].items() if v is not None}
         await fire_checkouts(client, seeded, prices, history, progress)
         phase("checkouts")
         with client.at_most(SETUP_IN_FLIGHT):
-            final, reads, settled = await read_settled_state(
-                client, (seeded.item_ids, seeded.user_ids, list(seeded.orders)), sc.settle_s,
+            final = await read_until_quiet(
+                client, (seeded.item_ids, seeded.user_ids, list(seeded.orders)), sc.quiet_s, sc.settle_s,
                 "reading final state", progress,
-                accept=None if accept_final is None else lambda f: accept_final({"initial": initial, "final": f}))
+                on_read=None if on_final_read is None
+                else lambda f, ns, changed: on_final_read({"initial": initial, "final": f}, ns, changed))
         phase("final_read")
-    return {"initial": initial, "final": final, "final_reads": reads, "final_settled": settled}
+    return {"initial": initial, "final": final.state, "final_reads": final.reads, "final_settled": final.settled,
+            "final_quiet_s": round(final.quiet_for_s, 3)}
