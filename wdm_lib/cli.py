@@ -66,6 +66,10 @@ def _add_consistency(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--concurrency", type=int, default=d.concurrency, metavar="N",
                    help=f"checkouts in flight at most (default {d.concurrency}, what the original achieves; "
                         f"1000 fires every checkout at once, the harsher test)")
+    p.add_argument("--rate", type=float, default=None, metavar="N",
+                   help="checkouts per second, open loop (default: all at once, at most --concurrency in flight)")
+    p.add_argument("--faults", default=None, metavar="FILE",
+                   help="a fault schedule (YAML) to run during the checkouts; needs --rate (see faults/)")
     p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s, metavar="SECONDS",
                    help=f"per-request timeout (default {d.timeout_s:g})")
     p.add_argument("--quiet", dest="quiet_s", type=float, default=d.quiet_s, metavar="SECONDS",
@@ -87,7 +91,8 @@ def _consistency(args: argparse.Namespace) -> int:
     from wdm_lib.workloads.consistency import ConsistencyScenario
 
     scenario = ConsistencyScenario(**{f.name: getattr(args, f.name) for f in fields(ConsistencyScenario)})
-    run, summary = run_consistency(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir)
+    run, summary = run_consistency(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir,
+                                   faults=args.faults)
     print(render_table(summary))
     print(f"run folder: {run.path}")
     if args.report:

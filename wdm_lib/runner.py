@@ -12,7 +12,9 @@ from wdm_lib import checkers, convergence, runs
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.history import FAULT, HistoryWriter, Op, read_ops
 from wdm_lib.summary import summarize
-from wdm_lib.target import describe, open_target
+from wdm_lib.faults.nemesis import Nemesis
+from wdm_lib.faults.schedule import load_schedule
+from wdm_lib.target import describe, open_target, watch_shop
 from wdm_lib.workloads.consistency import ConsistencyScenario, execute
 
 
@@ -37,17 +39,48 @@ class ConvergenceWatch:
                                              {a.name: a.count for a in result.anomalies}))
 
 
+async def _watched(work, target, nemesis: Nemesis | None):
+    """The run, stopped the moment the embedded shop dies of something the schedule did not do."""
+    work_task = asyncio.ensure_future(work)
+    watch_task = asyncio.ensure_future(watch_shop(target, nemesis.down_on_purpose if nemesis else lambda s: False))
+    try:
+        await asyncio.wait({work_task, watch_task}, return_when=asyncio.FIRST_COMPLETED)
+        if watch_task.done():
+            work_task.cancel()
+            await asyncio.gather(work_task, return_exceptions=True)
+            watch_task.result()
+        return work_task.result()
+    finally:
+        for task in (work_task, watch_task):
+            task.cancel()
+        await asyncio.gather(work_task, watch_task, return_exceptions=True)
+
+
 def run_consistency(scenario: ConsistencyScenario, urls: str | Path | None = None, anomaly: str | None = None,
-                    runs_dir: str | Path | None = None, progress: bool | None = None) -> tuple[runs.Run, dict]:
+                    runs_dir: str | Path | None = None, progress: bool | None = None,
+                    faults: str | Path | None = None) -> tuple[runs.Run, dict]:
+    """`faults`: a fault schedule (YAML) to run during the checkouts; it needs a paced load (`rate`)."""
+    if faults is not None and scenario.rate is None:
+        raise WorkbenchError("--faults needs --rate: a burst of checkouts is over in well under a second, so no "
+                             "fault could land during it; expected e.g. --rate 100 (the default 1000 checkouts "
+                             "then last 10 s).")
     with open_target(urls, anomaly) as target:
+        schedule = None if faults is None else load_schedule(
+            faults, target.shop.SERVICES if target.shop is not None else None, scenario.load_s)
         run = runs.Run.create(runs_dir, "consistency", scenario.to_dict(), describe(target, anomaly))
         phases: dict[str, float] = {}
         history = HistoryWriter(run.file("history.csv"))
         watch = ConvergenceWatch(scenario, run.file("history.csv"))
+        nemesis = None
+        if schedule is not None:
+            run.update(faults={"file": str(faults), "schedule": [f.to_dict() for f in schedule]})
+            nemesis = Nemesis(schedule, history, run.path, target.shop)
         try:
-            state = asyncio.run(execute(scenario, target, history, progress,
-                                        on_phase=lambda name, s: phases.__setitem__(name, s),
-                                        on_final_read=watch))
+            state = asyncio.run(_watched(execute(scenario, target, history, progress,
+                                                 on_phase=lambda name, s: phases.__setitem__(name, s),
+                                                 on_final_read=watch,
+                                                 around_load=None if nemesis is None else nemesis.alongside),
+                                         target, nemesis))
         except KeyboardInterrupt:
             history.record(FAULT, error="interrupted by the user (Ctrl-C)")
             run.finish(runs.INTERRUPTED, "interrupted by the user (Ctrl-C)")

@@ -6,6 +6,7 @@ from collections import Counter
 
 from wdm_lib import convergence
 from wdm_lib.analysis import latency_percentiles
+from wdm_lib.faults.measures import measure_faults, requests_of
 from wdm_lib.checkers import (ORIGINAL_CAVEATS, CheckResult, original_figures, resolve_checkouts,
                               unknowns_by_cause)
 from wdm_lib.history import OUTCOMES, Op
@@ -21,6 +22,7 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
     i0, i1 = state["initial"]["items"], state["final"]["items"]
     u0, u1 = state["initial"]["users"], state["final"]["users"]
     regression = convergence.regression(points)
+    faults = measure_faults(history, requests_of(history), [a.name for a in result.anomalies])
     return {
         "run_id": run_id,
         "kind": "consistency",
@@ -51,6 +53,7 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
             (op.complete_ns - op.invoke_ns) / 1e6 for op in checkouts if op.outcome == outcome)
             for outcome in OUTCOMES if outcomes.get(outcome)},
         "phases_s": {k: round(v, 4) for k, v in phases_s.items()},
+        "faults": faults,
     }
 
 
@@ -89,6 +92,26 @@ def read_back_line(summary: dict) -> str:
     return head + f"; consistent from {ttc:.2f} s after the last checkout reply"
 
 
+def _s(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f} s"
+
+
+def fault_lines(faults: list[dict]) -> list[str]:
+    """One line per fault: when it started (and how late), what it cost, how soon the shop was back."""
+    if not faults:
+        return []
+    lines = [f"{'fault':<20} {'started':>8} {'late':>8} {'ok/fail/unknown':>16} {'downtime':>9} "
+             f"{'served again':>13} {'rate back':>10}"]
+    for f in faults:
+        counts = "/".join(str(f["requests"][o]) for o in OUTCOMES)
+        lines.append(f"{f['name'][:20]:<20} {_s(f['started_s']):>8} {f['late_ms']:>6.1f}ms {counts:>16} "
+                     f"{_s(f['downtime_s']):>9} {_s(f['first_served_after_recover_s']):>13} "
+                     f"{_s(f['rate_back_after_recover_s']):>10}")
+    lost = faults[0]["acknowledged_writes_lost"]
+    lines.append("acknowledged writes lost across the faults: " + (", ".join(lost) if lost else "none"))
+    return lines
+
+
 def render_table(summary: dict) -> str:
     """The few lines a terminal shows at the end of a run."""
     o = summary["outcomes"]
@@ -110,6 +133,7 @@ def render_table(summary: dict) -> str:
     for w in summary["warnings"]:
         examples = f" (e.g. {', '.join(w['examples'][:3])})" if w["examples"] else ""
         lines.append(f"warning: {w['name']} ×{w['count']}: {w['description']}{examples}")
+    lines += fault_lines(summary.get("faults", []))
     lines += [f"note: {n}" for n in summary["notes"]]
     orig = summary["original"]
     counted = summary.get("original_counts_unknowns", 0)

@@ -41,6 +41,8 @@ class ConsistencyScenario:
     items_per_order: int = 1
     quantity: int = 1
     concurrency: int = 100
+    # Checkouts per second, open loop (checkout k due at start + k/rate); None: all at once.
+    rate: float | None = None
     timeout_s: float = 60.0
     # The verdict is taken on a state that stayed unchanged this long: a system whose reads lag its
     # writes, a saga that compensates after it replied, or a queue still working off checkouts we
@@ -59,6 +61,8 @@ class ConsistencyScenario:
         for name in ("item_stock", "item_price", "user_credit"):
             if getattr(self, name) < 0:
                 raise WorkbenchError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected 0 or more.")
+        if self.rate is not None and not (0 < self.rate < float("inf")):
+            raise WorkbenchError(f"--rate is {self.rate:g}; expected a positive number of checkouts per second.")
         if self.timeout_s <= 0:
             raise WorkbenchError(f"--timeout is {self.timeout_s}; expected a positive number of seconds.")
         if self.quiet_s < 0:
@@ -69,6 +73,11 @@ class ConsistencyScenario:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def load_s(self) -> float | None:
+        """How long the paced load is planned to last; None for a burst."""
+        return None if self.rate is None else self.n_orders / self.rate
 
 
 @dataclass
@@ -252,28 +261,62 @@ def _shows_seeding(sc: ConsistencyScenario, state: dict) -> bool:
             and all(v is not None and v["credit"] == sc.user_credit for v in state["users"].values()))
 
 
+STOPPED_IN_FLIGHT = "the run stopped while this checkout was in flight"
+
+
 async def fire_checkouts(client: ShopClient, seeded: Seeded, prices: dict[str, int], history: HistoryWriter,
-                         progress: bool | None) -> None:
-    """Every checkout at once; the client lets at most `concurrency` be in flight. `intended_ns` is
-    the moment the burst was launched, so queueing behind our own limit shows in the history."""
-    launched = time.time_ns()
+                         progress: bool | None, rate: float | None = None) -> None:
+    """The checkouts; the client lets at most `concurrency` be in flight. Without `rate`, all at
+    once, `intended_ns` the moment the burst was launched. With it, open loop: checkout k is due at
+    start + k/rate whatever became of the ones before (a slow reply never delays the next), and
+    `intended_ns` is when it was due. Either way, time spent queueing behind our own limit or a busy
+    client shows as invoke_ns - intended_ns in the history.
+
+    A checkout still in flight when the run stops (Ctrl-C, a fault that failed, the shop dying) is
+    recorded as unknown: it may have happened."""
+    start, start_ns = time.monotonic(), time.time_ns()
     with bar(len(seeded.orders), "checkouts", progress) as pb:
-        async def one(order_id: str, user_id: str, items: list) -> None:
-            reply = await client.checkout(order_id)
-            cost = sum(q * prices.get(i, 0) for i, q in items)
-            history.record("checkout", reply, order_id=order_id, user_id=user_id, items=items,
-                           amount=cost, intended_ns=launched)
+        async def one(order_id: str, user_id: str, items: list, due_ns: int) -> None:
+            def record(reply: Reply) -> None:
+                history.record("checkout", reply, order_id=order_id, user_id=user_id, items=items,
+                               amount=sum(q * prices.get(i, 0) for i, q in items), intended_ns=due_ns)
+
+            sent_ns = time.time_ns()
+            try:
+                reply = await client.checkout(order_id)
+            except asyncio.CancelledError:
+                record(Reply("POST /orders/checkout/{order_id}", f"{client.target.order_url}/orders/checkout/{order_id}",
+                             UNKNOWN, None, sent_ns, time.time_ns(), error=STOPPED_IN_FLIGHT))
+                raise
+            record(reply)
             pb.update()
-        await asyncio.gather(*(one(o, u, items) for o, (u, items) in seeded.orders.items()))
+
+        if rate is None:
+            await asyncio.gather(*(one(o, u, items, start_ns) for o, (u, items) in seeded.orders.items()))
+            return
+        tasks = []
+        try:
+            for k, (order_id, (user_id, items)) in enumerate(seeded.orders.items()):
+                delay = start + k / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.ensure_future(one(order_id, user_id, items, start_ns + round(k / rate * 1e9))))
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWriter,
                   progress: bool | None = None, on_phase: Callable[[str, float], None] | None = None,
-                  on_final_read: Callable[[dict, int, bool], None] | None = None) -> dict:
+                  on_final_read: Callable[[dict, int, bool], None] | None = None,
+                  around_load: Callable[[Awaitable], Awaitable] | None = None) -> dict:
     """Seed, check out, read back until quiet. Returns the state dict that state.json holds.
 
     `on_final_read(state, started_ns, changed)` sees every pass of the final read-back, where state
-    is {"initial": ..., "final": that pass} (the shape the checkers take)."""
+    is {"initial": ..., "final": that pass} (the shape the checkers take). `around_load(load)` runs
+    the checkouts, for a caller that runs something beside them (a fault schedule)."""
     rng = random.Random(sc.seed)
     clock = time.perf_counter()
 
@@ -294,7 +337,8 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
             initial["after_op"] = history.last_op_id
             phase("initial_read")
         prices = {i: v["price"] for i, v in initial["items"].items() if v is not None}
-        await fire_checkouts(client, seeded, prices, history, progress)
+        load = fire_checkouts(client, seeded, prices, history, progress, sc.rate)
+        await (load if around_load is None else around_load(load))
         phase("checkouts")
         with client.at_most(SETUP_IN_FLIGHT):
             final = await read_until_quiet(
