@@ -132,8 +132,6 @@ def _balance_anomaly(name: str, what: str, rows: list[dict]) -> list[Anomaly]:
                     what, rows, over={"ids": len(over), "by": sum(over)}, under={"ids": len(under), "by": sum(under)})]
 
 
-def _missing_anomaly(name: str, what: str, ids: list[str]) -> list[Anomaly]:
-    return [Anomaly(name, len(ids), len(ids), _examples(ids), what)] if ids else []
 
 
 # --- the checkers ----------------------------------------------------------------------------------
@@ -165,8 +163,9 @@ def _definite_additions(adds: list[tuple[list, str]]) -> defaultdict[str, int]:
 
 
 def _compare_balances(initial: dict, final: dict, field_: str, moves: tuple[list, list, list]
-                      ) -> tuple[list[dict], list[dict], list[str]]:
-    """Per id: (rows outside the range the history allows, rows below zero, ids no longer found)."""
+                      ) -> tuple[list[dict], list[dict], list[dict]]:
+    """Per id: (rows outside the range the history allows, rows below zero, rows of ids no longer
+    found, with what they held)."""
     low, high = _expected_ranges({k: v[field_] for k, v in initial.items() if v is not None}, *moves)
     mismatch, negative, missing = [], [], []
     for key, before in initial.items():
@@ -174,7 +173,8 @@ def _compare_balances(initial: dict, final: dict, field_: str, moves: tuple[list
             continue
         after = final.get(key)
         if after is None:
-            missing.append(key)
+            # Gone, and what it held with it: the least the history says it should still hold.
+            missing.append({"id": key, "expected": low[key], "actual": None, "diff": -low[key]})
             continue
         actual = after[field_]
         if not low[key] <= actual <= high[key]:
@@ -206,7 +206,8 @@ def check_stock(scenario, history: list[Op], state: dict) -> CheckResult:
         + _balance_anomaly("oversold", "checkouts that happened took more of an item than it had "
                            "(expected: what it had; actual: what was sold)", oversold)
         + _balance_anomaly("negative-stock", "an item's final stock is below zero", negative)
-        + _missing_anomaly("lost-item", "an item that existed after seeding can no longer be found", missing))
+        + _balance_anomaly("lost-item", "an item that existed after seeding can no longer be found (expected: "
+                           "the stock it should still hold, lost with it)", missing))
     return CheckResult.of(anomalies)
 
 
@@ -219,7 +220,8 @@ def check_credit(scenario, history: list[Op], state: dict) -> CheckResult:
         _balance_anomaly("credit-mismatch", "final credit differs from initial credit plus funds added "
                          "minus the cost of checkouts that happened", mismatch)
         + _balance_anomaly("negative-credit", "a user's final credit is below zero", negative)
-        + _missing_anomaly("lost-user", "a user who existed after seeding can no longer be found", missing))
+        + _balance_anomaly("lost-user", "a user who existed after seeding can no longer be found (expected: "
+                           "the credit they should still hold, lost with them)", missing))
     return CheckResult.of(anomalies)
 
 

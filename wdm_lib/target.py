@@ -47,8 +47,9 @@ async def watch_shop(target: Target, down_on_purpose: Callable[[str], bool] = la
             if code is not None and not down_on_purpose(service):
                 what = "the embedded reference shop" + ("" if service == "shop" else f"'s {service} service")
                 how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
-                raise TargetDied(f"{what} {how} during the run; expected it to keep running (no fault "
-                                 f"schedule stopped it). Everything recorded up to then is kept.")
+                raise TargetDied(f"{what} {how} during the run; expected it to keep running (only a "
+                                 f"fault schedule's built-in actions stop it on purpose). Everything recorded "
+                                 f"up to then is kept.")
         await asyncio.sleep(every_s)
 
 

@@ -131,6 +131,14 @@ class Nemesis:
             self._down.discard(service)
         return 0, None
 
+    def _environment(self) -> dict[str, str]:
+        """A command's environment: the workbench's, plus WDM_PID_<SERVICE> for each process of the
+        embedded shop, so a command can signal one (`kill -STOP $WDM_PID_SHOP`)."""
+        env = dict(os.environ)
+        if self.shop is not None:
+            env.update({f"WDM_PID_{service.upper()}": str(pid) for service, pid in self.shop.pids.items()})
+        return env
+
     async def _shell(self, fault: Fault, step: str, command: str) -> tuple[int | None, str | None]:
         self._logs += 1
         slug = re.sub(r"[^a-z0-9]+", "-", fault.name.lower()).strip("-")[:40] or "fault"
@@ -139,7 +147,8 @@ class Nemesis:
         started = time.monotonic()
         proc = await asyncio.create_subprocess_shell(command, stdin=asyncio.subprocess.DEVNULL,
                                                      stdout=asyncio.subprocess.PIPE,
-                                                     stderr=asyncio.subprocess.STDOUT, start_new_session=True)
+                                                     stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                                                     env=self._environment())
         try:
             output, _ = await asyncio.wait_for(proc.communicate(), fault.timeout_s)
             error = None if proc.returncode == 0 else f"exited with status {proc.returncode}"

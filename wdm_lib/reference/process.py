@@ -93,6 +93,10 @@ class ReferenceShopProcess:
     def pid(self) -> int:
         return self._proc.pid
 
+    @property
+    def pids(self) -> dict[str, int]:
+        return {SHOP: self.pid}
+
     def _check(self, service: str) -> None:
         if service not in self.SERVICES:
             raise WorkbenchError(f"the embedded reference shop runs as one process, {SHOP!r}; "

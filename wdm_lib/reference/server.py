@@ -17,7 +17,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from wdm_lib.errors import WorkbenchError
-from wdm_lib.reference.anomalies import ANOMALIES, behaviour
+from wdm_lib.reference.anomalies import ANOMALIES, IN_MEMORY, behaviour
 from wdm_lib.reference.openapi import SPEC
 from wdm_lib.reference.store import MAX_VALUE, BadInput, ShopError, Store
 
@@ -164,7 +164,7 @@ def _url(host: str, port: int) -> str:
 
 
 async def _run(host: str, port: int, data_dir: str, anomaly: str | None) -> None:
-    store = Store(os.path.join(data_dir, DB_FILE))
+    store = Store(":memory:" if anomaly == IN_MEMORY else os.path.join(data_dir, DB_FILE))
     try:
         runner = web.AppRunner(build_app(store, anomaly), access_log=None, handle_signals=False)
         await runner.setup()
