@@ -97,8 +97,8 @@ def test_consistency_parameters_are_the_scenarios_with_its_defaults():
     expected = {f.name: repr(getattr(defaults, f.name)) for f in fields(ConsistencyScenario)}
     expected["seed"] = "None"
     assert {k: params[k]["default"] for k in expected} == expected
-    assert {k: params[k]["default"] for k in ("urls", "run_dir", "runs_dir", "anomaly")} == dict.fromkeys(
-        ("urls", "run_dir", "runs_dir", "anomaly"), "None")
+    assert {k: params[k]["default"] for k in ("urls", "run_dir", "runs_dir", "anomaly", "faults")} == dict.fromkeys(
+        ("urls", "run_dir", "runs_dir", "anomaly", "faults"), "None")
 
 
 def test_stress_parameters():
@@ -203,6 +203,36 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
     assert "No deviation" in text(nb, "deviations") and tables(nb, "deviations") == []
     assert [row[0] for label, row in tables(nb, "findings")[0].items() if label != "columns"] == ["no anomaly"]
     assert "read-back: quiet" in text(nb, "verdict")
+
+
+def test_consistency_notebook_with_a_fault_schedule_shows_each_fault_and_shades_the_charts(tmp_path):
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("faults:\n  - name: shop killed\n    at: 0.8s\n    action: kill shop\n    recover_after: 0.5s\n")
+    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               parameters={"runs_dir": str(tmp_path / "runs"), "faults": str(faults), "rate": 100,
+                                           "n_orders": 200, "n_users": 200, "quiet_s": 0.5, "seed": 2},
+                               progress_bar=False, cwd=str(NOTEBOOKS))
+    run = only_run(tmp_path / "runs")
+    summary = json.loads((run / "summary.json").read_text())
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert "## Faults" in text(nb, "faults")
+    [table] = tables(nb, "faults")
+    [row] = [r for label, r in table.items() if label != "columns"]
+    fault = summary["faults"][0]
+    assert row[:3] == ["shop killed", "kill shop", "start shop"]
+    assert row[table["columns"].index("downtime (s)")] == f"{fault['downtime_s']:.2f}"
+    assert figures(nb, "faults") == 1 and figures(nb, "timeline") == 1
+
+
+def test_consistency_notebook_without_faults_shows_no_fault_section(tmp_path):
+    from wdm_lib.runner import run_consistency
+
+    made, _ = run_consistency(ConsistencyScenario(n_users=20, n_orders=20, quiet_s=0.2, seed=1),
+                              runs_dir=tmp_path / "runs")
+    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               parameters={"run_dir": str(made.path)}, progress_bar=False, cwd=str(NOTEBOOKS))
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert cell(nb, "faults").outputs == []
 
 
 def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):

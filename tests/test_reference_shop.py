@@ -437,3 +437,23 @@ def test_start_failure_names_the_cause():
 
     with pytest.raises(WorkbenchError, match="exited with code 2 before listening.*anomaly"):
         ReferenceShopProcess(anomaly="no-such-bug")
+
+
+def test_the_shop_dies_with_the_workbench_and_takes_its_temporary_folder(tmp_path):
+    """A workbench killed with SIGKILL cannot stop its shop: the shop notices and goes, and removes
+    the temporary data folder the workbench made for it."""
+    import time
+
+    script = ("import sys, time\nfrom wdm_lib.reference.process import ReferenceShopProcess\n"
+              "shop = ReferenceShopProcess()\nprint(shop.pid, shop.data_dir, flush=True)\ntime.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pid, data_dir = parent.stdout.readline().split()
+    assert os.path.isdir(data_dir)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (os.path.exists(f"/proc/{pid}") or os.path.isdir(data_dir)):
+        time.sleep(0.1)
+    status = open(f"/proc/{pid}/stat").read().split()[2] if os.path.exists(f"/proc/{pid}") else "gone"
+    assert status in ("gone", "Z"), "the shop outlived the workbench"
+    assert not os.path.isdir(data_dir), "the shop's temporary folder was left behind"

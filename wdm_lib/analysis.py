@@ -196,6 +196,61 @@ def deviations(summary: dict, state: dict):
     return pd.DataFrame(rows, columns=["anomaly", "of", "id", "expected", "actual", "diff"])
 
 
+def fault_windows(summary: dict) -> list[tuple[str, float, float]]:
+    """(name, start, end) of each fault, in seconds since the load started, for shading charts: from
+    its injection to the end of its recovery (to the end of the load when it never recovered)."""
+    windows = []
+    for f in summary.get("faults", []):
+        end = f["recovered_s"] if f["recovered_s"] is not None else float("inf")
+        windows.append((f["name"], f["started_s"], end))
+    return windows
+
+
+def faults_table(summary: dict):
+    """One row per fault: what it did, when, and what it cost (see wdm_lib.faults.measures)."""
+    import pandas as pd
+
+    rows = []
+    for f in summary.get("faults", []):
+        r = f["requests"]
+        rows.append({"fault": f["name"], "what": f["what"], "recover": f["recover"] or "",
+                     "started (s)": f["started_s"], "late (ms)": f["late_ms"],
+                     "recovered (s)": f["recovered_s"], "ok / fail / unknown": f"{r['ok']} / {r['fail']} / {r['unknown']}",
+                     "downtime (s)": f["downtime_s"], "served again after (s)": f["first_served_after_recover_s"],
+                     "rate back after (s)": f["rate_back_after_recover_s"], "slowest reply (ms)": f["slowest_reply_ms"],
+                     "acknowledged writes lost": ", ".join(f["acknowledged_writes_lost"]) or "none"})
+    return pd.DataFrame(rows)
+
+
+def per_second(frame, t0_ns: int | None = None, bin_s: float = 1.0):
+    """Requests per time bin by when they were answered: served (2xx or 4xx) and not served per
+    second, and the p50 and p99 latency (ms, nearest rank) of those answered in the bin. `frame`
+    has invoke_ns, complete_ns, status, latency_ms; t_s counts from t0_ns (default: the first send)."""
+    import numpy as np
+    import pandas as pd
+
+    if frame.empty:
+        return pd.DataFrame(columns=["t_s", "served_per_s", "not_served_per_s", "p50_ms", "p99_ms"])
+    t0 = frame["invoke_ns"].min() if t0_ns is None else t0_ns
+    t = (frame["complete_ns"].astype("float64") - t0) / 1e9
+    served = frame["status"].notna() & (frame["status"].astype("float64") < 500)
+    bins = np.floor(t / bin_s).astype("int64")
+    grouped = pd.DataFrame({"bin": bins, "served": served, "not_served": ~served,
+                            "latency_ms": frame["latency_ms"]}).groupby("bin")
+
+    def pct(q):
+        return grouped["latency_ms"].apply(lambda v: float(np.percentile(v, q, method="inverted_cdf")))
+
+    out = pd.DataFrame({"served_per_s": grouped["served"].sum() / bin_s,
+                        "not_served_per_s": grouped["not_served"].sum() / bin_s,
+                        "p50_ms": pct(50), "p99_ms": pct(99)})
+    # Bins in which nothing was answered are rates of zero, and no latency.
+    out = out.reindex(range(int(bins.min()), int(bins.max()) + 1)).rename_axis("bin").reset_index()
+    out[["served_per_s", "not_served_per_s"]] = out[["served_per_s", "not_served_per_s"]].fillna(0)
+    out["t_s"] = out["bin"] * bin_s
+    return out[["t_s", "served_per_s", "not_served_per_s", "p50_ms", "p99_ms"]]
+
+
 # --- stress runs -------------------------------------------------------------------------------------
 
 REQUEST_COLUMNS = {"start_ns": "int64", "name": "category", "method": "category", "status": "Int16",

@@ -21,13 +21,19 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="folder for the SQLite store (default: a temporary folder, removed on exit)")
     p.add_argument("--anomaly", choices=sorted(ANOMALIES), default=None,
                    help="turn on one named bug (default: none, the shop is consistent)")
+    p.add_argument("--exit-with", type=int, default=None, metavar="PID",
+                   help="stop when process PID is gone (the workbench passes its own, so no shop outlives it)")
+    p.add_argument("--temporary", action="store_true",
+                   help="with --exit-with and --data: the folder is that process's temporary one; remove it "
+                        "when that process is gone")
     p.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from wdm_lib.reference.server import serve
 
-    serve(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly)
+    serve(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly, exit_with=args.exit_with,
+          temporary=args.temporary)
     return EXIT_OK
 
 

@@ -31,8 +31,9 @@ def open_run(run_dir: str | Path, kind: str) -> runs.Run:
     return run
 
 
-def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, **scenario) -> runs.Run:
-    """The run at run_dir, or a new one of ConsistencyScenario(**scenario) against urls."""
+def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, faults=None, **scenario) -> runs.Run:
+    """The run at run_dir, or a new one of ConsistencyScenario(**scenario) against urls, with the
+    fault schedule `faults` (a YAML file) during its checkouts."""
     if run_dir is not None:
         return open_run(run_dir, "consistency")
     from wdm_lib.runner import run_consistency
@@ -42,7 +43,7 @@ def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, **scen
     # the run gets a thread without a loop.
     with ThreadPoolExecutor(1) as pool:
         run, _ = pool.submit(run_consistency, ConsistencyScenario(**scenario), urls=urls, anomaly=anomaly,
-                             runs_dir=runs_dir, progress=False).result()
+                             runs_dir=runs_dir, progress=False, faults=faults).result()
     return run
 
 

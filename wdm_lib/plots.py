@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 OUTCOME_COLORS = {"ok": "tab:green", "fail": "tab:orange", "unknown": "tab:red"}
 
@@ -31,9 +32,27 @@ def latency_cdf(frames: dict, title: str = "Latency CDF") -> Figure:
     return fig
 
 
-def checkout_timeline(timeline, in_flight) -> Figure:
+FAULT_COLOR = "tab:purple"
+
+
+def shade_faults(axes, windows: list[tuple[str, float, float]] | None, label_on=None) -> None:
+    """Each fault's window (name, start_s, end_s) shaded on every axis, named on `label_on` (default
+    the first). An end of inf means it lasted to the end of the chart."""
+    if not windows:
+        return
+    label_on = label_on if label_on is not None else axes[0]
+    for ax in axes:
+        right = ax.get_xlim()[1]
+        for name, start, end in windows:
+            ax.axvspan(start, min(end, right), color=FAULT_COLOR, alpha=0.12, linewidth=0)
+    for name, start, end in windows:
+        label_on.annotate(name, xy=(start, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                          textcoords="offset points", va="top", fontsize="small", color=FAULT_COLOR)
+
+
+def checkout_timeline(timeline, in_flight, faults: list[tuple[str, float, float]] | None = None) -> Figure:
     """Top: each checkout as a line from its start to its end, coloured by outcome. Bottom: how many
-    were in flight at each moment."""
+    were in flight at each moment. Fault windows shaded and named."""
     fig, (top, bottom) = _figure(6.5, rows=2, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for outcome, rows in timeline.groupby("outcome", sort=False):
         top.hlines(rows.index, rows["start_s"], rows["end_s"], colors=OUTCOME_COLORS.get(outcome, "tab:gray"),
@@ -46,6 +65,30 @@ def checkout_timeline(timeline, in_flight) -> Figure:
     bottom.set_ylabel("in flight")
     bottom.set_xlabel("seconds since the first checkout started")
     bottom.grid(True, alpha=0.3)
+    shade_faults([top, bottom], faults)
+    return fig
+
+
+def load_over_time(bins, faults: list[tuple[str, float, float]] | None = None, what: str = "checkouts") -> Figure:
+    """Top: requests answered per second, served (2xx or 4xx) and not (5xx, timeout, reset, refused
+    connection). Bottom: p50 and p99 latency of those answered in each second. Fault windows shaded
+    and named, so what a fault cost is seen where it happened."""
+    fig, (top, bottom) = _figure(5.5, rows=2, sharex=True)
+    top.step(bins["t_s"], bins["served_per_s"], where="post", color="tab:green", label="served (2xx, 4xx)")
+    top.step(bins["t_s"], bins["not_served_per_s"], where="post", color="tab:red", label="not served")
+    top.set_ylabel(f"{what} per second")
+    top.set_ylim(bottom=0)
+    top.legend(loc="upper right")
+    top.grid(True, alpha=0.3)
+    top.set_title(f"{what.capitalize()} answered per second, and their latency")
+    bottom.step(bins["t_s"], bins["p50_ms"], where="post", label="p50")
+    bottom.step(bins["t_s"], bins["p99_ms"], where="post", label="p99")
+    bottom.set_ylabel("latency (ms)")
+    bottom.set_xlabel("seconds since the load started")
+    bottom.set_ylim(bottom=0)
+    bottom.legend(loc="upper right")
+    bottom.grid(True, alpha=0.3)
+    shade_faults([top, bottom], faults)
     return fig
 
 
@@ -137,7 +180,8 @@ def convergence(frame, quiet_s: float, settled: bool = True) -> Figure:
         ax.legend(loc="upper right")
     ax.set_xlabel("seconds after the last checkout reply")
     ax.set_ylabel("ids in anomaly")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(0, max(1, frame["anomalies"].max() if len(frame) else 0) * 1.15)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     ax.set_title("How the final state converged (green: consistent, red: not)"
                  + ("" if settled else ": it never went quiet"))

@@ -38,18 +38,6 @@ def _contents(file) -> str:
     return os.pread(file.fileno(), 1 << 20, 0).decode(errors="replace")
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: Linux sends it SIGKILL when the workbench dies, however it dies,
-    so no shop outlives the run that started it."""
-    try:
-        import ctypes
-
-        PR_SET_PDEATHSIG = 1
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass  # not Linux: the finalizer below still stops it when the workbench exits normally
-
-
 def _cleanup(proc_holder: list, files: list, data_dir: str | None) -> None:
     proc = proc_holder[0]
     if proc is not None and proc.poll() is None:
@@ -108,8 +96,10 @@ class ReferenceShopProcess:
         self._check(service)
         if self._proc is not None and self._proc.poll() is None:
             raise WorkbenchError(f"the reference shop (pid {self.pid}) is already running; expected it stopped.")
+        # --exit-with: the shop watches the workbench and goes when it goes, however it dies, so no
+        # shop outlives the run that started it (whichever thread started it).
         cmd = [sys.executable, "-m", "wdm_lib", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-               "--data", self.data_dir]
+               "--data", self.data_dir, "--exit-with", str(os.getpid())] + (["--temporary"] if self._owned else [])
         if self.anomaly is not None:
             cmd += ["--anomaly", self.anomaly]
         env = dict(os.environ)
@@ -119,7 +109,7 @@ class ReferenceShopProcess:
             f.truncate(0)
             f.seek(0)  # the offset is shared with the child; none runs now to move it
         self._proc_holder[0] = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._stdout,
-                                                stderr=self._stderr, env=env, preexec_fn=_die_with_parent)
+                                                stderr=self._stderr, env=env)
         self.base_url: str = self._wait_listening(self.start_timeout)
         self.port = urlparse(self.base_url).port
 
