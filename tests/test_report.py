@@ -99,12 +99,84 @@ def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):
     assert not (tmp_path / "out" / f"{run.id}.html").exists()
 
 
-def test_render_refuses_a_run_whose_summary_is_missing_with_the_runs_error(reports, tmp_path):
-    _, run, _, _ = reports
+def test_a_failed_run_is_reported_as_failed_with_its_error(reports, tmp_path):
+    _, run, stress, _ = reports
     failed = tmp_path / run.id
     shutil.copytree(run.path, failed)
     (failed / "summary.json").unlink()
     manifest = json.loads((failed / "manifest.json").read_text())
     (failed / "manifest.json").write_text(json.dumps({**manifest, "status": "failed", "error": "target went away"}))
-    with pytest.raises(WorkbenchError, match="ended failed \\(target went away\\)"):
-        report.render(failed, tmp_path / "out")
+    html = report.render(failed, tmp_path / "out").read_text()
+    assert "FAILED: NO VERDICT" in html and "target went away" in html
+    # A stress run has no history to fall back on: without its summary it is one sentence.
+    broken = tmp_path / "stress"
+    shutil.copytree(stress, broken)
+    (broken / "summary.json").unlink()
+    with pytest.raises(WorkbenchError, match="without a summary.json"):
+        report.render(broken, tmp_path / "out")
+
+
+def _start_paced_run(runs_dir, faults=None):
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "wdm_lib", "consistency", "--runs-dir", str(runs_dir), "--rate", "50",
+            "--n-orders", "1000", "--n-users", "100"]
+    if faults is not None:
+        args += ["--faults", str(faults)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def _wait_for_checkouts(runs_dir, at_least: int):
+    import time
+
+    from wdm_lib.history import read_ops
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = list(runs_dir.glob("*/history.csv"))
+        if found and sum(op.kind == "checkout" for op in read_ops(found[0])) >= at_least:
+            return found[0].parent
+        time.sleep(0.2)
+    raise AssertionError("the run made no checkouts")
+
+
+def test_an_interrupted_run_is_reported_with_what_it_recorded_and_its_in_flight_checkouts(tmp_path):
+    import signal
+    import time
+
+    from wdm_lib.history import read_ops
+
+    # The shop is paused 1 s into the load, so checkouts are in flight when Ctrl-C comes.
+    faults = tmp_path / "pause.yaml"
+    faults.write_text("faults:\n  - name: paused\n    at: 1s\n    action: pause shop\n    recover_after: 15s\n")
+    proc = _start_paced_run(tmp_path / "runs", faults)
+    run_dir = _wait_for_checkouts(tmp_path / "runs", 25)  # half a second of load at 50/s
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    stopped = [op for op in read_ops(run_dir / "history.csv")
+               if op.kind == "checkout" and op.error.startswith("the run stopped while")]
+    assert stopped and all(op.outcome == "unknown" for op in stopped)
+    assert main(["report", str(run_dir), "--reports-dir", str(tmp_path)]) == 0
+    html = (tmp_path / f"{run_dir.name}.html").read_text()
+    assert "INTERRUPTED: NO VERDICT" in html and "Checkout latency per outcome" in html
+    index = (tmp_path / "index.html").read_text()
+    assert "interrupted" in index
+
+
+def test_a_killed_run_is_recognised_as_crashed_and_reported(tmp_path):
+    import signal
+
+    proc = _start_paced_run(tmp_path / "runs")
+    run_dir = _wait_for_checkouts(tmp_path / "runs", 20)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "running"  # it had no chance to say otherwise
+    assert main(["report", str(run_dir), "--reports-dir", str(tmp_path)]) == 0
+    html = (tmp_path / f"{run_dir.name}.html").read_text()
+    assert "CRASHED: NO VERDICT" in html
+    assert re.search(r"<td>crashed</td>", (tmp_path / "index.html").read_text())

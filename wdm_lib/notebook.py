@@ -14,8 +14,9 @@ from wdm_lib.errors import WorkbenchError
 
 
 def open_run(run_dir: str | Path, kind: str) -> runs.Run:
-    """A completed run of that kind; a relative path is looked up in the working folder, then the
-    project root (as urls.json is), so the notebooks work from the root and from notebooks/."""
+    """A run of that kind; a relative path is looked up in the working folder, then the project
+    root (as urls.json is), so the notebooks work from the root and from notebooks/. A consistency
+    run may have ended without a verdict (see consistency_summary); other kinds need a summary."""
     path = Path(run_dir).expanduser()
     if not path.is_absolute() and not path.is_dir() and (PROJECT_ROOT / path).is_dir():
         path = PROJECT_ROOT / path
@@ -24,7 +25,7 @@ def open_run(run_dir: str | Path, kind: str) -> runs.Run:
     run = runs.Run.open(path)
     if run.kind != kind:
         raise WorkbenchError(f"{path}: a {run.kind} run; expected a {kind} run.")
-    if not run.file("summary.json").is_file():
+    if kind != "consistency" and not run.file("summary.json").is_file():
         raise WorkbenchError(f"{path}: the run ended {run.manifest.get('status')} "
                              f"({run.manifest.get('error') or 'no error recorded'}) without a summary.json; "
                              f"there is nothing to report.")
@@ -45,6 +46,18 @@ def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, faults
         run, _ = pool.submit(run_consistency, ConsistencyScenario(**scenario), urls=urls, anomaly=anomaly,
                              runs_dir=runs_dir, progress=False, faults=faults).result()
     return run
+
+
+def consistency_summary(run: runs.Run) -> tuple[dict, dict | None]:
+    """(summary, state) of a consistency run; for one that ended without a verdict (interrupted,
+    crashed, failed), what its history recorded and no state."""
+    if run.file("summary.json").is_file():
+        return run.read_json("summary.json"), run.read_json("state.json")
+    from wdm_lib.history import read_ops
+    from wdm_lib.summary import summarize_recorded
+
+    ops = read_ops(run.file("history.csv")) if run.file("history.csv").is_file() else []
+    return summarize_recorded(run.id, run.status, run.manifest.get("error"), ops), None
 
 
 def stress_run(run_dir=None, urls=None, runs_dir=None, **options) -> runs.Run:

@@ -95,7 +95,7 @@ def headline(run: runs.Run) -> dict:
     """The figures the index shows for one run, blank where its kind has none or it has no summary."""
     m = run.manifest
     target = m.get("target") or {}
-    row = {"run": run.id, "kind": run.kind, "status": m.get("status", ""), "started": (m.get("started_at") or "")[:16].replace("T", " "),
+    row = {"run": run.id, "kind": run.kind, "status": run.status, "started": (m.get("started_at") or "")[:16].replace("T", " "),
            "target": target.get("source", "") + (f" ({target['anomaly']})" if target.get("anomaly") else "")}
     try:
         summary = run.read_json("summary.json")

@@ -57,6 +57,28 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
     }
 
 
+def summarize_recorded(run_id: str, status: str, error: str | None, history: list[Op]) -> dict:
+    """What a run that ended without a verdict (interrupted, crashed, failed) recorded: its
+    checkouts' outcomes and latencies and its faults, with `valid` None and no balances, so its
+    report shows what was measured under a "no verdict" banner. The same keys as summarize()."""
+    checkouts = [op for op in history if op.kind == "checkout"]
+    outcomes = Counter(op.outcome for op in checkouts)
+    return {
+        "run_id": run_id, "kind": "consistency", "valid": None, "verdict": f"{status}: no verdict",
+        "anomalies": [], "warnings": [], "notes": [error] if error else [],
+        "checkouts": len(checkouts), "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
+        "checkouts_happened": None, "unknown_resolved": None, "unknown_by_cause": {},
+        "stock_sold": None, "credit_spent": None, "settled": None, "read_back": None, "convergence": [],
+        "time_to_consistency_s": None, "regressed": None, "original": None,
+        "original_caveats": ORIGINAL_CAVEATS, "original_counts_unknowns": outcomes.get("unknown", 0),
+        "latency_ms": {outcome: latency_percentiles(
+            (op.complete_ns - op.invoke_ns) / 1e6 for op in checkouts if op.outcome == outcome)
+            for outcome in OUTCOMES if outcomes.get(outcome)},
+        "phases_s": {},
+        "faults": measure_faults(history, requests_of(history), []),
+    }
+
+
 def _read_back_notes(scenario, state: dict, regression: tuple[float, float] | None) -> list[str]:
     notes = []
     if not state.get("final_settled", True):
