@@ -139,6 +139,24 @@ def _report(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="runs side by side, in one HTML page",
+                       description="Verdicts and anomalies, latency percentiles with each run's ratio to the "
+                                   "first, overlaid latency CDFs, throughput against p99 per step and fault "
+                                   "recovery, for two or more runs; the first is the baseline.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (under reports/runs/), baseline first")
+    p.add_argument("--reports-dir", default=None, metavar="DIR",
+                   help="where the page goes (default: the folder above the first run's runs folder)")
+    p.set_defaults(handler=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from wdm_lib.report import render_compare
+
+    print(f"comparison: {render_compare(args.run_dirs, args.reports_dir)}")
+    return EXIT_OK
+
+
 def _add_stress(sub: argparse._SubParsersAction) -> None:
     from wdm_lib.workloads.stress import StressScenario
 
@@ -269,6 +287,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_consistency(sub)
     _add_stress(sub)
     _add_report(sub)
+    _add_compare(sub)
     return parser
 
 

@@ -13,8 +13,8 @@ from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
 
 
-def open_run(run_dir: str | Path, kind: str) -> runs.Run:
-    """A run of that kind; a relative path is looked up in the working folder, then the project
+def open_run(run_dir: str | Path, kind: str | None = None) -> runs.Run:
+    """A run (of that kind, if given); a relative path is looked up in the working folder, then the project
     root (as urls.json is), so the notebooks work from the root and from notebooks/. A consistency
     run may have ended without a verdict (see consistency_summary); other kinds need a summary."""
     path = Path(run_dir).expanduser()
@@ -23,9 +23,9 @@ def open_run(run_dir: str | Path, kind: str) -> runs.Run:
     if not path.is_dir():
         raise WorkbenchError(f"{run_dir}: no such folder; expected a run folder made by wdm (under reports/runs/).")
     run = runs.Run.open(path)
-    if run.kind != kind:
+    if kind is not None and run.kind != kind:
         raise WorkbenchError(f"{path}: a {run.kind} run; expected a {kind} run.")
-    if kind != "consistency" and not run.file("summary.json").is_file():
+    if run.kind != "consistency" and not run.file("summary.json").is_file():
         raise WorkbenchError(f"{path}: the run ended {run.manifest.get('status')} "
                              f"({run.manifest.get('error') or 'no error recorded'}) without a summary.json; "
                              f"there is nothing to report.")

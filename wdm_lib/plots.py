@@ -20,7 +20,8 @@ def latency_cdf(frames: dict, title: str = "Latency CDF") -> Figure:
     fig, ax = _figure()
     for label, frame in frames.items():
         if len(frame):
-            ax.step(frame["value"], frame["fraction"], where="post", label=f"{label} ({len(frame)})",
+            # A sampled CDF says in attrs how many values it stands for.
+            ax.step(frame["value"], frame["fraction"], where="post", label=f"{label} ({frame.attrs.get('count', len(frame))})",
                     color=OUTCOME_COLORS.get(label))
     ax.set_xscale("log")
     ax.set_xlabel("latency (ms)")
@@ -185,4 +186,19 @@ def convergence(frame, quiet_s: float, settled: bool = True) -> Figure:
     ax.grid(True, alpha=0.3)
     ax.set_title("How the final state converged (green: consistent, red: not)"
                  + ("" if settled else ": it never went quiet"))
+    return fig
+
+
+def steps_compared(frame) -> Figure:
+    """Throughput against p99 per step, one line per run (compare.steps), labelled with users."""
+    fig, ax = _figure()
+    for run_id, rows in frame.groupby("run", sort=False):
+        ax.plot(rows["throughput_rps"], rows["p99_ms"], marker="o", label=run_id)
+        for users, x, y in zip(rows["users"], rows["throughput_rps"], rows["p99_ms"]):
+            ax.annotate(f"{users}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    ax.set_xlabel("throughput (requests/s)")
+    ax.set_ylabel("p99 (ms)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left")
+    ax.set_title("Throughput against p99 per step (labels: users)")
     return fig
