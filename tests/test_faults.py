@@ -16,8 +16,9 @@ from wdm_lib.history import FAULT, Op, read_ops
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
-# 300 checkouts at 100/s: a load of 3 s to put faults in.
-PACED = dict(n_items=3, item_stock=40, n_users=150, user_credit=2, n_orders=300, rate=100, quiet_s=1, seed=4)
+# 600 checkouts at 100/s: a load of 6 s to put faults in, long enough after a fault at 1 s for a
+# shop slow to restart on a busy machine to serve again.
+PACED = dict(n_items=3, item_stock=40, n_users=150, user_credit=2, n_orders=600, rate=100, quiet_s=1, seed=4)
 
 
 def schedule(tmp_path, text, name="faults.yaml"):
@@ -131,7 +132,7 @@ def test_the_embedded_shop_killed_and_restarted_mid_run_stays_consistent(tmp_pat
     [fault] = summary["faults"]
     assert fault["name"] == "shop killed" and fault["what"] == "kill shop" and fault["recover"] == "start shop"
     # Checkouts due while it was down were refused connections: a downtime of about the second it was dead.
-    assert fault["requests"]["fail"] > 50 and 0.5 < fault["downtime_s"] < 3
+    assert fault["requests"]["fail"] > 50 and 0.5 < fault["downtime_s"] < 4.5
     assert fault["first_served_after_recover_s"] is not None and fault["acknowledged_writes_lost"] == []
     steps = [op for op in read_ops(run.file("history.csv")) if op.kind == FAULT]
     assert [(op.fault["step"], op.fault["what"], op.status) for op in steps] == [
@@ -141,7 +142,7 @@ def test_the_embedded_shop_killed_and_restarted_mid_run_stays_consistent(tmp_pat
     # Paced: checkout k was due k/rate after the first.
     checkouts = [op for op in read_ops(run.file("history.csv")) if op.kind == "checkout"]
     due = sorted(op.intended_ns for op in checkouts)
-    assert (due[-1] - due[0]) / 1e9 == pytest.approx(299 / 100, abs=0.01)
+    assert (due[-1] - due[0]) / 1e9 == pytest.approx(599 / 100, abs=0.01)
 
 
 def test_a_shop_that_keeps_its_state_in_memory_loses_it_to_a_restart_and_the_verdict_names_what(tmp_path):
@@ -186,7 +187,7 @@ def test_a_fault_command_that_fails_ends_the_run_with_exit_2_and_keeps_the_histo
     assert fault.status == 3 and fault.outcome == "fail"
     # Every checkout sent is a row, those in flight when the run stopped as unknown.
     checkouts = [op for op in ops if op.kind == "checkout"]
-    assert 50 < len(checkouts) < 300
+    assert 50 < len(checkouts) < 600
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
     log = next((run_dir / "faults").iterdir()).read_text()
     assert "no such container" in log and "exit status 3" in log

@@ -173,8 +173,10 @@ def _compare_balances(initial: dict, final: dict, field_: str, moves: tuple[list
             continue
         after = final.get(key)
         if after is None:
-            # Gone, and what it held with it: the least the history says it should still hold.
-            missing.append({"id": key, "expected": low[key], "actual": None, "diff": -low[key]})
+            # Gone, and what it held with it: the least the history says it should still hold (never
+            # below zero, where unresolved checkouts stretch the range that far).
+            held = max(low[key], 0)
+            missing.append({"id": key, "expected": held, "actual": None, "diff": -held})
             continue
         actual = after[field_]
         if not low[key] <= actual <= high[key]:
