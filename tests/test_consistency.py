@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from shop_proxy import Misbehaviour, ShopProxy, free_port
+from shop_proxy import Misbehaviour, ShopProxy, free_port, shop_id
 from wdm_lib.client import FIRST_REPLY_S
 from wdm_lib.history import read_ops
 from wdm_lib.reference.process import ReferenceShopProcess
@@ -124,6 +124,21 @@ def test_a_system_that_answers_503_is_judged_on_what_happened(tmp_path, write_ur
     assert summary["outcomes"]["unknown"] == 25
     assert summary["valid"] is True, summary["anomalies"]
     assert summary["unknown_resolved"] == {"happened": 0, "not_happened": 25, "unresolved": 0}
+
+
+def test_ids_full_of_url_syntax_get_the_same_verdict(tmp_path, write_urls, shop_for_proxies):
+    # Every id this target hands out holds / # % ? .., spaces and non-ASCII; it answers 404 unless
+    # each id comes back percent-encoded as one path segment, exactly as it was handed out.
+    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(hostile_ids=True)) as proxy:
+        run, summary = run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()),
+                                       runs_dir=tmp_path)
+    assert summary["valid"] is True, summary["anomalies"]
+    assert summary["outcomes"] == {"ok": 60, "fail": 40, "unknown": 0}  # 2 items x 30 in stock
+    final = run.read_json("state.json")["final"]
+    assert all(shop_id(i) is not None for i in [*final["items"], *final["users"], *final["orders"]])
+    assert sum(o["paid"] for o in final["orders"].values()) == 60
+    ops = read_ops(run.file("history.csv"))
+    assert {op.order_id for op in ops if op.kind == "checkout"} == set(final["orders"])
 
 
 def test_a_5xx_while_seeding_ends_the_run_with_advice(tmp_path, write_urls, shop_for_proxies):
