@@ -105,16 +105,26 @@ def test_a_urls_file_named_with_html_renders_as_text_in_reports_and_index(report
         run, _ = run_consistency(ConsistencyScenario(n_users=20, n_orders=20, seed=1),
                                  urls=write_urls(shop.base_url, HOSTILE_NAME), runs_dir=reports_dir / "runs")
     assert run.manifest["target"]["source"].endswith(HOSTILE_NAME)
+    # A fault schedule's names and commands come from a file as well.
+    summary = run.read_json("summary.json")
+    summary["faults"] = [{
+        "name": "<img src=x onerror=alert(2)>", "what": "<script>alert(3)</script>", "recover": None,
+        "due_s": 0.0, "started_s": 0.0, "late_ms": 0.0, "inject_status": 0, "recovered_s": None,
+        "recover_status": None, "requests": {"ok": 1, "fail": 0, "unknown": 0}, "slowest_reply_ms": 1.0,
+        "downtime_s": None, "first_served_after_recover_s": None, "rate_back_after_recover_s": None,
+        "acknowledged_writes_lost": []}]
+    run.write_json("summary.json", summary)
     theirs = shutil.copytree(stress, reports_dir / "runs" / stress.name)
     manifest = json.loads((theirs / "manifest.json").read_text())
     manifest["target"]["source"] = HOSTILE_NAME
     (theirs / "manifest.json").write_text(json.dumps(manifest))
     shown = html.escape(HOSTILE_NAME, quote=False)
-    for rendered in (report.render(run.path), report.render(theirs)):
+    for rendered in (report.render(theirs), report.render(run.path)):
         page = rendered.read_text()
         assert inert(page), rendered
         # Shown as written, in the headline's Markdown as in the tables.
         assert re.search(r"against [^<]*" + re.escape(shown) + "</p>", page), rendered
+    assert "<script>alert(3)" not in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
     index = (reports_dir / "index.html").read_text()
     assert inert(index) and index.count(shown) == 2
 
