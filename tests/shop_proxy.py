@@ -1,6 +1,7 @@
 """A misbehaving front for the reference shop, for the workbench's own tests: the shop systems
-the workbench is judged on are slow, answer 5xx, lag their reads or break the API, and the
-reference shop is none of those. Runs an aiohttp reverse proxy on a thread of its own."""
+the workbench is judged on are slow, answer 5xx, lag their reads, break the API, send endless
+replies or hand out ids full of URL syntax, and the reference shop is none of those. Runs an
+aiohttp reverse proxy on a thread of its own."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 
 def free_port() -> int:
@@ -44,6 +47,31 @@ class Misbehaviour:
     # Every this many seconds after the first checkout, one more unit of stock appears on the first
     # item checked out: a system that never goes quiet.
     drift_every_s: float = 0.0
+    endless_body_path: str = ""     # a reply of endless_body_status to paths starting with this, whose
+    endless_body_status: int = 200  # body never ends and comes as fast as it is read
+    trickle_body_path: str = ""     # a 200 whose body comes a byte every 0.1 s and never ends
+    hostile_ids: bool = False       # every id shows as hostile_id(shop's id); see there
+
+
+# A shop's id as a hostile target shows it: every character that can end a URL segment, path or
+# URL, an escape that must not be decoded, dot segments, spaces and non-ASCII.
+HOSTILE_PREFIX, HOSTILE_SUFFIX = "../", " #?%41%2F ü/.."
+# Where the ids sit in each path of API.md: (first two segments) -> positions of the id segments.
+ID_SEGMENTS = {("stock", "find"): (2,), ("stock", "add"): (2,), ("stock", "subtract"): (2,),
+               ("payment", "find_user"): (2,), ("payment", "add_funds"): (2,), ("payment", "pay"): (2,),
+               ("orders", "create"): (2,), ("orders", "find"): (2,), ("orders", "checkout"): (2,),
+               ("orders", "addItem"): (2, 3)}
+ID_FIELDS = ("item_id", "user_id", "order_id")
+
+
+def hostile_id(shop_id: str) -> str:
+    return f"{HOSTILE_PREFIX}{shop_id}{HOSTILE_SUFFIX}"
+
+
+def shop_id(hostile: str) -> str | None:
+    if hostile.startswith(HOSTILE_PREFIX) and hostile.endswith(HOSTILE_SUFFIX):
+        return hostile[len(HOSTILE_PREFIX):-len(HOSTILE_SUFFIX)]
+    return None
 
 
 class ShopProxy:
@@ -54,6 +82,7 @@ class ShopProxy:
         self._checkouts = 0
         self._successes = 0
         self._background: set[asyncio.Task] = set()  # late work that outlives the request
+        self.endless_bytes_sent = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -80,10 +109,19 @@ class ShopProxy:
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     async def _forward(self, request: web.Request) -> tuple[int, bytes]:
-        return await self._upstream(request.method, request.path_qs)
+        raw = request.raw_path
+        if self.m.hostile_ids:
+            raw = self._to_shop(raw)
+            if raw is None:
+                return 404, b"no such id (ids must come percent-encoded, one path segment each)"
+        status, body = await self._upstream(request.method, raw)
+        if self.m.hostile_ids and status == 200 and body[:1] == b"{":
+            body = json.dumps(self._to_hostile(json.loads(body))).encode()
+        return status, body
 
     async def _upstream(self, method: str, path: str) -> tuple[int, bytes]:
-        async with self._session.request(method, self.upstream + path) as r:
+        # encoded=True: the path goes on exactly as it came.
+        async with self._session.request(method, URL(self.upstream + path, encoded=True)) as r:
             return r.status, await r.read()
 
     def _later(self, delay_s: float, work) -> asyncio.Task:
@@ -139,8 +177,44 @@ class ShopProxy:
                 return web.Response(status=200)
         return web.Response(status=status, body=body, content_type="text/plain")
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    @staticmethod
+    def _to_shop(raw_path: str) -> str | None:
+        """The shop's own path for one with hostile ids, split where the client put its slashes;
+        None when an id segment is not a hostile id sent as one segment."""
+        segments = raw_path.lstrip("/").split("/")
+        for position in ID_SEGMENTS.get(tuple(segments[:2]), ()):
+            found = shop_id(unquote(segments[position])) if position < len(segments) else None
+            if found is None:
+                return None
+            segments[position] = found
+        return "/" + "/".join(segments)
+
+    @staticmethod
+    def _to_hostile(body: dict) -> dict:
+        for key in ID_FIELDS:
+            if key in body:
+                body[key] = hostile_id(body[key])
+        if "items" in body:
+            body["items"] = [[hostile_id(i), q] for i, q in body["items"]]
+        return body
+
+    async def _endless(self, request: web.Request, status: int, chunk: bytes, pause_s: float) -> web.StreamResponse:
+        resp = web.StreamResponse(status=status, headers={"Content-Type": "text/plain"})
+        await resp.prepare(request)
+        try:
+            while True:
+                await resp.write(chunk)
+                self.endless_bytes_sent += len(chunk)
+                await asyncio.sleep(pause_s)
+        except ConnectionError:
+            return resp  # the client stopped reading, as it should
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        if self.m.endless_body_path and path.startswith(self.m.endless_body_path):
+            return await self._endless(request, self.m.endless_body_status, b"x" * 65536, 0)
+        if self.m.trickle_body_path and path.startswith(self.m.trickle_body_path):
+            return await self._endless(request, 200, b"x", 0.1)
         if self.m.garbage_path and path.startswith(self.m.garbage_path):
             return web.Response(status=200, text="<html>oops</html>")
         if self.m.error_path and path.startswith(self.m.error_path):

@@ -3,13 +3,15 @@ fronts that make it slow, erroring, lagging or broken, as the systems the workbe
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from shop_proxy import Misbehaviour, ShopProxy, free_port
+from shop_proxy import Misbehaviour, ShopProxy, free_port, shop_id
+from wdm_lib.client import FIRST_REPLY_S
 from wdm_lib.history import read_ops
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runner import run_consistency
@@ -124,6 +126,21 @@ def test_a_system_that_answers_503_is_judged_on_what_happened(tmp_path, write_ur
     assert summary["unknown_resolved"] == {"happened": 0, "not_happened": 25, "unresolved": 0}
 
 
+def test_ids_full_of_url_syntax_get_the_same_verdict(tmp_path, write_urls, shop_for_proxies):
+    # Every id this target hands out holds / # % ? .., spaces and non-ASCII; it answers 404 unless
+    # each id comes back percent-encoded as one path segment, exactly as it was handed out.
+    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(hostile_ids=True)) as proxy:
+        run, summary = run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()),
+                                       runs_dir=tmp_path)
+    assert summary["valid"] is True, summary["anomalies"]
+    assert summary["outcomes"] == {"ok": 60, "fail": 40, "unknown": 0}  # 2 items x 30 in stock
+    final = run.read_json("state.json")["final"]
+    assert all(shop_id(i) is not None for i in [*final["items"], *final["users"], *final["orders"]])
+    assert sum(o["paid"] for o in final["orders"].values()) == 60
+    ops = read_ops(run.file("history.csv"))
+    assert {op.order_id for op in ops if op.kind == "checkout"} == set(final["orders"])
+
+
 def test_a_5xx_while_seeding_ends_the_run_with_advice(tmp_path, write_urls, shop_for_proxies):
     from wdm_lib.errors import ContractError
 
@@ -168,6 +185,24 @@ def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_p
     [run_dir] = runs_dir.iterdir()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "cannot connect" in manifest["error"]
+
+
+def test_a_port_that_accepts_and_never_answers_ends_in_seconds_not_after_the_timeout(tmp_path, write_urls):
+    with socket.socket() as hole:  # the kernel accepts connections to it; nothing ever answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        port = hole.getsockname()[1]
+        started = time.monotonic()
+        r = wdm("consistency", "--urls", str(write_urls(f"http://127.0.0.1:{port}")),
+                "--runs-dir", str(tmp_path / "runs"), "--timeout", "60")
+        took = time.monotonic() - started
+    assert r.returncode == 2, r.stderr
+    assert took < 40, took  # about 10 s: the first-reply deadline, never the 60 s timeout
+    assert (f"http://127.0.0.1:{port}/stock/item/create/1: the target accepted the connection but sent "
+            f"nothing within {FIRST_REPLY_S:g} s") in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
 
 
 def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_urls, shop_for_proxies):

@@ -13,6 +13,7 @@ from bs4 import BeautifulSoup
 
 from synthetic_stress import make_stress_run
 from wdm_lib.config import PROJECT_ROOT
+from wdm_lib.notebook import markdown_text
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.report import execute
 from wdm_lib.workloads.consistency import ConsistencyScenario
@@ -198,7 +199,7 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
     assert manifest["target"]["source"] == str(tmp_path / "team.json")
     assert summary["verdict"] == "consistent" and summary["outcomes"] == {"ok": 20, "fail": 40, "unknown": 0}
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert "**CONSISTENT**" in text(nb, "verdict") and "team.json" in text(nb, "verdict")
+    assert "**CONSISTENT**" in text(nb, "verdict") and markdown_text("team.json") in text(nb, "verdict")
     assert as_row(tables(nb, "outcomes")[0], "count") == {"ok": 20.0, "fail": 40.0, "unknown": 0.0}
     assert "No deviation" in text(nb, "deviations") and tables(nb, "deviations") == []
     assert [row[0] for label, row in tables(nb, "findings")[0].items() if label != "columns"] == ["no anomaly"]

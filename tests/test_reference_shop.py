@@ -197,6 +197,17 @@ def test_malformed_paths_are_refused(base):
         assert 400 <= status < 500, (method, path, status)
 
 
+def test_numbers_of_any_length_are_refused_or_taken_never_an_error(base):
+    # Python refuses to convert more than 4,300 digits: the length is checked first. (Past about
+    # 8,000 characters aiohttp refuses the request line itself, with a 400.)
+    for digits in ("9" * 19, "9" * 4301, "1" * 8000):
+        status, body = call(base, "POST", f"/stock/item/create/{digits}")
+        assert status == 400 and "must be at most" in body, (len(digits), status, body)
+    padded = ok_json(base, "POST", "/stock/item/create/" + "0" * 5000 + "7")
+    assert item(base, padded["item_id"])["price"] == 7
+    assert call(base, "POST", f"/stock/batch_init/1{'0' * 7}1/1/1")[0] == 400  # MAX_BATCH + 1
+
+
 def test_openapi_matches_routes(base, tmp_path):
     spec = ok_json(base, "GET", "/openapi.json")
     assert spec["openapi"].startswith("3.")

@@ -1,6 +1,7 @@
 """`wdm report` and wdm_lib.report: rendered HTML that opens offline with the code hidden, the
 index of every run, and errors as one sentence."""
 
+import html
 import json
 import re
 import shutil
@@ -11,6 +12,7 @@ from synthetic_stress import make_stress_run
 from wdm_lib import report
 from wdm_lib.cli import main
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
@@ -85,6 +87,46 @@ def test_report_errors_are_one_sentence_naming_the_path(tmp_path, capsys):
 
     assert main(["report"]) == 2
     assert "RUN_DIR" in capsys.readouterr().err
+
+
+HOSTILE_NAME = "<img src=x onerror=alert(1)>_*team*.json"
+
+
+def inert(page: str) -> bool:
+    """Offline, no event handler in any tag, and every image embedded (nothing loaded at all)."""
+    return (offline(page) and not re.search(r"<[a-z][^>]*\son[a-z]+\s*=", page, re.I)
+            and all(src.startswith("data:") for src in re.findall(r"<img\b[^>]*\ssrc=[\"']?([^\"' >]*)", page, re.I)))
+
+
+def test_a_urls_file_named_with_html_renders_as_text_in_reports_and_index(reports, tmp_path, write_urls):
+    _, _, stress, _ = reports
+    reports_dir = tmp_path / "reports"
+    with ReferenceShopProcess() as shop:
+        run, _ = run_consistency(ConsistencyScenario(n_users=20, n_orders=20, seed=1),
+                                 urls=write_urls(shop.base_url, HOSTILE_NAME), runs_dir=reports_dir / "runs")
+    assert run.manifest["target"]["source"].endswith(HOSTILE_NAME)
+    # A fault schedule's names and commands come from a file as well.
+    summary = run.read_json("summary.json")
+    summary["faults"] = [{
+        "name": "<img src=x onerror=alert(2)>", "what": "<script>alert(3)</script>", "recover": None,
+        "due_s": 0.0, "started_s": 0.0, "late_ms": 0.0, "inject_status": 0, "recovered_s": None,
+        "recover_status": None, "requests": {"ok": 1, "fail": 0, "unknown": 0}, "slowest_reply_ms": 1.0,
+        "downtime_s": None, "first_served_after_recover_s": None, "rate_back_after_recover_s": None,
+        "acknowledged_writes_lost": []}]
+    run.write_json("summary.json", summary)
+    theirs = shutil.copytree(stress, reports_dir / "runs" / stress.name)
+    manifest = json.loads((theirs / "manifest.json").read_text())
+    manifest["target"]["source"] = HOSTILE_NAME
+    (theirs / "manifest.json").write_text(json.dumps(manifest))
+    shown = html.escape(HOSTILE_NAME, quote=False)
+    for rendered in (report.render(theirs), report.render(run.path)):
+        page = rendered.read_text()
+        assert inert(page), rendered
+        # Shown as written, in the headline's Markdown as in the tables.
+        assert re.search(r"against [^<]*" + re.escape(shown) + "</p>", page), rendered
+    assert "<script>alert(3)" not in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
+    index = (reports_dir / "index.html").read_text()
+    assert inert(index) and index.count(shown) == 2
 
 
 def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):

@@ -23,6 +23,8 @@ OUTCOMES = (OK, FAIL, UNKNOWN)
 # The error text of an unknown that got no reply within the client's timeout; other unknowns with
 # no HTTP status are connections dropped or reset before a reply came.
 TIMEOUT_ERROR = "no reply within"
+# ... and of one whose status came but whose body was still arriving then: a timeout as well.
+INCOMPLETE_ERROR = "reply incomplete within"
 CAUSES = ("5xx", "timeout", "reset", "other-status")
 # Kind of the rows that record something done *to* the run: a step of the fault schedule (its
 # `fault` column says which: {"name", "step": "inject" | "recover", "what": command or action}),
@@ -52,7 +54,7 @@ def unknown_cause(op: Op) -> str:
     """Why an operation's outcome is unknown, from what its row recorded."""
     if op.status is not None:
         return "5xx" if op.status >= 500 else "other-status"
-    return "timeout" if op.error.startswith(TIMEOUT_ERROR) else "reset"
+    return "timeout" if op.error.startswith((TIMEOUT_ERROR, INCOMPLETE_ERROR)) else "reset"
 
 
 class HistoryWriter:

@@ -1,8 +1,11 @@
-"""What the notebooks call to get their run: the folder their `run_dir` parameter names, or a new
-run made from their other parameters. Kept here so a notebook is parameters, calls and charts."""
+"""What the notebooks call: their run (the folder their `run_dir` parameter names, or a new run
+made from their other parameters), and text from a target made safe for Markdown. Kept here so a
+notebook is parameters, calls and charts."""
 
 from __future__ import annotations
 
+import html
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +14,17 @@ from pathlib import Path
 from wdm_lib import runs
 from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
+
+
+# Every character CommonMark lets a backslash escape that could start markup in running text.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def markdown_text(value: object) -> str:
+    """A string from a target or a file name (a urls file's name, an id, an error text), to be put
+    into a Markdown cell: it shows as written. A name holding an HTML tag renders as text, never as
+    live HTML in the report; one holding `*` or `_` is not turned into emphasis."""
+    return html.escape(_MARKDOWN_PUNCTUATION.sub(r"\\\1", str(value)), quote=False)
 
 
 def open_run(run_dir: str | Path, kind: str | None = None) -> runs.Run:

@@ -10,11 +10,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable
 
-from wdm_lib.client import Reply, ShopClient, require_ok
+from wdm_lib.client import FIRST_REPLY_S, Reply, ShopClient, require_ok
 from wdm_lib.config import Target
 from wdm_lib.errors import TargetUnreachable, WorkbenchError
 from wdm_lib.history import OK, UNKNOWN, HistoryWriter
-from wdm_lib.progress import bar
+from wdm_lib.progress import bar, noting_a_wait
 
 READ_RETRIES = 3
 # Between two passes over the whole state while waiting for quiet: often enough to chart how the
@@ -105,8 +105,12 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
 
     total = 2 * sc.n_items + 2 * sc.n_users + sc.n_orders * (1 + sc.items_per_order)
     with bar(total, "seeding", progress) as pb:
-        # The very first call tells an unreachable target from a slow one, before a thousand more.
-        first = need(await client.create_item(sc.item_price), "creating the first item")
+        # The very first call tells an unreachable or dead target from a slow one, before a thousand more.
+        with client.first_reply_within(FIRST_REPLY_S):
+            first = need(await noting_a_wait(
+                client.create_item(sc.item_price), pb,
+                f"waiting for {client.target.stock_url} to answer the first request "
+                f"(up to {FIRST_REPLY_S:g} s for a first byte)"), "creating the first item")
         history.record("create_item", first, items=[[first.body["item_id"], 0]], amount=sc.item_price)
         pb.update()
 
