@@ -13,7 +13,6 @@ from bs4 import BeautifulSoup
 
 from synthetic_stress import make_stress_run
 from wdm_lib.config import PROJECT_ROOT
-from wdm_lib.notebook import markdown_text
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.report import execute
 from wdm_lib.workloads.consistency import ConsistencyScenario
@@ -64,6 +63,23 @@ def tables(nb, tag) -> list[dict[str, list[str]]]:
             last = labels
             rows["|".join(labels) or str(i)] = tds  # a table shown without its index: rows by position
         out.append(rows)
+    return out
+
+
+def banners(nb) -> list[dict]:
+    """The verdict banners a notebook displayed: their colour class, verdict, subtitle and figures."""
+    out = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            page = o.get("data", {}).get("text/html", "")
+            if "wdm-banner" not in page:
+                continue
+            soup = BeautifulSoup(page, "html.parser").find("div", class_="wdm-banner")
+            verdict, subtitle, row = soup.find_all("div", recursive=False)
+            figures = {pair.find_all("div")[1].get_text(): pair.find_all("div")[0].get_text()
+                       for pair in row.find_all("div", recursive=False)}
+            cls = next(c[len("wdm-"):] for c in soup["class"] if c != "wdm-banner")
+            out.append({"class": cls, "verdict": verdict.get_text(), "subtitle": subtitle.get_text(), "figures": figures})
     return out
 
 
@@ -141,7 +157,10 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     assert summary["verdict"] == "inconsistent" and summary["checkouts"] == 1000
 
     shown = text(nb, "verdict")
-    assert "**INCONSISTENT**" in shown and run.name in shown
+    [banner] = banners(nb)
+    # The banner's colour is the verdict's: red for inconsistent.
+    assert banner["class"] == "fail" and banner["verdict"] == "INCONSISTENT" and run.name in banner["subtitle"]
+    assert banner["figures"]["checkouts"] == "1,000" and banner["figures"]["anomalies"] == str(len(summary["anomalies"]))
     o = summary["outcomes"]
     assert f"{summary['checkouts']} checkouts: {o['ok']} ok, {o['fail']} refused, {o['unknown']} unknown" in shown
 
@@ -164,10 +183,11 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     assert values["payment inconsistencies in db"] == str(summary["original"]["payment_inconsistencies_in_db"])
     # The original's figures come last, their caveats beside them.
     tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
-    assert tags[-1] == ["original"] and "counts every reply that is not 4xx" in text(nb, "original")
+    assert tags[-2:] == [["original"], ["final-verdict"]] and "counts every reply that is not 4xx" in text(nb, "original")
+    assert "verdict: INCONSISTENT" in text(nb, "final-verdict")
 
     counts = tables(nb, "outcomes")[0]
-    assert as_row(counts, "count") == {k: float(v) for k, v in summary["outcomes"].items()}
+    assert as_row(counts, "0") == {k: float(v) for k, v in summary["outcomes"].items()}
 
     percentiles = tables(nb, "percentiles")[0]
     assert [k for k in percentiles if k != "columns"] == list(summary["latency_ms"])
@@ -199,9 +219,11 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
     assert manifest["target"]["source"] == str(tmp_path / "team.json")
     assert summary["verdict"] == "consistent" and summary["outcomes"] == {"ok": 20, "fail": 40, "unknown": 0}
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert "**CONSISTENT**" in text(nb, "verdict") and markdown_text("team.json") in text(nb, "verdict")
-    assert as_row(tables(nb, "outcomes")[0], "count") == {"ok": 20.0, "fail": 40.0, "unknown": 0.0}
-    assert "No deviation" in text(nb, "deviations") and tables(nb, "deviations") == []
+    [banner] = banners(nb)
+    assert banner["class"] == "pass" and banner["verdict"] == "CONSISTENT" and "team.json" in banner["subtitle"]
+    assert "verdict: CONSISTENT" in text(nb, "final-verdict")
+    assert as_row(tables(nb, "outcomes")[0], "0") == {"ok": 20.0, "fail": 40.0, "unknown": 0.0}
+    assert cell(nb, "deviations").outputs == []  # nothing deviates: no empty section
     assert [row[0] for label, row in tables(nb, "findings")[0].items() if label != "columns"] == ["no anomaly"]
     assert "read-back: quiet" in text(nb, "verdict")
 
@@ -211,7 +233,7 @@ def test_consistency_notebook_with_a_fault_schedule_shows_each_fault_and_shades_
     faults.write_text("faults:\n  - name: shop killed\n    at: 0.8s\n    action: kill shop\n    recover_after: 0.5s\n")
     papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
                                parameters={"runs_dir": str(tmp_path / "runs"), "faults": str(faults), "rate": 100,
-                                           "n_orders": 200, "n_users": 200, "quiet_s": 0.5, "seed": 2},
+                                           "n_orders": 400, "n_users": 200, "quiet_s": 0.5, "seed": 2},
                                progress_bar=False, cwd=str(NOTEBOOKS))
     run = only_run(tmp_path / "runs")
     summary = json.loads((run / "summary.json").read_text())
@@ -260,3 +282,17 @@ def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):
         assert row["p99_ms"] == pytest.approx(step["p99_ms"], abs=1e-3)
     assert figures(nb, "throughput") == figures(nb, "percentiles-over-time") == figures(nb, "histogram") == 1
     assert figures(nb, "steps") == 1
+
+
+def test_fail_on_inconsistent_makes_papermill_fail_and_by_default_it_does_not(tmp_path):
+    from wdm_lib.runner import run_consistency
+
+    made, _ = run_consistency(ConsistencyScenario(n_users=100, n_orders=100, quiet_s=0.2, seed=3),
+                              anomaly="phantom-success", runs_dir=tmp_path / "runs")
+    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "ok.ipynb"), kernel_name="python3",
+                               parameters={"run_dir": str(made.path)}, progress_bar=False, cwd=str(NOTEBOOKS))
+    assert "verdict: INCONSISTENT" in text(nbformat.read(tmp_path / "ok.ipynb", as_version=4), "final-verdict")
+    with pytest.raises(papermill.PapermillExecutionError, match="is inconsistent"):
+        papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "fail.ipynb"), kernel_name="python3",
+                                   parameters={"run_dir": str(made.path), "fail_on_inconsistent": True},
+                                   progress_bar=False, cwd=str(NOTEBOOKS))

@@ -122,8 +122,8 @@ def test_a_urls_file_named_with_html_renders_as_text_in_reports_and_index(report
     for rendered in (report.render(theirs), report.render(run.path)):
         page = rendered.read_text()
         assert inert(page), rendered
-        # Shown as written, in the headline's Markdown as in the tables.
-        assert re.search(r"against [^<]*" + re.escape(shown) + "</p>", page), rendered
+        # Shown as written, in the banner or the headline as in the tables.
+        assert re.search(r"against [^<]*" + re.escape(shown) + "(</p>|</div>)", page), rendered
     assert "<script>alert(3)" not in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
     index = (reports_dir / "index.html").read_text()
     assert inert(index) and index.count(shown) == 2

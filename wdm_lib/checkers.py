@@ -338,7 +338,8 @@ def check_unknowns(scenario, history: list[Op], state: dict) -> CheckResult:
     notes = []
     for cause, n in causes.items():
         total = sum(n.values())
-        notes.append(f"{total} checkouts had an unknown outcome ({cause}): {n['happened']} happened, "
+        notes.append(f"{total} {'checkout' if total == 1 else 'checkouts'} had an unknown outcome ({cause}): "
+                     f"{n['happened']} happened, "
                      f"{n['not_happened']} did not, {n['unresolved']} unresolved; {CAUSE_ADVICE[cause]}.")
     lost_ack = [op for op in res.resolved_happened if unknown_cause(op) == "5xx"]
     warnings = []

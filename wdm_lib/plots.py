@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 OUTCOME_COLORS = {"ok": "tab:green", "fail": "tab:orange", "unknown": "tab:red"}
+
+
+def _plain_log(axis) -> None:
+    """Log-scale tick labels as plain numbers (0.5, 1, 10, 100 ms), not powers of ten."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
 
 
 def _figure(height: float = 4.0, rows: int = 1, **kw) -> tuple[Figure, object]:
@@ -24,6 +29,7 @@ def latency_cdf(frames: dict, title: str = "Latency CDF") -> Figure:
             ax.step(frame["value"], frame["fraction"], where="post", label=f"{label} ({frame.attrs.get('count', len(frame))})",
                     color=OUTCOME_COLORS.get(label))
     ax.set_xscale("log")
+    _plain_log(ax.xaxis)
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("fraction of requests at or below")
     ax.set_ylim(0, 1.02)
@@ -137,6 +143,7 @@ def latency_histogram(latencies_ms, marks: dict | None = None, bins: int = 80) -
         counts, _ = np.histogram(np.clip(values, lo, None), bins=edges)
         ax.stairs(counts, edges, fill=True, alpha=0.6)
         ax.set_xscale("log")
+        _plain_log(ax.xaxis)
     for i, (label, ms) in enumerate((marks or {}).items()):
         if ms:
             ax.axvline(ms, color=f"C{i + 1}", linestyle="--", label=f"{label} {ms:.1f} ms")
