@@ -120,7 +120,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
                        description="Executes the notebook of the run's kind on RUN_DIR and writes "
                                    "<reports-dir>/<run id>.html and <reports-dir>/index.html.")
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (under reports/runs/)")
-    p.add_argument("--index", action="store_true", help="only rewrite index.html, listing every run")
+    p.add_argument("--index", action="store_true",
+                   help="rewrite index.html, listing every run, and render the reports missing from it")
     p.add_argument("--reports-dir", default=None, metavar="DIR",
                    help="where reports go (default: the folder above the run's runs folder, so "
                         "reports/ for reports/runs/<id>; with --index alone, reports/)")
@@ -135,7 +136,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.run_dir is not None:
         print(f"report: {render(args.run_dir, args.reports_dir)}")
     else:
-        print(f"index: {write_index(args.reports_dir)}")
+        print(f"index: {write_index(args.reports_dir, render_missing=True, say=lambda m: print(m, file=sys.stderr))}")
     return EXIT_OK
 
 
