@@ -15,6 +15,7 @@ from shop_proxy import Misbehaviour, ShopProxy
 
 from wdm_lib import cli
 from wdm_lib.reference.process import ReferenceShopProcess
+from wdm_lib.report import headline
 from wdm_lib.runs import Run
 
 SMALL = ["--n-items", "100", "--n-users", "100", "--n-orders", "100"]
@@ -34,12 +35,14 @@ def test_a_target_that_refuses_everything_fails_the_run(tmp_path, write_urls, ca
                          "--junit", str(tmp_path / "junit.xml")])
     out = capsys.readouterr().out
     assert code == cli.EXIT_INCONSISTENT, out
-    summary = only_run(tmp_path / "runs").read_json("summary.json")
+    run = only_run(tmp_path / "runs")
+    summary = run.read_json("summary.json")
     assert summary["requests"] > 0 and summary["outcomes"]["ok"] == 0 and summary["outcomes"]["fail"] > 0
     (gate,) = summary["gates"]
     assert gate["gate"] == "ok>0" and not gate["passed"] and "never batch-initialised" in gate["why"]
     assert not summary["passed"] and summary["verdict"] == "1 of 1 gates failed"
     assert "verdict: 1 OF 1 GATES FAILED" in out and "gate FAIL  ok>0" in out
+    assert headline(run)["verdict"] == "1 of 1 gates failed"  # the index of every run says it too
     failure = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite/testcase/failure")
     assert "never batch-initialised" in failure.get("message")
 
