@@ -38,7 +38,7 @@ import psutil
 from wdm_lib.config import parse_urls
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.analysis import load_requests
-from wdm_lib.workloads.stress.books import batch_init
+from wdm_lib.workloads.stress.shop import batch_init
 from wdm_lib.workloads.stress.figures import rate_figures
 from wdm_lib.workloads.stress.locust import LOCUSTFILE, locust_command
 from wdm_lib.workloads.stress.scenario import StressScenario

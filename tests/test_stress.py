@@ -219,6 +219,12 @@ def test_locustfile_imports_standalone_and_lists_its_user():
     (["stress", "run", "--master", "--expect-workers", "0"], "--expect-workers is 0"),
     (["stress", "run", "--workers-wait", "soon"], "--workers-wait is 'soon'"),
     (["stress", "run", "--anomaly", "nonsense"], "--anomaly 'nonsense'"),
+    (["stress", "run", "--rate", "-5"], "--rate is -5"),
+    (["stress", "run", "--rate", "50", "--steps", "5,10"], "--rate or --steps"),
+    (["stress", "run", "--threshold", "p99<1s", "--no-raw-latencies"], "--threshold is judged on the raw rows"),
+    (["stress", "run", "--verify", "--no-raw-latencies"], "--verify compares the shop's books"),
+    (["stress", "run", "--threshold", "nonsense"], "--threshold 'nonsense'"),
+    (["stress", "run", "--junit", "/nonexistent/dir/x.xml"], "--junit /nonexistent/dir/x.xml: no such folder"),
     (["stress", "worker", "--master-port", "70000"], "--master-port is 70000"),
 ])
 def test_invalid_options_end_in_one_sentence(argv, needle, capsys, tmp_path):

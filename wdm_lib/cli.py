@@ -79,6 +79,14 @@ def _add_junit(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--junit", default=None, metavar="FILE", help=f"also write the verdict as JUnit XML ({what})")
 
 
+def _check_junit(path: str | None) -> None:
+    """Before the run: a report with nowhere to go is found out now, not after the load."""
+    from pathlib import Path
+
+    if path is not None and not Path(path).expanduser().parent.is_dir():
+        raise WorkbenchError(f"--junit {path}: no such folder {Path(path).parent}; expected a file in an existing folder.")
+
+
 def _consistency(args: argparse.Namespace) -> int:
     from dataclasses import fields
 
@@ -87,6 +95,7 @@ def _consistency(args: argparse.Namespace) -> int:
     from wdm_lib.workloads.consistency import ConsistencyScenario
 
     scenario = ConsistencyScenario(**{f.name: getattr(args, f.name) for f in fields(ConsistencyScenario)})
+    _check_junit(args.junit)
     run, summary = run_consistency(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir)
     print(render_table(summary))
     print(f"run folder: {run.path}")
@@ -242,6 +251,7 @@ def _stress_run(args: argparse.Namespace) -> int:
     from wdm_lib.workloads.stress.table import render_table
 
     scenario = _stress_scenario(args)
+    _check_junit(args.junit)
     if args.master and scenario.processes != 1:
         raise WorkbenchError("--processes applies to a run on this machine alone; expected either --master "
                              "(with workers started elsewhere) or --processes, not both.")

@@ -6,7 +6,7 @@ locust      Locust's command line and its process (Locust itself runs in a subpr
 live        the progress line a terminal shows while the load runs
 figures     raw rows and Locust's CSVs -> summary.json's figures (exact percentiles, corrected latency)
 workers     whether the run lost load: workers gone missing, users below target
-books       batch init, reachability, and --verify's read-back of every balance
+shop        batch init, reachability, and --verify's read-back of every balance
 run         `wdm stress init` / `wdm stress run`: the orchestration, the Run folder, the verdict
 table       the lines a terminal shows at the end
 

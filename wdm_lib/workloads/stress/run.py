@@ -18,7 +18,7 @@ from wdm_lib import runs
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.progress import progress_wanted
 from wdm_lib.workloads.stress import gates as gates_
-from wdm_lib.workloads.stress.books import batch_init, check_reachable, verify
+from wdm_lib.workloads.stress.shop import batch_init, check_reachable, verify
 from wdm_lib.workloads.stress.figures import first_exception, raw_files, read_locust_aggregated, read_raw, summarize
 from wdm_lib.workloads.stress.live import LiveLine
 from wdm_lib.workloads.stress.locust import (EXIT_GRACE_S, LOCUST_LOG, LOCUST_PREFIX, WORKERS_CSV, LocustProcess,
@@ -66,6 +66,9 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
     verdict (gates, books, nothing lost)."""
     from wdm_lib.target import describe, open_target
 
+    if check and not sc.raw_latencies:
+        raise WorkbenchError("--verify compares the shop's books with the requests recorded; expected a run "
+                             "without --no-raw-latencies.")
     progress = progress_wanted() if progress is None else progress
     dist = dist or Distributed()
     with open_target(urls, anomaly) as target:
