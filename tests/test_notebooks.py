@@ -253,4 +253,4 @@ def test_stress_notebook_makes_a_paced_gated_verified_run_and_shows_its_verdict(
     rate = tables(nb, "rate")[0]
     assert as_row(rate, "response time (from the intended start)")["p99"] == \
         pytest.approx(summary["response_ms"]["p99"], abs=1e-3)
-    assert f"of 40 requests/s" in text(nb, "rate")
+    assert "of 40 requests/s" in text(nb, "rate")

@@ -4,7 +4,6 @@ the functions that return DataFrames, so the CLI starts fast."""
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 from wdm_lib.history import OUTCOMES

@@ -30,11 +30,9 @@ OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operat
 TIME_UNITS = {"ms": 1.0, "": 1.0, "s": 1000.0, "us": 0.001, "µs": 0.001}
 RATE_UNITS = {"%": 0.01, "": 1.0}
 COUNT_UNITS = {"": 1.0}
-# metric -> (the frame column it reads, its units)
-SIMPLE = {"med": ("latency_ms", TIME_UNITS), "avg": ("latency_ms", TIME_UNITS),
-          "max": ("latency_ms", TIME_UNITS), "fail_rate": ("outcome", RATE_UNITS),
-          "unknown_rate": ("outcome", RATE_UNITS), "rps": ("name", COUNT_UNITS),
-          "requests": ("name", COUNT_UNITS), "ok": ("outcome", COUNT_UNITS)}
+# the metrics besides percentiles, with the units each reads
+SIMPLE = {"med": TIME_UNITS, "avg": TIME_UNITS, "max": TIME_UNITS, "fail_rate": RATE_UNITS,
+          "unknown_rate": RATE_UNITS, "rps": COUNT_UNITS, "requests": COUNT_UNITS, "ok": COUNT_UNITS}
 _PERCENTILE = re.compile(r"^(?P<response>response_)?p(?:\((?P<a>\d+(?:\.\d+)?)\)|(?P<b>\d+(?:\.\d+)?))$")
 _GATE = re.compile(r"^\s*(?:(?P<name>.+?)\s*:\s*)?(?P<metric>[a-z_]+(?:\(\d+(?:\.\d+)?\)|\d+(?:\.\d+)?)?)"
                    r"\s*(?P<op><=|>=|==|!=|<|>)\s*(?P<value>\d+(?:\.\d+)?|\.\d+)\s*(?P<unit>ms|us|µs|s|%)?\s*$")
@@ -71,7 +69,7 @@ def parse(expression: str, names: dict[str, str] | None = None) -> Gate:
                                  f"expected one above 0 and at most 100.")
         metric, units = ("response_p" if p["response"] else "p"), TIME_UNITS
     elif metric in SIMPLE:
-        percentile, units = None, SIMPLE[metric][1]
+        percentile, units = None, SIMPLE[metric]
     else:
         raise WorkbenchError(f"--threshold {expression!r} names no metric {metric!r}; {EXPECTED}.")
     if unit not in units:
