@@ -187,9 +187,13 @@ def test_rate_counts_sends_in_the_steady_window_and_warns_when_short():
     r = rate_figures(full.astype("int64"), sc)
     assert r["window_s"] == pytest.approx(8.8) and r["achieved_rps"] == pytest.approx(100, rel=0.02)
     assert r["warning"] is None
-    half = full[(full.index % 2 == 0)].astype("int64")
+    half = full[(full.index % 2 == 0)].astype("int64").assign(latency_ms=50.0)
     r = rate_figures(half, sc)
     assert r["short_pct"] == pytest.approx(50, abs=2) and "of the 100 requests/s asked" in r["warning"]
+    assert "the system or this load generator could not keep up" in r["warning"]
+    # replies slower than a user's period: the users may be too few
+    r = rate_figures(half.assign(latency_ms=300.0), sc)
+    assert "against each user's period of 0.1 s, too few users: try --users 30 or more" in r["warning"]
     assert rate_figures(full, StressScenario()) is None
 
 

@@ -75,10 +75,17 @@ def rate_figures(df, sc: StressScenario) -> dict | None:
             short = max(0.0, 1 - achieved / sc.rate)
             out.update(achieved_rps=round(achieved, 3), short_pct=round(100 * short, 2), window_s=round(window_s, 3))
             if short > SHORTFALL_WARNING:
+                # A user cannot send faster than its replies come back: when the typical reply takes
+                # longer than a user's period, the users may be too few as well (or the system is
+                # saturated, and more of them would only queue); the run cannot tell which.
+                median_s = float(df["latency_ms"].median()) / 1000 if "latency_ms" in df else 0.0
+                why = "the system or this load generator could not keep up"
+                if median_s > sc.pacing_s:
+                    why += (f", or, with replies taking {median_s:.3g} s (median) against each user's period of "
+                            f"{sc.pacing_s:.3g} s, too few users: try --users {math.ceil(sc.rate * median_s)} or more")
                 out["warning"] = (f"the load reached {achieved:.1f} of the {sc.rate:g} requests/s asked "
-                                  f"({100 * short:.1f}% short): the system or this load generator could not "
-                                  f"keep up, and the response times from the intended start include the "
-                                  f"wait (more --users help when replies are slower than {sc.pacing_s:.3g} s).")
+                                  f"({100 * short:.1f}% short): {why}; the response times from the intended "
+                                  f"start include the wait.")
     if out["achieved_rps"] is None:
         out["warning"] = (f"the run was too short to measure its rate after its {sc.ramp_s:.3g} s ramp-up; "
                           f"expected a longer --run-time.")
