@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -147,7 +148,7 @@ with tempfile.TemporaryDirectory() as d:
     with_ = per_call(lambda: hook.on_request("POST", name, 1.2345, response, start_time=1.0, context=ctx))
     without = per_call(lambda: hook.on_request("POST", name, 1.2345, response, start_time=1.0, context=None))
     hook.close()
-print(paced - unpaced, context, with_ - without)
+print(paced - unpaced, context, with_ - without, paced + context + with_)
 """
 
 
@@ -164,24 +165,44 @@ def intended_start_us(n: int = 300_000, repeats: int = 5) -> dict:
     parts = [[float(x) for x in subprocess.run([sys.executable, "-c", INTENDED_COST, str(LOCUSTFILE), str(n)],
                                                capture_output=True, text=True, check=True).stdout.split()]
              for _ in range(repeats)]
-    pacing, context, hook = (statistics.median(p[i] for p in parts) for i in range(3))
-    return {"pacing_us": pacing, "context_us": context, "hook_us": hook, "total_us": pacing + context + hook}
+    pacing, context, hook, whole = (statistics.median(p[i] for p in parts) for i in range(4))
+    # `whole` bounds it from above: the paced step, the context and the entire hook (the row too).
+    return {"pacing_us": pacing, "context_us": context, "hook_us": hook, "total_us": pacing + context + hook,
+            "bound_us": whole}
 
 
-def paced_run(target, rate: float, seconds: int) -> dict:
-    """One open-loop run at `rate` from one Locust process, judged as summary.json judges it."""
-    sc = StressScenario(**SIZES, rate=rate, run_time=seconds)
+def paced_run(target, shop_pid: int, rate: float, seconds: int, users: int | None) -> dict:
+    """One open-loop run at `rate` from one Locust process, judged as summary.json judges it, with
+    the generator's and the shop's CPU use over the run (which side ran out first)."""
+    sc = StressScenario(**SIZES, rate=rate, users=users, run_time=seconds)
+    shop = psutil.Process(shop_pid)
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
         cmd, env = locust_command(sc, target, folder)
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=seconds + 90)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        locust = psutil.Process(proc.pid)
+        t0, gen0, shop0 = time.time(), _cpu(locust), _cpu(shop)
+        gen1, shop1, t1 = gen0, shop0, t0
+        try:
+            while proc.poll() is None and time.time() < t0 + seconds + 60:
+                try:
+                    gen1, shop1, t1 = _cpu(locust), _cpu(shop), time.time()
+                except psutil.NoSuchProcess:
+                    break
+                time.sleep(SAMPLE_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
         requests = load_requests(folder)
         r = rate_figures(requests, sc)
         late = (requests["response_ms"] - requests["latency_ms"]).to_numpy()
     return {"achieved_rps": r["achieved_rps"], "short_pct": r["short_pct"], "users": sc.users,
             "p99_ms": float(np.percentile(requests["latency_ms"], 99, method="inverted_cdf")),
             "response_p99_ms": float(np.percentile(requests["response_ms"], 99, method="inverted_cdf")),
-            "late_p50_ms": float(np.percentile(late, 50, method="inverted_cdf"))}
+            "late_p50_ms": float(np.percentile(late, 50, method="inverted_cdf")),
+            "client_cpu": (gen1 - gen0) / (t1 - t0), "shop_cpu": (shop1 - shop0) / (t1 - t0),
+            "load_average": os.getloadavg()[0]}
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -204,6 +225,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=8, help="users in the client and hook comparisons")
     ap.add_argument("--sweep", default="1,2,4,8,16,32,64")
     ap.add_argument("--rate", type=float, default=2000, help="the open loop's asked rate, requests/s")
+    ap.add_argument("--paced-users", type=int, default=None,
+                    help="users sharing the rate (default: wdm's, enough for replies up to 0.25 s)")
     ap.add_argument("--parts", default="locust,paced,intended",
                     help="which measurements to make: locust (clients, hook, sweep), paced, intended (default: all)")
     ap.add_argument("--json", default=None, help="also write every figure to this file")
@@ -218,20 +241,23 @@ def main() -> None:
         target = parse_urls(shop.urls(), "embedded reference shop")
         asyncio.run(batch_init(StressScenario(**SIZES), target))
         if "paced" in parts:
-            paced = [paced_run(target, a.rate, a.seconds) for _ in range(a.repeats)]
+            paced = [paced_run(target, shop.pid, a.rate, a.seconds, a.paced_users) for _ in range(a.repeats)]
             results["paced"] = {"median": median_of(paced), "runs": paced}
             m = results["paced"]["median"]
             each = ", ".join(f"{r['achieved_rps']:.1f}" for r in paced)
             print(f"\nopen loop, one process, {a.rate:g} requests/s asked ({m['users']:.0f} users), {a.seconds} s runs: "
                   f"achieved {m['achieved_rps']:.1f}/s ({m['short_pct']:.2f}% short; runs: "
                   f"{each}), service p99 {m['p99_ms']:.1f} ms, "
-                  f"from intended start p99 {m['response_p99_ms']:.1f} ms, sent late by {m['late_p50_ms']:.2f} ms (median)")
+                  f"from intended start p99 {m['response_p99_ms']:.1f} ms, sent late by {m['late_p50_ms']:.2f} ms (median); "
+                  f"generator {100 * m['client_cpu']:.0f}% of a core, shop {100 * m['shop_cpu']:.0f}%, "
+                  f"machine load average {m['load_average']:.1f} on {psutil.cpu_count()} cores")
         if "intended" in parts:
             cost = intended_start_us()
             results["intended_start"] = cost
             print(f"\nrecording the intended start: {cost['total_us']:.2f} µs CPU per request (pacing step "
                   f"{cost['pacing_us']:.2f} + context {cost['context_us']:.2f} + hook {cost['hook_us']:.2f}; "
-                  f"medians of 5 x 300k calls)")
+                  f"medians of 5 x 300k calls); at most {cost['bound_us']:.2f} µs (the paced step, the "
+                  f"context and the whole raw-row hook together)")
         if "locust" not in parts:
             if a.json:
                 Path(a.json).write_text(json.dumps(results, indent=2))
