@@ -331,7 +331,7 @@ class WorkerWatch:
         for wid, (state, users) in list(self.seen.items()):
             worker = now.get(wid)
             if worker is None:
-                if running:
+                if running and state != STATE_MISSING:  # a missing one is dropped later: said once
                     self._row(wid, "left", users)
                 del self.seen[wid]
             elif running and worker.state == STATE_MISSING and state != STATE_MISSING:
