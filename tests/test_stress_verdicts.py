@@ -3,6 +3,7 @@ and the one definition of the raw rows' columns and outcome names."""
 
 from __future__ import annotations
 
+import ast
 import io
 import re
 import subprocess
@@ -272,3 +273,44 @@ def test_the_locustfile_puts_every_id_into_its_url_as_one_percent_encoded_segmen
     for url in urls:  # every {...} in a path is an id passed through segment(), or the funds amount
         for part in re.findall(r"\{([^}]*)\}", url):
             assert part.startswith("segment(") or part == "self.funds_amount", url
+
+
+WATCH = r"""
+import csv, sys, types
+sys.path.insert(0, sys.argv[1])
+import locustfile as lf
+from locust.event import Events
+from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_STOPPED
+
+def node(wid, users, state=STATE_RUNNING):
+    return types.SimpleNamespace(id=wid, user_count=users, state=state)
+
+runner = types.SimpleNamespace(state=STATE_RUNNING, clients={})
+env = types.SimpleNamespace(runner=runner, events=Events())
+watch = lf.WorkerWatch(env, sys.argv[2])
+runner.clients = {"a": node("a", 2), "b": node("b", 2), "c": node("c", 1), "d": node("d", 3)}
+watch.look()
+runner.clients["a"].state = STATE_MISSING; runner.clients["a"].user_count = 0  # Locust clears its users
+del runner.clients["b"]                                                        # b quits mid-run
+watch.look()
+watch.look()                                                                   # said once
+runner.clients["a"].state = STATE_RUNNING                                      # a comes back
+watch.look()
+runner.clients["a"].state = STATE_MISSING
+watch.look()
+del runner.clients["a"]                                                        # dropped a minute later
+watch.look()
+runner.state = STATE_STOPPED                                                   # the end: everyone leaves
+runner.clients = {}
+watch.look()
+watch.close()
+print([(r["worker"], r["event"], r["users"]) for r in csv.DictReader(open(sys.argv[2]))])
+"""
+
+
+def test_a_master_records_workers_missing_back_and_leaving_while_the_test_runs(tmp_path):
+    out = subprocess.run([sys.executable, "-c", WATCH, str(LOCUSTFILE.parent), str(tmp_path / "workers.csv")],
+                         capture_output=True, text=True, timeout=60, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert ast.literal_eval(out.stdout) == [("a", "missing", "2"), ("b", "left", "2"), ("a", "back", "0"),
+                                ("a", "missing", "0")]
