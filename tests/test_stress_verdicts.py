@@ -230,18 +230,35 @@ def test_the_live_line_reads_only_complete_new_samples(tmp_path):
                     "2,20,,Aggregated,")  # a sample half-written
     first = tail.poll()
     assert first["User Count"] == "10"
-    line = progress_line(first, 3.0, 60.0)
-    assert line.startswith("    3 of 60 s  10 users  50.5 req/s  fail 2.0%  p50 12 ms  p99 40 ms")
+    # without raw rows, Locust's recent figures stand in, and say so
+    assert progress_line(first, 3.0, 60.0).startswith(
+        "    3 of 60 s  10 users  50.5 req/s  fail 2.0%  p50 12 ms  p99 40 ms (recent)  200 requests")
     with open(path, "a") as f:
         f.write("99.0,0.0,11,13,14,15,16,17,18,30,50,60,70,400,4,12,12,1,70,10\n")
     assert tail.poll()["User Count"] == "20"
+    assert progress_line(None, 2.0, 60.0) == "    2 of 60 s  starting Locust ..."
+    assert progress_line(None, 61.0, 60.0).startswith("   61 of 60 s  stopping")
+
+
+def test_the_live_line_shows_exact_percentiles_of_every_raw_row_so_far(tmp_path):
+    (tmp_path / "locust_stats_history.csv").write_text(
+        HISTORY_HEADER + "1,20,,Aggregated,99.0,0.0,11,13,14,15,16,17,18,30,50,60,70,400,4,12,12,1,70,10\n")
+    header = ",".join(shop_rows.RAW_COLUMNS) + "\n"
+    a, b = tmp_path / "requests-a.csv", tmp_path / "requests-b.csv"
+    a.write_text(header + "".join(f"1,1,/x,GET,200,{ms * 1000},ok\n" for ms in range(1, 51)))
+    b.write_text(header + "1,1,/x,GET,200,")  # a row half-written
     out = io.StringIO()
-    live = LiveLine(path, 60.0, enabled=True, out=out)
+    live = LiveLine(tmp_path, "locust_stats_history.csv", 60.0, raw_rows=True, enabled=True, out=out)
     live.show(5.0)
+    assert out.getvalue() == "\r    5 of 60 s  20 users  99.0 req/s  fail 1.0%  p50 25 ms  p99 50 ms  400 requests"
+    with open(b, "a") as f:
+        f.write("".join(f"{ms * 1000},ok\n1,1,/x,GET,200," for ms in range(51, 101)) + "0,ok\n")
+    live.show(8.0)
     live.done()
-    assert out.getvalue().startswith("\r    5 of 60 s  20 users  99.0 req/s") and out.getvalue().endswith("\n")
+    # 1..100 ms and a 0: exact, nearest rank, over both files
+    assert out.getvalue().split("\r")[-1] == "    8 of 60 s  20 users  99.0 req/s  fail 1.0%  p50 50 ms  p99 99 ms  400 requests\n"
     quiet = io.StringIO()
-    LiveLine(path, 60.0, enabled=False, out=quiet).show(5.0)
+    LiveLine(tmp_path, "locust_stats_history.csv", 60.0, raw_rows=True, enabled=False, out=quiet).show(5.0)
     assert quiet.getvalue() == ""
 
 

@@ -68,7 +68,9 @@ OPTIONS = [
     ("--wdm-pacing", "WDM_PACING", float, 0.0, "open loop: each user sends once every this many s (0: off)"),
     ("--wdm-step-time", "WDM_STEP_TIME", float, 30.0, "seconds each step of WDM_STEPS lasts"),
 ]
-FLUSH_ROWS = 5000  # a local run writes its buffer every this many rows
+# A local run writes its buffer every this many rows, or seconds: the live line and a run that is
+# killed see rows at most that old.
+FLUSH_ROWS, FLUSH_S = 5000, 2.0
 
 
 @events.init_command_line_parser.add_listener
@@ -238,6 +240,7 @@ class RawLatencies:
         self.buffer: list = []
         self.file: RawFile | None = None
         self.files: dict[str, RawFile] = {}  # master: one per worker
+        self._flush_by_ns = 0
         self.on = False
         ev = environment.events
         runner = environment.runner
@@ -270,13 +273,14 @@ class RawLatencies:
         intended_ns = (context or {}).get("intended_ns") or start_ns
         self.buffer.append([start_ns, intended_ns, name, request_type, status,
                             int(round((response_time or 0) * 1000))])
-        if self.file is not None and len(self.buffer) >= FLUSH_ROWS:
+        if self.file is not None and (len(self.buffer) >= FLUSH_ROWS or start_ns > self._flush_by_ns):
             self.flush()
 
     def flush(self, **_):
         if self.file is not None and self.buffer:
             rows, self.buffer = self.buffer, []
             self.file.write(rows)
+        self._flush_by_ns = time.time_ns() + int(FLUSH_S * 1e9)
 
     def on_report_to_master(self, client_id, data):
         if self.buffer:

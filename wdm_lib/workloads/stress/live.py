@@ -1,10 +1,11 @@
-"""The line a terminal shows while the load runs, refreshed every few seconds from the samples
-Locust appends to locust_stats_history.csv each second:
+"""The line a terminal shows while the load runs, refreshed every few seconds:
 
-    12.0 of 60 s  100 users  87.9 req/s  fail 0.0%  p50 11 ms  p99 48 ms (last 10 s)
+       12 of 60 s  100 users  87.9 req/s  fail 0.0%  p50 11 ms  p99 48 ms  1,054 requests
 
-Locust's percentiles there cover its recent window, not the whole run (the exact ones come at the
-end, from the raw rows). Quiet when not on a terminal (CI, notebooks' logs)."""
+Users, requests/s and the counts come from the samples Locust appends to
+locust_stats_history.csv each second; p50 / p99 are exact, over every raw row written so far
+(requests-*.csv, a few seconds behind), or Locust's figures over its recent window when the run
+keeps no raw rows. Quiet when not on a terminal (CI, notebooks' logs)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ import io
 import sys
 from pathlib import Path
 from typing import TextIO
+
+import numpy as np
+
+from wdm_lib.workloads.shop_rows import RAW_COLUMNS
+
+LATENCY_US = RAW_COLUMNS.index("latency_us")
 
 
 class HistoryTail:
@@ -43,6 +50,31 @@ class HistoryTail:
         return self.latest
 
 
+class RawTail:
+    """Every latency of the raw rows written so far, read a file's new complete lines at a time."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self._offsets: dict[Path, int] = {}
+        self._parts: list[np.ndarray] = []
+
+    def poll(self) -> np.ndarray:
+        for path in sorted(self.folder.glob("requests-*.csv")):
+            offset = self._offsets.get(path, 0)
+            with open(path, "rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            complete = chunk[:chunk.rfind(b"\n") + 1]
+            self._offsets[path] = offset + len(complete)
+            rows = list(csv.reader(io.StringIO(complete.decode("utf-8", "replace"))))
+            if offset == 0:
+                rows = rows[1:]  # the header
+            self._parts.append(np.array([float(r[LATENCY_US]) for r in rows if len(r) == len(RAW_COLUMNS)]))
+        if len(self._parts) > 1:
+            self._parts = [np.concatenate(self._parts)]
+        return self._parts[0] / 1000 if self._parts else np.empty(0)
+
+
 def _num(v) -> float | None:
     try:
         return float(v)
@@ -50,25 +82,35 @@ def _num(v) -> float | None:
         return None
 
 
-def progress_line(sample: dict | None, elapsed_s: float, planned_s: float | None) -> str:
-    """One line from one Aggregated sample of locust_stats_history.csv (None: nothing sampled yet)."""
+def progress_line(sample: dict | None, elapsed_s: float, planned_s: float | None,
+                  latencies_ms: np.ndarray | None = None) -> str:
+    """One line from one Aggregated sample of locust_stats_history.csv (None: nothing sampled yet)
+    and the latencies so far (None: no raw rows kept, so Locust's recent figures stand in)."""
     of = f" of {planned_s:g}" if planned_s else ""
-    head = f"{elapsed_s:5.0f}{of} s"
+    head = f"{elapsed_s:5.0f}{of} s" + ("  stopping" if planned_s and elapsed_s > planned_s else "")
     if sample is None:
         return f"{head}  starting Locust ..."
     total, failed = _num(sample.get("Total Request Count")) or 0, _num(sample.get("Total Failure Count")) or 0
     fail = 100 * failed / total if total else 0.0
-    p50, p99 = _num(sample.get("50%")), _num(sample.get("99%"))
+    if latencies_ms is None:
+        p50, p99, which = _num(sample.get("50%")), _num(sample.get("99%")), " (recent)"
+    elif len(latencies_ms):
+        (p50, p99), which = np.percentile(latencies_ms, [50, 99], method="inverted_cdf"), ""
+    else:
+        p50 = p99 = None
+        which = ""
     ms = "-" if p50 is None else f"{p50:.0f}", "-" if p99 is None else f"{p99:.0f}"
     return (f"{head}  {sample.get('User Count', '?')} users  {_num(sample.get('Requests/s')) or 0:.1f} req/s  "
-            f"fail {fail:.1f}%  p50 {ms[0]} ms  p99 {ms[1]} ms (recent)  {int(total):,} requests")
+            f"fail {fail:.1f}%  p50 {ms[0]} ms  p99 {ms[1]} ms{which}  {int(total):,} requests")
 
 
 class LiveLine:
     """Rewrites one terminal line in place; `done` leaves the last one standing."""
 
-    def __init__(self, history_csv: Path, planned_s: float | None, enabled: bool, out: TextIO = sys.stderr):
-        self.tail = HistoryTail(history_csv)
+    def __init__(self, folder: Path, history_csv: str, planned_s: float | None, raw_rows: bool, enabled: bool,
+                 out: TextIO = sys.stderr):
+        self.tail = HistoryTail(folder / history_csv)
+        self.raw = RawTail(folder) if raw_rows else None
         self.planned_s = planned_s
         self.enabled = enabled
         self.out = out
@@ -77,7 +119,8 @@ class LiveLine:
     def show(self, elapsed_s: float) -> None:
         if not self.enabled:
             return
-        line = progress_line(self.tail.poll(), elapsed_s, self.planned_s)
+        line = progress_line(self.tail.poll(), elapsed_s, self.planned_s,
+                             None if self.raw is None else self.raw.poll())
         self.out.write("\r" + line.ljust(self._width))
         self.out.flush()
         self._width = len(line)

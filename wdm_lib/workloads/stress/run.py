@@ -120,7 +120,8 @@ def _load(sc: StressScenario, run: runs.Run, locust: LocustProcess, ui: bool, di
           progress: bool) -> int:
     """The load itself, from Locust's start to its exit: the one place where anything that must
     happen *during* the load belongs. Returns Locust's exit code."""
-    live = LiveLine(run.file(f"{LOCUST_PREFIX}_stats_history.csv"), None if ui else sc.planned_s, progress)
+    live = LiveLine(run.path, f"{LOCUST_PREFIX}_stats_history.csv", None if ui else sc.planned_s, sc.raw_latencies,
+                    progress)
     started = time.monotonic()
     bound = None if ui else sc.planned_s + EXIT_GRACE_S + (dist.workers_wait_s if dist.master else 0)
     try:
