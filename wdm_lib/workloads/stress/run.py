@@ -95,6 +95,7 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
             run.update(locust_ended_at=runs._now(), locust_exit_code=code)
             _require_a_run(sc, run, locust, code, ui, dist)
             summary = _judge(sc, run, started_s, ui)
+            run.write_json("summary.json", summary)  # kept if the read-back below cannot be made
             if check:
                 say(f"verifying {sc.n_items:,} items and {sc.n_users:,} users ...")
                 summary["verify"] = verify(sc, target, summary["recorded"], progress)
@@ -190,8 +191,11 @@ def _end_early(run: runs.Run, sc: StressScenario, locust: LocustProcess | None, 
 
 
 def _keep_what_was_measured(run: runs.Run, sc: StressScenario) -> None:
-    """A summary of whatever Locust and the hook wrote before the run ended early; never raises."""
+    """A summary of whatever Locust and the hook wrote before the run ended early, unless the load
+    was judged already; never raises."""
     try:
+        if run.file("summary.json").is_file():
+            return
         if run.file(f"{LOCUST_PREFIX}_stats.csv").is_file() or raw_files(run.path):
             run.write_json("summary.json", summarize(run.id, sc, run.path))
     except Exception:  # the run is already failing; its first error is the one to report
