@@ -51,10 +51,11 @@ def test_gates_read_k6_style_expressions(text, label, op, limit):
 @pytest.mark.parametrize("text,needle", [
     ("p99<abc", "is not a gate"), ("p99", "is not a gate"), ("latency<5", "names no metric 'latency'"),
     ("p0<5", "percentile 0"), ("p101<5", "percentile 101"), ("fail_rate<5ms", "expected '%'"),
-    ("rps>5%", "a plain number"), ("p99<5%", "expected 'ms'")])
+    ("rps>5%", "a plain number"), ("p99<5%", "expected 'ms'"),
+    ("chekout:p99<5", "names no request 'chekout'; expected one of checkout, find_order")])
 def test_a_bad_gate_is_one_sentence_naming_threshold(text, needle):
     with pytest.raises(WorkbenchError) as e:
-        gates.parse(text)
+        gates.parse(text, NAMES)
     message = str(e.value)
     assert message.startswith(f"--threshold {text!r}") and needle in message and "\n" not in message
 

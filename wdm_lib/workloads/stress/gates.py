@@ -76,8 +76,11 @@ def parse(expression: str, names: dict[str, str] | None = None) -> Gate:
         raise WorkbenchError(f"--threshold {expression!r} gives {metric} in {unit!r}; expected "
                              f"{' or '.join(repr(u) for u in units if u) or 'a plain number'}.")
     name = m["name"]
-    if name is not None:
-        name = (names or {}).get(name, name)
+    if name is not None and names:
+        if name not in names and name not in names.values():
+            raise WorkbenchError(f"--threshold {expression!r} names no request {name!r}; expected one of "
+                                 f"{', '.join(names)} (or its Locust name, such as {next(iter(names.values()))}).")
+        name = names.get(name, name)
     return Gate(str(expression).strip(), name, metric, percentile, m["op"], float(m["value"]) * units[unit])
 
 
