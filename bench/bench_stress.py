@@ -2,6 +2,7 @@
 costs. Against the embedded reference shop on loopback, checkout only, no wait between requests.
 
     python bench/bench_stress.py [--seconds 10] [--repeats 3] [--users 8] [--sweep 1,2,4,8,16,32,64]
+                                 [--rate 2000] [--parts locust,paced,intended]
 
 What it measures, per Locust run (medians over --repeats):
   * requests per client CPU-second: requests / CPU time of the Locust process, both over the same
@@ -10,7 +11,11 @@ What it measures, per Locust run (medians over --repeats):
   * the raw-latency hook's overhead: the same with and without --wdm-raw-dir, as CPU microseconds
     per request and as throughput;
   * the highest checkout rate one generator process sustains: a sweep of user counts, with the
-    generator's and the shop's CPU use beside each rate, so it shows which side ran out first.
+    generator's and the shop's CPU use beside each rate, so it shows which side ran out first;
+  * the open loop: `--rate` requests/s from one paced process, the rate achieved over the steady
+    window (as summary.json computes it) and how far short of the asked rate it fell;
+  * what recording the intended start costs per request, in CPU microseconds: the pacing step and
+    the per-request context in the user, and reading it in the hook, each timed alone.
 Locust's request counts come from its own locust_stats_history.csv (once a second), the CPU times
 from psutil samples four times a second, interpolated to the same instants.
 """
@@ -20,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -32,7 +38,11 @@ import psutil
 
 from wdm_lib.config import parse_urls
 from wdm_lib.reference.process import ReferenceShopProcess
-from wdm_lib.workloads.stress import StressScenario, batch_init, locust_command
+from wdm_lib.analysis import load_requests
+from wdm_lib.workloads.stress.shop import batch_init
+from wdm_lib.workloads.stress.figures import rate_figures
+from wdm_lib.workloads.stress.locust import LOCUSTFILE, locust_command
+from wdm_lib.workloads.stress.scenario import StressScenario
 
 SIZES = dict(n_items=10_000, item_stock=1_000_000, item_price=1, n_users=10_000, user_credit=1_000_000,
              n_orders=10_000)
@@ -85,8 +95,9 @@ def one_run(target, shop_pid: int, users: int, seconds: int, client: str, hook: 
 
 
 HOOK_ALONE = r"""
-import importlib.util, sys, tempfile, time, types
+import importlib.util, os, sys, tempfile, time, types
 from locust.event import Events
+sys.path.insert(0, os.path.dirname(sys.argv[1]))  # as Locust does: shop_rows sits beside the locustfile
 spec = importlib.util.spec_from_file_location("wdm_locustfile", sys.argv[1])
 lf = importlib.util.module_from_spec(spec); spec.loader.exec_module(lf)
 n = int(sys.argv[2])
@@ -103,15 +114,98 @@ with tempfile.TemporaryDirectory() as d:
     print((time.process_time() - t0) / n * 1e6)
 """
 
+# The intended start's three costs, each against the same code without it: the pacing step in the
+# user (paced one_operation vs unpaced), the context dict that carries the tick to the hook, and the
+# hook reading it (context given vs None). CPU time per call, in a fresh interpreter.
+INTENDED_COST = r"""
+import importlib.util, os, sys, tempfile, time, types
+from locust.event import Events
+sys.path.insert(0, os.path.dirname(sys.argv[1]))  # as Locust does: shop_rows sits beside the locustfile
+spec = importlib.util.spec_from_file_location("wdm_locustfile", sys.argv[1])
+lf = importlib.util.module_from_spec(spec); spec.loader.exec_module(lf)
+n = int(sys.argv[2])
+
+def per_call(fn):
+    t0 = time.process_time()
+    for _ in range(n):
+        fn()
+    return (time.process_time() - t0) / n * 1e6
+
+user = types.SimpleNamespace(ops=[lambda: None], weights=[1], next_tick_ns=0, intended_ns=0)
+op = lf.ShopTasks.one_operation
+user.pacing_ns = 250_000_000
+paced = per_call(lambda: op(user))
+user.pacing_ns = 0
+unpaced = per_call(lambda: op(user))
+context = per_call(lambda: {"intended_ns": user.intended_ns}) - per_call(lambda: None)
+with tempfile.TemporaryDirectory() as d:
+    env = types.SimpleNamespace(events=Events(), runner=None, parsed_options=types.SimpleNamespace(wdm_raw_dir=d))
+    hook = lf.RawLatencies(env)
+    hook.on_test_start(env)
+    response = types.SimpleNamespace(status_code=200)
+    name = "/orders/checkout/[order_id]"
+    ctx = {"intended_ns": time.time_ns()}
+    with_ = per_call(lambda: hook.on_request("POST", name, 1.2345, response, start_time=1.0, context=ctx))
+    without = per_call(lambda: hook.on_request("POST", name, 1.2345, response, start_time=1.0, context=None))
+    hook.close()
+print(paced - unpaced, context, with_ - without, paced + context + with_)
+"""
+
 
 def hook_alone_us(n: int = 300_000, repeats: int = 5) -> float:
     """CPU microseconds per request of the hook by itself (row into the buffer, buffer into the
     file), in a fresh interpreter because importing Locust monkey-patches it."""
-    from wdm_lib.workloads.stress import LOCUSTFILE
-
     return statistics.median(float(subprocess.run([sys.executable, "-c", HOOK_ALONE, str(LOCUSTFILE), str(n)],
                                                   capture_output=True, text=True, check=True).stdout)
                              for _ in range(repeats))
+
+
+def intended_start_us(n: int = 300_000, repeats: int = 5) -> dict:
+    """Medians of the intended start's three per-request costs, CPU microseconds."""
+    parts = [[float(x) for x in subprocess.run([sys.executable, "-c", INTENDED_COST, str(LOCUSTFILE), str(n)],
+                                               capture_output=True, text=True, check=True).stdout.split()]
+             for _ in range(repeats)]
+    pacing, context, hook, whole = (statistics.median(p[i] for p in parts) for i in range(4))
+    # `whole` bounds it from above: the paced step, the context and the entire hook (the row too).
+    return {"pacing_us": pacing, "context_us": context, "hook_us": hook, "total_us": pacing + context + hook,
+            "bound_us": whole}
+
+
+def paced_run(target, shop_pid: int, rate: float, seconds: int, users: int | None) -> dict:
+    """One open-loop run at `rate` from one Locust process, judged as summary.json judges it, with
+    the generator's and the shop's CPU use over the run (which side ran out first)."""
+    sc = StressScenario(**SIZES, rate=rate, users=users, run_time=seconds)
+    shop = psutil.Process(shop_pid)
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d)
+        cmd, env = locust_command(sc, target, folder)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        locust = psutil.Process(proc.pid)
+        t0, gen0, shop0 = time.time(), _cpu(locust), _cpu(shop)
+        gen1, shop1, t1 = gen0, shop0, t0
+        try:
+            while proc.poll() is None and time.time() < t0 + seconds + 60:
+                try:
+                    gen1, shop1, t1 = _cpu(locust), _cpu(shop), time.time()
+                except psutil.NoSuchProcess:
+                    break
+                time.sleep(SAMPLE_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        requests = load_requests(folder)
+        r = rate_figures(requests, sc)
+        late = (requests["response_ms"] - requests["latency_ms"]).to_numpy()
+    return {"achieved_rps": r["achieved_rps"], "short_pct": r["short_pct"], "users": sc.users,
+            "p99_ms": float(np.percentile(requests["latency_ms"], 99, method="inverted_cdf")),
+            "response_p99_ms": float(np.percentile(requests["response_ms"], 99, method="inverted_cdf")),
+            "late_p50_ms": float(np.percentile(late, 50, method="inverted_cdf")),
+            "client_cpu": (gen1 - gen0) / (t1 - t0), "shop_cpu": (shop1 - shop0) / (t1 - t0),
+            # CPU per request, and so the rate one process holds with a core to itself: a figure
+            # the machine's other load does not move, unlike the rate it achieved beside that load
+            "client_cpu_us_per_req": 1e6 * (gen1 - gen0) / max(len(requests), 1),
+            "load_average": os.getloadavg()[0]}
 
 
 def median_of(runs: list[dict]) -> dict:
@@ -133,8 +227,14 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--users", type=int, default=8, help="users in the client and hook comparisons")
     ap.add_argument("--sweep", default="1,2,4,8,16,32,64")
+    ap.add_argument("--rate", type=float, default=2000, help="the open loop's asked rate, requests/s")
+    ap.add_argument("--paced-users", type=int, default=None,
+                    help="users sharing the rate (default: wdm's, enough for replies up to 0.25 s)")
+    ap.add_argument("--parts", default="locust,paced,intended",
+                    help="which measurements to make: locust (clients, hook, sweep), paced, intended (default: all)")
     ap.add_argument("--json", default=None, help="also write every figure to this file")
     a = ap.parse_args()
+    parts = set(a.parts.split(","))
     if a.seconds < 5:
         sys.exit("--seconds must be at least 5 (2 s of start-up and 1 s of shutdown are left out)")
     import asyncio
@@ -143,6 +243,30 @@ def main() -> None:
     with ReferenceShopProcess() as shop:
         target = parse_urls(shop.urls(), "embedded reference shop")
         asyncio.run(batch_init(StressScenario(**SIZES), target))
+        if "paced" in parts:
+            paced = [paced_run(target, shop.pid, a.rate, a.seconds, a.paced_users) for _ in range(a.repeats)]
+            results["paced"] = {"median": median_of(paced), "runs": paced}
+            m = results["paced"]["median"]
+            each = ", ".join(f"{r['achieved_rps']:.1f}" for r in paced)
+            print(f"\nopen loop, one process, {a.rate:g} requests/s asked ({m['users']:.0f} users), {a.seconds} s runs: "
+                  f"achieved {m['achieved_rps']:.1f}/s ({m['short_pct']:.2f}% short; runs: "
+                  f"{each}), service p99 {m['p99_ms']:.1f} ms, "
+                  f"from intended start p99 {m['response_p99_ms']:.1f} ms, sent late by {m['late_p50_ms']:.2f} ms (median); "
+                  f"generator {100 * m['client_cpu']:.0f}% of a core, shop {100 * m['shop_cpu']:.0f}%, "
+                  f"machine load average {m['load_average']:.1f} on {psutil.cpu_count()} cores; generator "
+                  f"{m['client_cpu_us_per_req']:.0f} µs CPU per request, so a core of its own holds "
+                  f"{1e6 / m['client_cpu_us_per_req']:,.0f}/s")
+        if "intended" in parts:
+            cost = intended_start_us()
+            results["intended_start"] = cost
+            print(f"\nrecording the intended start: {cost['total_us']:.2f} µs CPU per request (pacing step "
+                  f"{cost['pacing_us']:.2f} + context {cost['context_us']:.2f} + hook {cost['hook_us']:.2f}; "
+                  f"medians of 5 x 300k calls); at most {cost['bound_us']:.2f} µs (the paced step, the "
+                  f"context and the whole raw-row hook together)")
+        if "locust" not in parts:
+            if a.json:
+                Path(a.json).write_text(json.dumps(results, indent=2))
+            return
         configs = {"FastHttpUser, hook on": ("fast", True), "FastHttpUser, hook off": ("fast", False),
                    "HttpUser, hook on": ("requests", True), "HttpUser, hook off": ("requests", False)}
         runs: dict[str, list] = {k: [] for k in configs}

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wdm_lib.workloads.stress import StressScenario, summarize
+from wdm_lib.workloads.stress.figures import summarize
+from wdm_lib.workloads.stress.scenario import StressScenario
 
 NAMES = (("POST", "/orders/checkout/[order_id]"), ("GET", "/stock/find/[item_id]"),
          ("POST", "/payment/pay/[user_id]/[amount]"))

@@ -118,10 +118,27 @@ def test_consistency_parameters_are_the_scenarios_with_its_defaults():
         ("urls", "run_dir", "runs_dir", "anomaly", "faults"), "None")
 
 
-def test_stress_parameters():
+def test_stress_parameters_are_every_option_of_wdm_stress_run():
+    from wdm_lib.notebook import stress_run_options
+
     params = papermill.inspect_notebook(str(STRESS))
-    assert set(params) == {"urls", "run_dir", "runs_dir", "users", "spawn_rate", "run_time", "processes",
-                           "steps", "step_time"}
+    # --report renders this very notebook: the one option a notebook cannot take.
+    assert set(params) == {"run_dir"} | set(stress_run_options()) - {"report"}
+    assert all(p["default"] == "None" for p in params.values())
+
+
+def test_stress_notebook_arguments_are_the_commands():
+    from wdm_lib.errors import WorkbenchError
+    from wdm_lib.notebook import stress_run_arguments
+
+    assert stress_run_arguments({"threshold": ["p99<5ms", "rps>1"], "wait_between": "1 15", "verify": True,
+                                 "init": False, "steps": [5, 10], "no_raw_latencies": True, "users": 5,
+                                 "rate": None}) == \
+        ["--threshold", "p99<5ms", "--threshold", "rps>1", "--wait-between", "1", "15", "--verify",
+         "--steps", "5,10", "--no-raw-latencies", "--users", "5"]
+    assert stress_run_arguments({"threshold": "p99<5ms"}) == ["--threshold", "p99<5ms"]
+    with pytest.raises(WorkbenchError, match="^'wait_time' is not an option of `wdm stress run`"):
+        stress_run_arguments({"wait_time": 3})
 
 
 def test_the_kernel_is_the_interpreter_running_the_tests(tmp_path):
@@ -296,3 +313,27 @@ def test_fail_on_inconsistent_makes_papermill_fail_and_by_default_it_does_not(tm
         papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "fail.ipynb"), kernel_name="python3",
                                    parameters={"run_dir": str(made.path), "fail_on_inconsistent": True},
                                    progress_bar=False, cwd=str(NOTEBOOKS))
+
+
+def test_stress_notebook_makes_a_paced_gated_verified_run_and_shows_its_verdict(tmp_path):
+    papermill.execute_notebook(str(STRESS), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               parameters={"runs_dir": str(tmp_path / "runs"), "n_items": 100, "n_users": 100,
+                                           "n_orders": 100, "rate": 40, "run_time": "3s", "verify": True,
+                                           "threshold": ["p99<10s", "rps>100000"]},
+                               progress_bar=False, cwd=str(NOTEBOOKS))
+    run = only_run(tmp_path / "runs")
+    summary = json.loads((run / "summary.json").read_text())
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["scenario"]["rate"] == 40 and manifest["scenario"]["thresholds"] == ["p99<10s", "rps>100000"]
+    assert summary["verdict"] == "1 of 2 gates failed" and summary["verify"]["valid"]
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert "**1 OF 2 GATES FAILED**" in text(nb, "headline")
+    gates = tables(nb, "verdict")[0]
+    shown = {gate: dict(zip(gates["columns"], gates[gate])) for gate in ("p99<10s", "rps>100000")}
+    assert shown["p99<10s"]["passed"] == "True" and shown["rps>100000"]["passed"] == "False"
+    assert shown["rps>100000"]["measured"] == next(g["shown"] for g in summary["gates"] if not g["passed"])
+    assert "Books after the load: **VALID**" in text(nb, "verdict")
+    rate = tables(nb, "rate")[0]
+    assert as_row(rate, "response time (from the intended start)")["p99"] == \
+        pytest.approx(summary["response_ms"]["p99"], abs=1e-3)
+    assert "of 40 requests/s" in text(nb, "rate")

@@ -16,8 +16,12 @@ from wdm_lib import cli
 from wdm_lib.analysis import latency_percentiles
 from wdm_lib.config import parse_urls
 from wdm_lib.errors import WorkbenchError
-from wdm_lib.workloads import stress
-from wdm_lib.workloads.stress import StressScenario, check_money, parse_duration, parse_steps
+from wdm_lib.runs import Run
+from wdm_lib.workloads.shop_rows import RAW_COLUMNS
+from wdm_lib.workloads.stress import figures, gates
+from wdm_lib.workloads.stress import locust as stress_locust
+from wdm_lib.workloads.stress.scenario import Distributed, StressScenario, parse_duration, parse_steps
+from wdm_lib.workloads.stress.table import render_table
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "k8s"
@@ -53,10 +57,26 @@ def test_defaults_are_the_seed_benchmarks():
     sc = StressScenario()
     assert (sc.n_items, sc.item_stock, sc.item_price, sc.n_users, sc.user_credit, sc.n_orders) == \
         (100_000, 1_000_000, 1, 100_000, 1_000_000, 100_000)
-    assert sc.wait_range == (1.0, 15.0)  # the seed's between(1, 15)
+    # The seed locustfile's constant(1), where the figures users know come from (not its README's 1-15 s).
+    assert sc.wait == 1.0 and sc.wait_range == (1.0, 1.0)
+    assert sc.users == 100 and sc.spawn_rate == 10 and sc.rate is None and sc.pacing_s is None
     assert sc.weights() == {"checkout": 1, "find_order": 0, "find_item": 0, "find_user": 0, "add_funds": 0}
     d = sc.to_dict()
     assert d["steps"] is None and d["step_time"] == 30.0 and d["run_time"] == 60.0
+    assert "wait_between" not in d and d["wait"] == 1.0  # only the wait in effect is recorded
+
+
+def test_wait_between_and_rate_record_only_the_wait_in_effect():
+    sc = StressScenario(wait=[1, 15])
+    assert sc.wait_range == (1.0, 15.0) and sc.to_dict()["wait"] == [1.0, 15.0]
+    assert StressScenario.from_dict(sc.to_dict()) == sc
+    paced = StressScenario(rate=2000)
+    # enough users that each sends every PACED_PERIOD_S, all started within a second
+    assert paced.users == 500 and paced.spawn_rate == 500 and paced.pacing_s == pytest.approx(0.25)
+    d = paced.to_dict()
+    assert d["wait"] is None and d["rate"] == 2000 and d["users"] == 500
+    assert StressScenario.from_dict(d) == paced
+    assert StressScenario(rate=10, users=40).pacing_s == 4.0
 
 
 def test_scenario_dict_round_trip_with_steps():
@@ -70,7 +90,9 @@ def test_scenario_dict_round_trip_with_steps():
 @pytest.mark.parametrize("kwargs,option", [
     ({"users": 0}, "--users"), ({"spawn_rate": -1}, "--spawn-rate"), ({"spawn_rate": 0}, "--spawn-rate"),
     ({"run_time": "abc"}, "--run-time"), ({"processes": 0}, "--processes"), ({"n_orders": 0}, "--n-orders"),
-    ({"item_stock": -1}, "--item-stock"), ({"wait": -1}, "--wait"), ({"wait_between": (5, 1)}, "--wait-between"),
+    ({"item_stock": -1}, "--item-stock"), ({"wait": -1}, "--wait"), ({"wait": (5, 1)}, "--wait-between"),
+    ({"wait": "soon"}, "--wait"), ({"rate": 0}, "--rate"), ({"rate": 10, "steps": "1,2"}, "--rate"),
+    ({"thresholds": ["p99<"]}, "--threshold"), ({"thresholds": ["p99<1s"], "raw_latencies": False}, "--threshold"),
     ({"find_item_weight": -1}, "--find-item-weight"), ({"checkout_weight": 0}, "--checkout-weight"),
     ({"timeout_s": 0}, "--timeout")])
 def test_invalid_values_name_the_option(kwargs, option):
@@ -82,10 +104,12 @@ def test_invalid_values_name_the_option(kwargs, option):
 # --- raw rows -> summary -----------------------------------------------------------------------
 
 def write_raw(path: Path, rows: list[list]) -> None:
+    """rows: start_ns, name, method, status, latency_us, outcome (sent when intended, as in a closed
+    loop), or with intended_ns second, as RAW_COLUMNS has it."""
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(stress.RAW_COLUMNS)
-        w.writerows(rows)
+        w.writerow(RAW_COLUMNS)
+        w.writerows(r if len(r) == len(RAW_COLUMNS) else [r[0], r[0], *r[1:]] for r in rows)
 
 
 def test_summarize_raw_is_exact_and_streams_every_file(tmp_path):
@@ -97,8 +121,8 @@ def test_summarize_raw_is_exact_and_streams_every_file(tmp_path):
     write_raw(tmp_path / "requests-a.csv", a)
     write_raw(tmp_path / "requests-b.csv", b)
     with open(tmp_path / "requests-b.csv", "a") as f:
-        f.write(f"{t0},/stock/find/[item_id],GET,2")  # a torn last line, as a kill leaves it
-    s = stress.summarize_raw(stress.read_raw(tmp_path))
+        f.write(f"{t0},{t0},/stock/find/[item_id],GET,2")  # a torn last line, as a kill leaves it
+    s = figures.summarize_raw(figures.read_raw(tmp_path))
     assert s["requests"] == 103 and s["failures"] == 2
     assert s["outcomes"] == {"ok": 101, "fail": 1, "unknown": 1}
     assert s["latency_ms"] == latency_percentiles([r[4] / 1000 for r in a + b])
@@ -112,14 +136,14 @@ def test_steps_are_windows_from_the_first_request(tmp_path):
     rows = [[t0 + int(t * 1e9), "/orders/checkout/[order_id]", "POST", 200, lat, "ok"]
             for t, lat in [(0, 1000), (0.5, 2000), (1.2, 3000), (1.9, 4000), (2.5, 9000), (9.0, 1)]]
     write_raw(tmp_path / "requests-x.csv", rows)
-    steps = stress.summarize_raw(stress.read_raw(tmp_path), [10, 20, 40], 1.0)["steps"]
+    steps = figures.summarize_raw(figures.read_raw(tmp_path), [10, 20, 40], 1.0)["steps"]
     assert steps == [{"users": 10, "requests": 2, "throughput_rps": 2.0, "p99_ms": 2.0},
                      {"users": 20, "requests": 2, "throughput_rps": 2.0, "p99_ms": 4.0},
                      {"users": 40, "requests": 1, "throughput_rps": 1.0, "p99_ms": 9.0}]
 
 
 def test_summary_of_an_empty_run(tmp_path):
-    s = stress.summarize("r", StressScenario(), tmp_path)
+    s = figures.summarize("r", StressScenario(), tmp_path)
     assert s["requests"] == 0 and s["latency_ms"]["count"] == 0 and s["locust"] is None
     assert s["outcomes"] == {"ok": 0, "fail": 0, "unknown": 0}
 
@@ -131,75 +155,55 @@ def test_read_locust_aggregated(tmp_path):
                  "80%,90%,95%,98%,99%,99.9%,99.99%,100%\n"
                  "POST,/orders/checkout/[order_id],10,1,3,3.5,1,9,20,5.5,0.5,3,4,4,5,6,7,8,9,9,9,9\n"
                  ",Aggregated,10,1,3,3.5,1,9,20,5.5,0.5,3,4,4,5,6,7,8,N/A,9,9,9\n")
-    assert stress.read_locust_aggregated(p) == {"requests": 10, "failures": 1, "median_ms": 3, "p95_ms": 7,
+    assert figures.read_locust_aggregated(p) == {"requests": 10, "failures": 1, "median_ms": 3, "p95_ms": 7,
                                                 "p99_ms": None, "rps": 5.5}
-    assert stress.read_locust_aggregated(tmp_path / "missing.csv") is None
-
-
-# --- the books -----------------------------------------------------------------------------------
-
-SMALL = StressScenario(n_items=2, item_stock=10, item_price=3, n_users=2, user_credit=100, n_orders=2,
-                       funds_amount=5)
-
-
-def test_books_balance_when_credit_spent_is_price_times_stock_sold():
-    v = check_money(SMALL, {"0": {"stock": 8}, "1": {"stock": 9}}, {"0": {"credit": 91}, "1": {"credit": 100}})
-    assert v["valid"] and v["stock_sold"] == 3 and v["credit_spent"] == 9 == v["stock_value_sold"]
-
-
-def test_books_catch_negative_values_and_lost_money():
-    v = check_money(SMALL, {"0": {"stock": -1}, "1": {"stock": 10}}, {"0": {"credit": 67}, "1": {"credit": 100}})
-    assert not v["valid"] and v["negative_stock"] == 1 and v["examples"]["negative_stock"] == ["0"]
-    v = check_money(SMALL, {"0": {"stock": 8}, "1": {"stock": 10}}, {"0": {"credit": 100}, "1": {"credit": 100}})
-    assert not v["valid"] and v["credit_spent"] == 0 and v["stock_value_sold"] == 6 and v["notes"]
-    v = check_money(SMALL, {"0": None, "1": {"stock": 10}}, {"0": {"credit": 100}, "1": {"credit": 100}})
-    assert not v["valid"] and v["missing_items"] == 1
-
-
-def test_add_funds_count_and_unknown_ones_may_explain_the_gap():
-    items = {"0": {"stock": 8}, "1": {"stock": 10}}  # 2 sold, worth 6
-    # 5 certainly added, 6 spent: 99 + 100 = 200 + 5 - 6
-    assert check_money(SMALL, items, {"0": {"credit": 99}, "1": {"credit": 100}}, added=5)["valid"]
-    # one more add funds of unknown outcome did happen: +5 more than we know of
-    assert not check_money(SMALL, items, {"0": {"credit": 104}, "1": {"credit": 100}}, added=5)["valid"]
-    assert check_money(SMALL, items, {"0": {"credit": 104}, "1": {"credit": 100}}, added=5, added_unknown=1)["valid"]
+    assert figures.read_locust_aggregated(tmp_path / "missing.csv") is None
 
 
 # --- Locust's command line -----------------------------------------------------------------------
 
 def test_locust_command_headless(tmp_path):
-    cmd, env = stress.locust_command(StressScenario(users=7, spawn_rate=2, run_time="1m30s"), TARGET, tmp_path)
+    cmd, env = stress_locust.locust_command(StressScenario(users=7, spawn_rate=2, run_time="1m30s"), TARGET, tmp_path)
     line = " ".join(cmd)
-    assert cmd[:3] == [sys.executable, "-m", "locust"] and str(stress.LOCUSTFILE) in cmd
+    assert cmd[:3] == [sys.executable, "-m", "locust"] and str(stress_locust.LOCUSTFILE) in cmd
     for part in ("--headless", "-u 7", "-r 2", "-t 90s", f"--csv {tmp_path / 'locust'}", "--csv-full-history",
                  f"--html {tmp_path / 'locust_report.html'}", "--host http://o:1", "--wdm-stock-url http://s:3",
                  "--wdm-payment-url http://p:2", "--wdm-n-orders 100000", "--wdm-wait-min 1",
-                 "--wdm-wait-max 15", f"--wdm-raw-dir {tmp_path}"):
+                 "--wdm-wait-max 1", f"--wdm-raw-dir {tmp_path}"):
         assert part in line
     assert "--processes" not in cmd and "--master" not in cmd and "WDM_STEPS" not in env
+    assert "--wdm-pacing" not in cmd and "--wdm-workers-file" not in cmd  # closed loop, one process
+
+
+def test_locust_command_paced_and_over_processes(tmp_path):
+    cmd, _ = stress_locust.locust_command(StressScenario(rate=400, users=100, processes=2), TARGET, tmp_path)
+    line = " ".join(cmd)
+    assert "--wdm-pacing 0.25" in line and "-u 100" in line and "-r 100" in line
+    assert "--wdm-wait-min 0 --wdm-wait-max 0" in line
+    assert f"--wdm-workers-file {tmp_path / 'workers.csv'}" in line  # a master watches its workers
 
 
 def test_locust_command_steps_processes_master_ui(tmp_path):
-    cmd, env = stress.locust_command(StressScenario(steps="5,10", processes=2, raw_latencies=False), TARGET, tmp_path)
+    cmd, env = stress_locust.locust_command(StressScenario(steps="5,10", processes=2, raw_latencies=False), TARGET, tmp_path)
     assert env["WDM_STEPS"] == "5,10" and "-t" not in cmd and "--processes" in cmd
     assert "--wdm-raw-dir" not in cmd
-    dist = stress.Distributed(master=True, expect_workers=3, bind_host="127.0.0.1", bind_port=6000,
+    dist = Distributed(master=True, expect_workers=3, bind_host="127.0.0.1", bind_port=6000,
                               workers_wait_s="30s")
-    cmd, _ = stress.locust_command(StressScenario(), TARGET, tmp_path, dist=dist)
+    cmd, _ = stress_locust.locust_command(StressScenario(), TARGET, tmp_path, dist=dist)
     line = " ".join(cmd)
     assert "--master --expect-workers 3 --expect-workers-max-wait 30 --master-bind-host 127.0.0.1 " \
            "--master-bind-port 6000" in line
-    cmd, _ = stress.locust_command(StressScenario(), TARGET, tmp_path, ui=True, web_port=9999)
+    cmd, _ = stress_locust.locust_command(StressScenario(), TARGET, tmp_path, ui=True, web_port=9999)
     assert "--headless" not in cmd and "--web-host 127.0.0.1 --web-port 9999" in " ".join(cmd)
 
 
 def test_locustfile_imports_standalone_and_lists_its_user():
     """By path, in a fresh interpreter, with no wdm_lib on the path: as a worker pod would."""
-    out = subprocess.run([sys.executable, "-m", "locust", "-f", str(stress.LOCUSTFILE), "--list"],
+    out = subprocess.run([sys.executable, "-m", "locust", "-f", str(stress_locust.LOCUSTFILE), "--list"],
                          capture_output=True, text=True, timeout=60, cwd="/", env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert "ShopUser" in out.stdout and "ShopHttpUser" not in out.stdout
-    text = stress.LOCUSTFILE.read_text()
+    text = stress_locust.LOCUSTFILE.read_text()
     assert not re.search(r"^\s*(from|import) wdm_lib", text, re.M)
 
 
@@ -215,6 +219,12 @@ def test_locustfile_imports_standalone_and_lists_its_user():
     (["stress", "run", "--master", "--expect-workers", "0"], "--expect-workers is 0"),
     (["stress", "run", "--workers-wait", "soon"], "--workers-wait is 'soon'"),
     (["stress", "run", "--anomaly", "nonsense"], "--anomaly 'nonsense'"),
+    (["stress", "run", "--rate", "-5"], "--rate is -5"),
+    (["stress", "run", "--rate", "50", "--steps", "5,10"], "--rate or --steps"),
+    (["stress", "run", "--threshold", "p99<1s", "--no-raw-latencies"], "--threshold is judged on the raw rows"),
+    (["stress", "run", "--verify", "--no-raw-latencies"], "--verify compares the shop's books"),
+    (["stress", "run", "--threshold", "nonsense"], "--threshold 'nonsense'"),
+    (["stress", "run", "--junit", "/nonexistent/dir/x.xml"], "--junit /nonexistent/dir/x.xml: no such folder"),
     (["stress", "worker", "--master-port", "70000"], "--master-port is 70000"),
 ])
 def test_invalid_options_end_in_one_sentence(argv, needle, capsys, tmp_path):
@@ -246,7 +256,7 @@ def test_unreachable_target_is_one_sentence_and_the_run_says_failed(tmp_path, ca
         assert cli.main(argv + ["--runs-dir", str(tmp_path / "runs")]) == cli.EXIT_ERROR
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith(f"wdm: http://127.0.0.1:{port}/") and "cannot connect" in err[-1]
-    manifests = [stress.runs.Run.open(p) for p in sorted((tmp_path / "runs").iterdir())]
+    manifests = [Run.open(p) for p in sorted((tmp_path / "runs").iterdir())]
     assert [m.manifest["status"] for m in manifests] == ["failed"] * 3
     assert all("cannot connect" in m.manifest["error"] for m in manifests)
 
@@ -270,7 +280,8 @@ def test_k8s_manifests_parse_and_fit_together():
     assert all(isinstance(v, str) for v in scenario.values())  # ConfigMap values must be strings
 
     # Every WDM_* key is an option of the locustfile, and every option of the locustfile is set.
-    options = set(re.findall(r'"(WDM_[A-Z_]+)"', stress.LOCUSTFILE.read_text())) - {"WDM_HTTP_CLIENT", "WDM_RAW_DIR"}
+    options = set(re.findall(r'"(WDM_[A-Z_]+)"', stress_locust.LOCUSTFILE.read_text())) - {"WDM_HTTP_CLIENT", "WDM_RAW_DIR",
+                                                                                         "WDM_WORKERS_FILE"}
     assert {k for k in scenario if k.startswith("WDM_")} == options
     assert int(scenario["LOCUST_EXPECT_WORKERS"]) == worker["spec"]["replicas"]
 
@@ -281,7 +292,8 @@ def test_k8s_manifests_parse_and_fit_together():
 
     run = " ".join(m["args"])
     for part in ("--master", "--headless", "--csv /results/locust", "--csv-full-history",
-                 "--html /results/locust_report.html", "--wdm-raw-dir /results", "-f /locust/locustfile.py"):
+                 "--html /results/locust_report.html", "--wdm-raw-dir /results", "-f /locust/locustfile.py",
+                 "--wdm-workers-file /results/workers.csv"):
         assert part in run
     assert {"configMapRef": {"name": "wdm-stress-scenario"}} in m["envFrom"]
     assert master["restartPolicy"] == "Never"
@@ -296,11 +308,25 @@ def test_k8s_manifests_parse_and_fit_together():
         assert spec["volumes"][0]["configMap"]["name"] == "wdm-locustfile"
 
 
-def test_render_table_hints_at_a_target_that_was_not_initialised(tmp_path):
+def test_the_locustfile_configmap_ships_every_module_it_imports_from_its_folder():
+    """A pod has only what the ConfigMap holds: the locustfile and what it imports from beside it."""
+    folder = stress_locust.LOCUSTFILE.parent
+    beside = {m for m in re.findall(r"^from (\w+) import", stress_locust.LOCUSTFILE.read_text(), re.M)
+              if (folder / f"{m}.py").is_file()}
+    assert beside == {"shop_rows"}
+    for doc in (K8S / "README.md", K8S / "master.yaml"):
+        command = re.search(r"kubectl create configmap wdm-locustfile[^\n\\]*(?:\\\n[^\n\\]*)*", doc.read_text())[0]
+        shipped = set(re.findall(r"--from-file=(?:[\w.]+=)?wdm_lib/workloads/(\w+)\.py", command))
+        assert shipped == beside | {"locustfile"}, (doc, command)
+
+
+def test_render_table_shows_the_default_gate_failing_a_target_that_was_not_initialised(tmp_path):
     t0 = 1_700_000_000_000_000_000
     write_raw(tmp_path / "requests-a.csv", [[t0 + i, "/orders/checkout/[order_id]", "POST", 400, 900, "fail"]
                                             for i in range(9)] + [[t0, "/orders/checkout/[order_id]", "POST", 0, 5, "unknown"]])
-    summary = stress.summarize("r1", StressScenario(), tmp_path)
-    text = stress.render_table(summary)
+    summary = figures.summarize("r1", StressScenario(), tmp_path)
+    summary["gates"] = gates.judge([], figures.read_raw(tmp_path), summary["duration_s"])
+    text = render_table(summary)
     assert "requests: 10  ok 0  refused 9  unknown 1" in text
-    assert "wdm stress init, or --init" in text and "1 requests got no verdict" in text
+    assert "gate FAIL  ok>0" in text and "never batch-initialised" in text and "wdm stress init, or --init" in text
+    assert "1 requests got no verdict" in text

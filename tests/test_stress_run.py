@@ -18,7 +18,8 @@ from shop_proxy import free_port
 from wdm_lib import cli
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runs import Run
-from wdm_lib.workloads import stress
+from wdm_lib.workloads.shop_rows import RAW_COLUMNS
+from wdm_lib.workloads.stress.figures import raw_files
 
 SMALL = ["--n-items", "100", "--n-users", "100", "--n-orders", "100"]
 WDM = [sys.executable, "-m", "wdm_lib"]
@@ -42,8 +43,8 @@ def header(path: Path) -> list[str]:
 
 def raw_rows(folder: Path) -> dict[str, list[dict]]:
     out = {}
-    for path in stress.raw_files(folder):
-        assert header(path) == stress.RAW_COLUMNS
+    for path in raw_files(folder):
+        assert header(path) == list(RAW_COLUMNS)
         with open(path, newline="") as f:
             out[path.name] = list(csv.DictReader(f))
     return out
@@ -94,8 +95,11 @@ def test_headless_run_against_the_embedded_shop(tmp_path, capsys):
     v = summary["verify"]
     checkouts = sum(r["name"] == "/orders/checkout/[order_id]" for r in rows)
     # Every checkout of a batch-init order sells two items for 2 * price: the books balance.
-    assert v["valid"] and v["negative_stock"] == v["negative_credit"] == 0
+    assert v["valid"] and v["anomalies"] == [] and v["read_s"] > 0 and v["reads"] == 200
     assert v["credit_spent"] == v["stock_value_sold"] == 2 * checkouts
+    assert v["checkouts_in_shop"] == v["checkouts_ok"] == checkouts
+    assert summary["passed"] and summary["verdict"] == "passed" and summary["degraded"] == []
+    assert [g["gate"] for g in summary["gates"]] == ["ok>0"] and summary["gates"][0]["passed"]
     assert summary["steps"] is None
     assert "verify: VALID" in out
 
@@ -142,7 +146,7 @@ def test_step_load_over_two_processes(tmp_path):
     assert all(s["requests"] > 0 and s["p99_ms"] > 0 for s in summary["steps"])
     # more users, more throughput, at this tiny scale
     assert summary["steps"][1]["throughput_rps"] > summary["steps"][0]["throughput_rps"]
-    assert len(stress.raw_files(run.path)) == 2  # one file per worker process
+    assert len(raw_files(run.path)) == 2  # one file per worker process
     users = {int(r["User Count"]) for r in csv.DictReader(open(run.path / "locust_stats_history.csv"))}
     assert {1, 3} <= users
     assert summary["requests"] == int(aggregated(run.path)["Request Count"])
@@ -164,6 +168,7 @@ def test_a_shop_that_dies_mid_run_keeps_what_was_measured(tmp_path, write_urls):
     assert run.manifest["status"] == "failed" and run.manifest["error"] in last
     summary = run.read_json("summary.json")
     assert summary["outcomes"]["ok"] > 0 and summary["outcomes"]["fail"] + summary["outcomes"]["unknown"] > 0
+    assert summary["gates"][0]["passed"] and summary["verify"] is None  # judged; the books could not be read
     assert (run.path / "locust_stats.csv").is_file() and (run.path / "locust_report.html").is_file()
 
 

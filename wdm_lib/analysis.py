@@ -4,8 +4,9 @@ the functions that return DataFrames, so the CLI starts fast."""
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
+
+from wdm_lib.history import OUTCOMES
 
 PERCENTILES = (50, 90, 95, 99, 99.9)
 
@@ -15,19 +16,20 @@ def percentile_label(p: float) -> str:
 
 
 def latency_percentiles(latencies_ms: Iterable[float]) -> dict[str, float | int | None]:
-    """Exact percentiles (nearest rank, no interpolation: every figure is a latency that was
+    """Exact percentiles (nearest rank, numpy's inverted_cdf: every figure is a latency that was
     measured), plus count, mean and max."""
-    values = sorted(latencies_ms)
+    import numpy as np
+
+    values = np.fromiter(latencies_ms, dtype="float64") if not hasattr(latencies_ms, "__len__") \
+        else np.asarray(latencies_ms, dtype="float64")
     n = len(values)
     out: dict[str, float | int | None] = {"count": n}
-    for p in PERCENTILES:
-        out[percentile_label(p)] = values[max(0, math.ceil(p / 100 * n) - 1)] if n else None
-    out["max"] = values[-1] if n else None
-    out["mean"] = sum(values) / n if n else None
+    figures = np.percentile(values, PERCENTILES, method="inverted_cdf") if n else [None] * len(PERCENTILES)
+    for p, v in zip(PERCENTILES, figures):
+        out[percentile_label(p)] = None if v is None else float(v)
+    out["max"] = float(values.max()) if n else None
+    out["mean"] = float(values.mean()) if n else None
     return out
-
-
-OUTCOMES = ("ok", "fail", "unknown")
 
 
 def run_overview(manifest: dict):
@@ -253,8 +255,8 @@ def per_second(frame, t0_ns: int | None = None, bin_s: float = 1.0):
 
 # --- stress runs -------------------------------------------------------------------------------------
 
-REQUEST_COLUMNS = {"start_ns": "int64", "name": "category", "method": "category", "status": "Int16",
-                   "latency_us": "float64", "outcome": "category"}
+REQUEST_COLUMNS = {"start_ns": "int64", "intended_ns": "Int64", "name": "category", "method": "category",
+                   "status": "Int16", "latency_us": "float64", "outcome": "category"}
 LOCUST_HISTORY_COLUMNS = {"Timestamp": "t", "User Count": "users", "Requests/s": "rps",
                           "Failures/s": "failures_per_s", "50%": "p50", "95%": "p95", "99%": "p99",
                           "Total Request Count": "requests", "Total Failure Count": "failures"}
@@ -263,14 +265,16 @@ LOCUST_TOTAL = "Aggregated"  # Locust's name for the row over every request
 
 def load_requests(run_path):
     """Every raw request row (requests-*.csv, one file per Locust process) in one DataFrame with
-    latency_ms and t_s (seconds since the first request started). Columns are typed as they are
-    read, so a million rows take tens of megabytes; a torn last line from a crash is dropped."""
+    latency_ms (the service time, from the actual send), response_ms (from the intended start: the
+    same in a closed loop, corrected for coordinated omission in an open one) and t_s (seconds
+    since the first request started). Columns are typed as they are read, so a million rows take
+    tens of megabytes; a torn last line from a crash is dropped."""
     from pathlib import Path
 
     import pandas as pd
 
     files = sorted(Path(run_path).glob("requests-*.csv"))
-    parts = [pd.read_csv(f, usecols=list(REQUEST_COLUMNS), dtype=REQUEST_COLUMNS, on_bad_lines="skip",
+    parts = [pd.read_csv(f, usecols=lambda c: c in REQUEST_COLUMNS, dtype=REQUEST_COLUMNS, on_bad_lines="skip",
                          engine="c") for f in files]
     if parts:
         frame = pd.concat(parts, ignore_index=True)
@@ -280,7 +284,12 @@ def load_requests(run_path):
     else:
         frame = pd.DataFrame({c: pd.Series(dtype=t) for c, t in REQUEST_COLUMNS.items()})
     frame = frame.dropna(subset=["latency_us"])
+    # Rows written before the intended start was recorded were sent when they were meant to be.
+    intended = frame["intended_ns"] if "intended_ns" in frame else frame["start_ns"]
+    intended = intended.fillna(frame["start_ns"]).astype("int64")
     frame["latency_ms"] = frame.pop("latency_us") / 1000
+    frame["response_ms"] = (frame["start_ns"] - intended) / 1e6 + frame["latency_ms"]
+    frame = frame.drop(columns=["intended_ns"], errors="ignore")
     t0 = frame["start_ns"].min() if len(frame) else 0
     frame["t_s"] = (frame["start_ns"] - t0) / 1e9
     return frame

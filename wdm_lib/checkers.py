@@ -444,3 +444,101 @@ def original_figures(scenario, history: list[Op], state: dict) -> dict:
         "payment_inconsistencies_in_logs": abs(correct_user_state - logged_credit),
         "payment_inconsistencies_in_db": abs(correct_user_state - db_credit),
     }
+
+
+# --- the stress run's books ------------------------------------------------------------------------
+# A stress run records no history of balances, only its raw request rows; after the load, --verify
+# reads every batch-initialised item's stock and user's credit. `recorded` is what the rows say
+# happened (checkouts_ok / checkouts_unknown / add_funds_ok / add_funds_unknown, counts); `state`
+# is {"items": {id: {"stock"} or None}, "users": {id: {"credit"} or None}}.
+
+ITEMS_PER_STRESS_ORDER = 2  # every batch-initialised order holds two items of quantity 1 (API.md)
+
+
+def stress_books(scenario, recorded: dict, state: dict) -> dict:
+    """The figures the stress checks compare: stock sold, its price, credit spent (net of the funds
+    certainly added), and the checkouts the shop's stock says happened."""
+    stocks = [v["stock"] for v in state["items"].values() if v is not None]
+    credits = [v["credit"] for v in state["users"].values() if v is not None]
+    funds_added = recorded["add_funds_ok"] * scenario.funds_amount
+    stock_sold = scenario.n_items * scenario.item_stock - sum(stocks)
+    return {"stock_sold": stock_sold, "stock_value_sold": scenario.item_price * stock_sold,
+            "credit_spent": scenario.n_users * scenario.user_credit + funds_added - sum(credits),
+            "funds_added": funds_added, "add_funds_unknown": recorded["add_funds_unknown"],
+            "checkouts_in_shop": stock_sold / ITEMS_PER_STRESS_ORDER,
+            "checkouts_ok": recorded["checkouts_ok"], "checkouts_unknown": recorded["checkouts_unknown"]}
+
+
+def check_stress_missing(scenario, recorded: dict, state: dict) -> CheckResult:
+    """Every item and user of the batch init exists: a target initialised with other sizes (or not
+    at all) makes every other figure meaningless."""
+    items = sorted((i for i, v in state["items"].items() if v is None), key=_id_order)
+    users = sorted((u for u, v in state["users"].items() if v is None), key=_id_order)
+    anomalies = _missing_anomaly("missing_item", "an item of the batch init is unknown to the target", items)
+    anomalies += _missing_anomaly("missing_user", "a user of the batch init is unknown to the target", users)
+    notes = [f"{len(items)} items and {len(users)} users of the batch init are unknown to the target; was it "
+             f"initialised with these sizes (wdm stress init, or --init)?"] if anomalies else []
+    return CheckResult.of(anomalies, notes)
+
+
+def check_stress_negative(scenario, recorded: dict, state: dict) -> CheckResult:
+    """No stock and no credit below zero: a checkout sold what was not there or spent what was not."""
+    stock = sorted(((i, v["stock"]) for i, v in state["items"].items() if v is not None and v["stock"] < 0),
+                   key=lambda x: _id_order(x[0]))
+    credit = sorted(((u, v["credit"]) for u, v in state["users"].items() if v is not None and v["credit"] < 0),
+                    key=lambda x: _id_order(x[0]))
+    anomalies = []
+    if stock:
+        anomalies.append(Anomaly("negative_stock", len(stock), -sum(s for _, s in stock), _examples(i for i, _ in stock),
+                                 "an item's stock is below zero"))
+    if credit:
+        anomalies.append(Anomaly("negative_credit", len(credit), -sum(c for _, c in credit),
+                                 _examples(u for u, _ in credit), "a user's credit is below zero"))
+    return CheckResult.of(anomalies)
+
+
+def check_stress_money(scenario, recorded: dict, state: dict) -> CheckResult:
+    """Credit spent equals price times stock sold. An add funds of unknown outcome may or may not
+    have added `funds_amount`: the books balance if some number of them explains the gap."""
+    b = stress_books(scenario, recorded, state)
+    gap = b["stock_value_sold"] - b["credit_spent"]
+    amount = scenario.funds_amount
+    explained = gap == 0 or (amount > 0 and gap % amount == 0 and 0 <= gap // amount <= b["add_funds_unknown"])
+    if explained:
+        return CheckResult.of([])
+    return CheckResult.of(
+        [Anomaly("money_not_conserved", 1, gap, [], "credit spent differs from price times stock sold")],
+        [f"credit spent ({b['credit_spent']}) differs from price times stock sold ({b['stock_value_sold']}) "
+         f"by {gap}."])
+
+
+def check_stress_checkouts(scenario, recorded: dict, state: dict) -> CheckResult:
+    """The checkouts the shop's stock shows lie between those that answered 2xx and those plus the
+    unknown ones. More: checkouts happened that the run did not record as such (rows were lost, or
+    the shop acted on a refusal); fewer: a 2xx checkout did not take its stock."""
+    b = stress_books(scenario, recorded, state)
+    shop, ok, unknown = b["checkouts_in_shop"], b["checkouts_ok"], b["checkouts_unknown"]
+    if ok <= shop <= ok + unknown:
+        return CheckResult.of([])
+    gap = shop - (ok + unknown) if shop > ok + unknown else shop - ok
+    return CheckResult.of(
+        [Anomaly("checkouts_unaccounted", 1, int(gap) if float(gap).is_integer() else gap, [],
+                 "the checkouts the shop's stock shows disagree with the checkout requests recorded")],
+        [f"the shop's stock shows {shop:g} checkouts happened, but the requests recorded hold {ok} that "
+         f"answered 2xx and {unknown} of unknown outcome."])
+
+
+STRESS_CHECKERS = (check_stress_missing, check_stress_negative, check_stress_money, check_stress_checkouts)
+
+
+def check_money(scenario, recorded: dict, state: dict) -> CheckResult:
+    """Every stress check over the books read back by --verify. With records missing, the sums say
+    nothing: only the missing records are reported."""
+    missing = check_stress_missing(scenario, recorded, state)
+    if not missing.valid:
+        return missing
+    return merge(check(scenario, recorded, state) for check in STRESS_CHECKERS[1:])
+
+
+def _id_order(i: str):
+    return (0, int(i)) if i.isdigit() else (1, i)

@@ -1,5 +1,6 @@
 """`wdm`: a thin shell over wdm_lib. Parses options, calls the library, turns user errors into one
-sentence and an exit code (0 consistent / done, 1 inconsistent, 2 the run could not be made)."""
+sentence and an exit code (0 consistent / done and every gate passed, 1 inconsistent / a gate failed
+/ a degraded run, 2 the run could not be made, 130 Ctrl-C)."""
 
 from __future__ import annotations
 
@@ -86,7 +87,20 @@ def _add_consistency(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--strict", action="store_true",
                    help="exit 1 on warnings too (a checkout that answered 5xx yet happened, nothing succeeded)")
     p.add_argument("--report", action="store_true", help="render the HTML report at the end")
+    _add_junit(p, "one test case per checker")
     p.set_defaults(handler=_consistency)
+
+
+def _add_junit(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("--junit", default=None, metavar="FILE", help=f"also write the verdict as JUnit XML ({what})")
+
+
+def _check_junit(path: str | None) -> None:
+    """Before the run: a report with nowhere to go is found out now, not after the load."""
+    from pathlib import Path
+
+    if path is not None and not Path(path).expanduser().parent.is_dir():
+        raise WorkbenchError(f"--junit {path}: no such folder {Path(path).parent}; expected a file in an existing folder.")
 
 
 def _consistency(args: argparse.Namespace) -> int:
@@ -97,10 +111,15 @@ def _consistency(args: argparse.Namespace) -> int:
     from wdm_lib.workloads.consistency import ConsistencyScenario
 
     scenario = ConsistencyScenario(**{f.name: getattr(args, f.name) for f in fields(ConsistencyScenario)})
+    _check_junit(args.junit)
     run, summary = run_consistency(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir,
                                    faults=args.faults)
     print(render_table(summary))
     print(f"run folder: {run.path}")
+    if args.junit:
+        from wdm_lib import junit
+
+        print(f"junit: {junit.write(args.junit, 'consistency', junit.consistency_cases(junit.consistency_checks(run.path)))}")
     if args.report:
         _render_report(run.path)
     if not summary["valid"] or (args.strict and summary["warnings"]):
@@ -165,7 +184,8 @@ def _add_grade(sub: argparse._SubParsersAction) -> None:
                                    "team. Options after the files that grade does not know go to `wdm stress run` "
                                    "(e.g. -u 100 -r 20 -t 60s --threshold 'p99<500ms').")
     p.add_argument("urls_files", nargs="+", metavar="URLS_FILE", help="one urls.json per team (the team is its file's name)")
-    p.add_argument("--rate", default=None, help="the consistency run's checkouts per second (needed with --faults)")
+    p.add_argument("--rate", default=None, metavar="N",
+                   help="both runs open loop at N checkouts (requests) per second (needed with --faults)")
     p.add_argument("--faults", default=None, metavar="FILE", help="a fault schedule for both runs of every team")
     p.add_argument("--seed", default=None, help="the consistency run's seed, the same for every team")
     p.add_argument("--quiet", default=None, metavar="SECONDS", help="the consistency run's quiet window (default 5)")
@@ -189,7 +209,8 @@ def _grade(args: argparse.Namespace) -> int:
     for flag in ("rate", "faults", "seed", "quiet"):
         if getattr(args, flag) is not None:
             consistency_args += [f"--{flag}", str(getattr(args, flag))]
-    stress_args = list(args.extra) + (["--faults", str(args.faults)] if args.faults else [])
+    stress_args = list(args.extra) + [arg for flag in ("rate", "faults") if getattr(args, flag) is not None
+                                      for arg in (f"--{flag}", str(getattr(args, flag)))]
     _, html_path, csv_path = grade(files, consistency_args, stress_args, runs_dir, reports_dir,
                                    say=lambda s: print(s, file=sys.stderr))
     print(f"league: {html_path}")
@@ -198,7 +219,7 @@ def _grade(args: argparse.Namespace) -> int:
 
 
 def _add_stress(sub: argparse._SubParsersAction) -> None:
-    from wdm_lib.workloads.stress import StressScenario
+    from wdm_lib.workloads.stress.scenario import CLOSED_LOOP_SPAWN_RATE, CLOSED_LOOP_USERS, StressScenario
 
     d = StressScenario()
     stress = sub.add_parser("stress", help="load the shop with Locust: init, run, worker")
@@ -214,25 +235,29 @@ def _add_stress(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_stress_init)
 
     p = ssub.add_parser("run", help="a Locust run against the target (headless, or --ui)",
-                        description="Exit 0 when done (and --verify found the books balanced), 1 when "
-                                    "--verify found a violation, 2 when the run could not be made.")
+                        description="Exit 0 when done and every gate passed (and --verify found the books "
+                                    "balanced), 1 when a gate failed, --verify found a violation or the run "
+                                    "lost part of its load (degraded), 2 when the run could not be made.")
     _add_target_options(p)
     _add_scenario_options(p, d)
     g = p.add_argument_group("Locust")
-    g.add_argument("-u", "--users", type=int, default=d.users, metavar="N",
-                   help=f"concurrent Locust users (default {d.users})")
-    g.add_argument("-r", "--spawn-rate", type=float, default=d.spawn_rate, metavar="R",
-                   help=f"users started per second (default {d.spawn_rate:g})")
+    g.add_argument("-u", "--users", type=int, default=None, metavar="N",
+                   help=f"concurrent Locust users (default {CLOSED_LOOP_USERS}; with --rate, enough to hold it)")
+    g.add_argument("-r", "--spawn-rate", type=float, default=None, metavar="R",
+                   help=f"users started per second (default {CLOSED_LOOP_SPAWN_RATE:g}; with --rate, all in 1 s)")
     g.add_argument("-t", "--run-time", default=f"{d.run_time:g}s", metavar="TIME",
                    help=f"how long the load lasts: 30s, 5m, 1h30m (default {d.run_time:g}s)")
     g.add_argument("--processes", type=int, default=d.processes, metavar="P",
                    help="Locust processes on this machine (default 1; -1: one per core)")
     w = g.add_mutually_exclusive_group()
     w.add_argument("--wait", type=float, default=None, metavar="S",
-                   help="constant wait between a user's requests, in seconds")
+                   help=f"constant wait between a user's requests, in seconds (default {d.wait:g}, the seed "
+                        f"locustfile's constant(1); 0 for the most load)")
     w.add_argument("--wait-between", type=float, nargs=2, default=None, metavar=("A", "B"),
-                   help=f"random wait between A and B seconds (default {d.wait_between[0]:g} "
-                        f"{d.wait_between[1]:g}, the seed's)")
+                   help="random wait between A and B seconds (1 15: the seed README's)")
+    w.add_argument("--rate", type=float, default=None, metavar="N",
+                   help="open loop: N requests/s across all users, each on a fixed schedule; latency is "
+                        "also measured from each request's intended start (coordinated omission corrected)")
     for name in ("checkout", "find_order", "find_item", "find_user", "add_funds"):
         g.add_argument(f"--{name.replace('_', '-')}-weight", dest=f"{name}_weight", type=int,
                        default=getattr(d, f"{name}_weight"), metavar="W",
@@ -255,10 +280,15 @@ def _add_stress(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--master-bind-port", type=int, default=5557, metavar="PORT", help="(default 5557)")
     m.add_argument("--workers-wait", default="60s", metavar="TIME",
                    help="how long to wait for the workers to connect (default 60s)")
+    v = p.add_argument_group("verdict")
+    v.add_argument("--threshold", dest="thresholds", action="append", default=None, metavar="GATE",
+                   help="a gate the run must pass, k6-style: 'p99<500ms', 'fail_rate<1%%', 'rps>100', "
+                        "'checkout:p95<200ms', 'response_p99<1s' (repeatable; default: some request succeeded)")
+    v.add_argument("--verify", action="store_true",
+                   help="after the run, read back all stock and credit and check the books balance")
+    _add_junit(v, "one test case per gate")
     p.add_argument("--init", action="store_true",
                    help="batch-initialise the target first (always done for the embedded shop)")
-    p.add_argument("--verify", action="store_true",
-                   help="after the run, read back all stock and credit and check the books balance")
     p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s, metavar="SECONDS",
                    help=f"per batch-init call and --verify read (default {d.timeout_s:g})")
     p.add_argument("--report", action="store_true", help="render the HTML report at the end")
@@ -275,14 +305,16 @@ def _add_stress(sub: argparse._SubParsersAction) -> None:
 def _stress_scenario(args: argparse.Namespace):
     from dataclasses import fields
 
-    from wdm_lib.workloads.stress import StressScenario
+    from wdm_lib.workloads.stress.scenario import StressScenario
 
     given = {f.name: getattr(args, f.name) for f in fields(StressScenario) if getattr(args, f.name, None) is not None}
+    if getattr(args, "wait_between", None) is not None:
+        given["wait"] = args.wait_between
     return StressScenario(**given)
 
 
 def _stress_init(args: argparse.Namespace) -> int:
-    from wdm_lib.workloads.stress import run_init
+    from wdm_lib.workloads.stress.run import run_init
 
     run, summary = run_init(_stress_scenario(args), args.urls, args.runs_dir)
     t = summary["batch_init_s"]
@@ -293,9 +325,12 @@ def _stress_init(args: argparse.Namespace) -> int:
 
 
 def _stress_run(args: argparse.Namespace) -> int:
-    from wdm_lib.workloads.stress import Distributed, render_table, run_stress
+    from wdm_lib.workloads.stress.run import run_stress
+    from wdm_lib.workloads.stress.scenario import Distributed
+    from wdm_lib.workloads.stress.table import render_table
 
     scenario = _stress_scenario(args)
+    _check_junit(args.junit)
     if args.master and scenario.processes != 1:
         raise WorkbenchError("--processes applies to a run on this machine alone; expected either --master "
                              "(with workers started elsewhere) or --processes, not both.")
@@ -306,14 +341,17 @@ def _stress_run(args: argparse.Namespace) -> int:
                               say=lambda s: print(s, file=sys.stderr))
     print(render_table(summary))
     print(f"run folder: {run.path}")
+    if args.junit:
+        from wdm_lib import junit
+
+        print(f"junit: {junit.write(args.junit, 'stress', junit.stress_cases(summary))}")
     if args.report:
         _render_report(run.path)
-    verdict = summary["verify"]
-    return EXIT_INCONSISTENT if verdict is not None and not verdict["valid"] else EXIT_OK
+    return EXIT_OK if summary["passed"] else EXIT_INCONSISTENT
 
 
 def _stress_worker(args: argparse.Namespace) -> int:
-    from wdm_lib.workloads.stress import run_worker
+    from wdm_lib.workloads.stress.locust import run_worker
 
     code = run_worker(args.master_host, args.master_port, args.processes)
     return EXIT_OK if code in (0, 1) else EXIT_ERROR

@@ -10,16 +10,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+# What an operation's reply means, as API.md defines it. The names belong to the history, the data
+# model every part reads (the HTTP client only sorts replies into them); their one definition sits
+# in the standalone module the locustfile ships with, so the stress rows use the very same names.
+from wdm_lib.workloads.shop_rows import FAIL, OK, OUTCOMES, UNKNOWN  # noqa: F401  (re-exported)
+
 if TYPE_CHECKING:
     from wdm_lib.client import Reply
 
 COLUMNS = ["op_id", "kind", "order_id", "user_id", "items", "amount", "intended_ns", "invoke_ns",
            "complete_ns", "status", "outcome", "error", "fault"]
-# What an operation's reply means, as API.md defines it: 2xx happened, 4xx did not, anything else
-# (5xx, a timeout, a reset) may or may not have happened. The names belong to the history, the data
-# model every part reads; the HTTP client only sorts replies into them.
-OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
-OUTCOMES = (OK, FAIL, UNKNOWN)
 # The error text of an unknown that got no reply within the client's timeout; other unknowns with
 # no HTTP status are connections dropped or reset before a reply came.
 TIMEOUT_ERROR = "no reply within"

@@ -4,6 +4,7 @@ notebook is parameters, calls and charts."""
 
 from __future__ import annotations
 
+import argparse
 import html
 import re
 import subprocess
@@ -75,23 +76,59 @@ def consistency_summary(run: runs.Run) -> tuple[dict, dict | None]:
 
 
 def stress_run(run_dir=None, urls=None, runs_dir=None, **options) -> runs.Run:
-    """The run at run_dir, or a new one made by `wdm stress run` with the given options (None: the
-    command's default). A separate process, because Locust's gevent patches the interpreter it
-    runs in, which must not be the notebook's kernel."""
+    """The run at run_dir, or a new one made by `wdm stress run` with the given options, named as
+    the command's options are (`threshold=["p99<500ms"]`, `wait_between=[1, 15]`, `verify=True`;
+    None: the command's default). A separate process, because Locust's gevent patches the
+    interpreter it runs in, which must not be the notebook's kernel."""
     if run_dir is not None:
         return open_run(run_dir, "stress")
     runs_dir = Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()
     before = {r.path for r in runs.list_runs(runs_dir)}
-    command = [sys.executable, "-m", "wdm_lib", "stress", "run", "--runs-dir", str(runs_dir)]
-    if urls is not None:
-        command += ["--urls", str(urls)]
-    for name, value in options.items():
-        if value is not None:
-            flag = "--" + name.replace("_", "-")
-            command += [flag, ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+    command = [sys.executable, "-m", "wdm_lib", "stress", "run", "--runs-dir", str(runs_dir),
+               *stress_run_arguments({"urls": urls, **options})]
     done = subprocess.run(command, capture_output=True, text=True)
     made = [r for r in runs.list_runs(runs_dir) if r.path not in before and r.kind == "stress"]
     if not made:
         reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise WorkbenchError(f"{runs_dir}: `wdm stress run` made no run folder there (exit {done.returncode}: {reason}).")
     return open_run(made[-1].path, "stress")
+
+
+def stress_run_options() -> dict:
+    """`wdm stress run`'s options by their names as parameters (`--no-raw-latencies` ->
+    no_raw_latencies), as argparse actions: the one list of what the command takes."""
+    from wdm_lib.cli import build_parser
+
+    def sub(parser, name):
+        return next(a for a in parser._actions if a.choices and name in a.choices).choices[name]
+
+    run = sub(sub(build_parser(), "stress"), "run")
+    return {a.option_strings[-1].lstrip("-").replace("-", "_"): a for a in run._actions
+            if a.option_strings and a.dest != "help"}
+
+
+def stress_run_arguments(options: dict) -> list[str]:
+    """Command-line arguments of `wdm stress run` for parameters named as stress_run_options."""
+    known = stress_run_options()
+    args: list[str] = []
+    for name, value in options.items():
+        if value is None or value is False:
+            continue
+        if name not in known:
+            raise WorkbenchError(f"{name!r} is not an option of `wdm stress run`; expected one of "
+                                 f"{', '.join(sorted(known))}.")
+        action = known[name]
+        flag = action.option_strings[-1]
+        if action.nargs == 0:           # a switch: True turns it on
+            args.append(flag)
+        elif action.nargs == 2:          # wait_between=[1, 15] or "1 15"
+            parts = value.replace(",", " ").split() if isinstance(value, str) else list(value)
+            args += [flag, *map(str, parts)]
+        elif isinstance(action, argparse._AppendAction):  # threshold: one flag per gate
+            for v in [value] if isinstance(value, str) else value:
+                args += [flag, str(v)]
+        elif isinstance(value, (list, tuple)):  # steps=[50, 100]
+            args += [flag, ",".join(map(str, value))]
+        else:
+            args += [flag, str(value)]
+    return args

@@ -135,7 +135,9 @@ def headline(run: runs.Run) -> dict:
         row["anomalies"] = ", ".join(f"{a['name']} ×{a['count']}" for a in summary["anomalies"]) or "none"
     elif run.kind == "stress":
         verify = summary.get("verify")
-        row["verdict"] = "" if verify is None else "books balance" if verify["valid"] else "books violated"
+        # Gates, lost load and the books in a few words; runs made before gates only had the books.
+        row["verdict"] = summary.get("verdict") or (
+            "" if verify is None else "books balance" if verify["valid"] else "books violated")
         row["requests"] = f"{summary['requests']:,}"
         row["req/s"] = f"{summary['throughput_rps']:,.1f}"
         p99 = (summary.get("latency_ms") or {}).get("p99")

@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 from wdm_lib.errors import ConfigError, WorkbenchError
-from wdm_lib.workloads.stress import parse_duration
+from wdm_lib.workloads.stress.scenario import parse_duration
 
 KEYS = ("name", "at", "run", "action", "recover_after", "recover", "timeout")
 VERBS = ("kill", "pause", "restart")

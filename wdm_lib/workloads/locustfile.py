@@ -6,12 +6,17 @@ custom arguments (`--wdm-...`, or the `WDM_...` environment variables), so Locus
 them to every worker at the start of a test and the workers need nothing but the master's address.
 
 The scenario is the seed benchmark's: each user checks out a random order `0..n_orders-1` (named
-`/orders/checkout/[order_id]`), optionally mixed with reads and add-funds by weight. 4xx is a
+`/orders/checkout/[order_id]`), optionally mixed with reads and add-funds by weight, then waits 1 s
+(the seed locustfile's `constant(1)`; `--wdm-wait-min/max` draw it from a range). 4xx is a
 failure in Locust's figures (the seed's rule) and so are 5xx and no reply (Locust's rule, kept so a
 shop breaking under load does not look healthy).
 
+Open loop: with `--wdm-pacing S` each user sends one request every S seconds on a fixed schedule,
+whatever the replies take (as wrk2 does); a request's row carries the tick it was meant for, so the
+response time can be measured from the intended start, corrected for coordinated omission.
+
 Raw latencies: with `--wdm-raw-dir DIR` every request becomes one row of a `requests-*.csv` in DIR
-(`start_ns,name,method,status,latency_us,outcome`), buffered, so percentiles can be computed exactly
+(shop_rows.RAW_COLUMNS), buffered, so percentiles can be computed exactly
 instead of from Locust's rounded histogram. A local run writes its own file; distributed workers
 attach their rows to the stats report they send the master every few seconds anyway (and to the
 final one), and the master writes one file per worker, so rows from other machines land in the
@@ -20,6 +25,10 @@ master's run folder too.
 Step load: with `WDM_STEPS=50,100,200` in the environment of the master (or local) process, a
 LoadTestShape holds each user count for `--wdm-step-time` seconds, then stops. The environment,
 not a custom argument, because Locust picks its shape class when it imports this file.
+
+Workers: with `--wdm-workers-file FILE` a master writes one CSV row each time a worker goes missing
+(no heartbeat), comes back or leaves while the test runs, so a run that lost part of its load
+says so instead of quietly measuring less.
 """
 
 from __future__ import annotations
@@ -29,13 +38,16 @@ import os
 import random
 import re
 import socket
+import time
+from urllib.parse import quote
 
 import gevent
 from locust import FastHttpUser, HttpUser, LoadTestShape, events
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
+# Beside this file, here and in the Kubernetes ConfigMap: the one definition of the row's columns.
+from shop_rows import RAW_COLUMNS, outcome
 
-RAW_HEADER = ["start_ns", "name", "method", "status", "latency_us", "outcome"]
 RAW_KEY = "wdm_raw"  # where a worker's rows ride in its stats report to the master
 
 # (option, environment variable, type, default, help): the scenario's knobs, as Locust options.
@@ -52,10 +64,13 @@ OPTIONS = [
     ("--wdm-add-funds-weight", "WDM_ADD_FUNDS_WEIGHT", int, 0, "weight of add funds"),
     ("--wdm-funds-amount", "WDM_FUNDS_AMOUNT", int, 1, "credit each add funds adds"),
     ("--wdm-wait-min", "WDM_WAIT_MIN", float, 1.0, "shortest wait between a user's requests (s)"),
-    ("--wdm-wait-max", "WDM_WAIT_MAX", float, 15.0, "longest wait between a user's requests (s)"),
+    ("--wdm-wait-max", "WDM_WAIT_MAX", float, 1.0, "longest wait between a user's requests (s)"),
+    ("--wdm-pacing", "WDM_PACING", float, 0.0, "open loop: each user sends once every this many s (0: off)"),
     ("--wdm-step-time", "WDM_STEP_TIME", float, 30.0, "seconds each step of WDM_STEPS lasts"),
 ]
-FLUSH_ROWS = 5000  # a local run writes its buffer every this many rows
+# A local run writes its buffer every this many rows, or seconds: the live line and a run that is
+# killed see rows at most that old.
+FLUSH_ROWS, FLUSH_S = 5000, 2.0
 
 
 @events.init_command_line_parser.add_listener
@@ -64,6 +79,8 @@ def _options(parser):
         parser.add_argument(option, env_var=env, type=type_, default=default, help=help_)
     parser.add_argument("--wdm-raw-dir", env_var="WDM_RAW_DIR", default="", include_in_web_ui=False,
                         help="write one CSV row per request into this folder (default: off)")
+    parser.add_argument("--wdm-workers-file", env_var="WDM_WORKERS_FILE", default="", include_in_web_ui=False,
+                        help="master: record workers going missing or leaving in this CSV (default: off)")
 
 
 # --- the users ---------------------------------------------------------------------------------
@@ -80,6 +97,11 @@ class ShopTasks:
         self.n_items, self.n_users, self.n_orders = o.wdm_n_items, o.wdm_n_users, o.wdm_n_orders
         self.funds_amount = o.wdm_funds_amount
         self.wait_min, self.wait_max = o.wdm_wait_min, o.wdm_wait_max
+        self.pacing_ns = int(o.wdm_pacing * 1e9)
+        # Locust runs the first task right after on_start: a paced user's schedule starts now. The
+        # users' schedules are spread by their spawning, one after another over the ramp-up.
+        self.next_tick_ns = time.time_ns()
+        self.intended_ns = 0
         ops = [(self.checkout, o.wdm_checkout_weight), (self.find_order, o.wdm_find_order_weight),
                (self.find_item, o.wdm_find_item_weight), (self.find_user, o.wdm_find_user_weight),
                (self.add_funds, o.wdm_add_funds_weight)]
@@ -87,9 +109,18 @@ class ShopTasks:
         self.weights = [w for _, w in ops if w > 0]
 
     def wait_time(self):
+        if self.pacing_ns:
+            return max(0.0, (self.next_tick_ns - time.time_ns()) / 1e9)
         return random.uniform(self.wait_min, self.wait_max)
 
     def one_operation(self):
+        # Locust's constant_pacing anchors each wait on the previous task's start, so after a stall
+        # the schedule slides and the requests it held back are never charged for the wait. A fixed
+        # schedule keeps each tick where it was: a late request is sent at once, and its intended
+        # start is the tick it missed.
+        if self.pacing_ns:
+            self.intended_ns = self.next_tick_ns
+            self.next_tick_ns += self.pacing_ns
         # One task drawing by weight: the weights arrive with the master's options, after import.
         if len(self.ops) == 1:
             self.ops[0]()
@@ -101,7 +132,8 @@ class ShopTasks:
     def _call(self, method, url, name):
         # catch_response: the failure is named by its status only, so Locust's failure table has
         # one row per status instead of one per order id in the URL.
-        with self.client.request(method, url, name=name, catch_response=True) as response:
+        with self.client.request(method, url, name=name, catch_response=True,
+                                 context={"intended_ns": self.intended_ns}) as response:
             status = response.status_code or 0
             if 200 <= status < 300:
                 response.success()
@@ -109,24 +141,30 @@ class ShopTasks:
                 response.failure(f"HTTP {status}" if status else f"no reply: {response.error!r}")
 
     def checkout(self):
-        self._call("POST", f"{self.order_url}/orders/checkout/{random.randrange(self.n_orders)}",
+        self._call("POST", f"{self.order_url}/orders/checkout/{segment(random.randrange(self.n_orders))}",
                    "/orders/checkout/[order_id]")
 
     def find_order(self):
-        self._call("GET", f"{self.order_url}/orders/find/{random.randrange(self.n_orders)}",
+        self._call("GET", f"{self.order_url}/orders/find/{segment(random.randrange(self.n_orders))}",
                    "/orders/find/[order_id]")
 
     def find_item(self):
-        self._call("GET", f"{self.stock_url}/stock/find/{random.randrange(self.n_items)}",
+        self._call("GET", f"{self.stock_url}/stock/find/{segment(random.randrange(self.n_items))}",
                    "/stock/find/[item_id]")
 
     def find_user(self):
-        self._call("GET", f"{self.payment_url}/payment/find_user/{random.randrange(self.n_users)}",
+        self._call("GET", f"{self.payment_url}/payment/find_user/{segment(random.randrange(self.n_users))}",
                    "/payment/find_user/[user_id]")
 
     def add_funds(self):
-        self._call("POST", f"{self.payment_url}/payment/add_funds/{random.randrange(self.n_users)}/"
+        self._call("POST", f"{self.payment_url}/payment/add_funds/{segment(random.randrange(self.n_users))}/"
                            f"{self.funds_amount}", "/payment/add_funds/[user_id]/[amount]")
+
+
+def segment(id_) -> str:
+    """An id as one path segment: ids are opaque strings (API.md), and one holding a `/`, `?` or
+    `%` must not turn into another path or a query."""
+    return quote(str(id_), safe="")
 
 
 # Only one of the two runs: the benchmark sets WDM_HTTP_CLIENT=requests to compare the clients.
@@ -169,15 +207,6 @@ class StepShape(LoadTestShape):
 
 # --- raw latencies ---------------------------------------------------------------------------------
 
-def outcome(status: int) -> str:
-    """API.md's verdict of one reply."""
-    if 200 <= status < 300:
-        return "ok"
-    if 400 <= status < 500:
-        return "fail"
-    return "unknown"
-
-
 def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text)
 
@@ -189,12 +218,12 @@ class RawFile:
         self.path = os.path.join(folder, f"requests-{_safe(tag)}.csv")
         self._file = open(self.path, "w", newline="", encoding="utf-8")
         self._csv = csv.writer(self._file)
-        self._csv.writerow(RAW_HEADER)
+        self._csv.writerow(RAW_COLUMNS)
         self._file.flush()
 
     def write(self, rows) -> None:
-        """rows: [start_ns, name, method, status, latency_us]."""
-        self._csv.writerows(r + [outcome(r[3])] for r in rows)
+        """rows: RAW_COLUMNS but the outcome, which is added here, off the request's path."""
+        self._csv.writerows(r + [outcome(r[4])] for r in rows)
         self._file.flush()
 
     def close(self) -> None:
@@ -211,6 +240,7 @@ class RawLatencies:
         self.buffer: list = []
         self.file: RawFile | None = None
         self.files: dict[str, RawFile] = {}  # master: one per worker
+        self._flush_by_ns = 0
         self.on = False
         ev = environment.events
         runner = environment.runner
@@ -234,19 +264,23 @@ class RawLatencies:
         if self.on and not isinstance(environment.runner, WorkerRunner) and self.file is None:
             self.file = RawFile(self.raw_dir(), f"{socket.gethostname()}-{os.getpid()}")
 
-    def on_request(self, request_type, name, response_time, response, start_time=None, **_):
+    def on_request(self, request_type, name, response_time, response, start_time=None, context=None, **_):
         if not self.on:
             return
         status = getattr(response, "status_code", 0) or 0
-        self.buffer.append([int((start_time or 0) * 1e9), name, request_type, status,
+        start_ns = int((start_time or 0) * 1e9)
+        # Closed loop (no tick): the request was meant to go when it went.
+        intended_ns = (context or {}).get("intended_ns") or start_ns
+        self.buffer.append([start_ns, intended_ns, name, request_type, status,
                             int(round((response_time or 0) * 1000))])
-        if self.file is not None and len(self.buffer) >= FLUSH_ROWS:
+        if self.file is not None and (len(self.buffer) >= FLUSH_ROWS or start_ns > self._flush_by_ns):
             self.flush()
 
     def flush(self, **_):
         if self.file is not None and self.buffer:
             rows, self.buffer = self.buffer, []
             self.file.write(rows)
+        self._flush_by_ns = time.time_ns() + int(FLUSH_S * 1e9)
 
     def on_report_to_master(self, client_id, data):
         if self.buffer:
@@ -268,9 +302,67 @@ class RawLatencies:
                 f.close()
 
 
+# --- workers -------------------------------------------------------------------------------------
+
+WORKER_COLUMNS = ["t_ns", "worker", "event", "users"]
+
+
+class WorkerWatch:
+    """On a master: every second, each worker's state; a row when one goes missing (no heartbeat
+    for HEARTBEAT_LIVENESS s), comes back, or leaves while the test is running. `users` is how many
+    users it held at the last look before it went, the load the run lost with it."""
+
+    def __init__(self, environment, path: str):
+        self.runner = environment.runner
+        self.path = path
+        self.seen: dict[str, tuple[str, int]] = {}  # worker id -> (state, users at the last look)
+        self._file = open(path, "w", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._file)
+        self._csv.writerow(WORKER_COLUMNS)
+        self._file.flush()
+        self._greenlet = gevent.spawn(self._watch)
+        environment.events.quit.add_listener(self.close)
+
+    def _watch(self):
+        while True:
+            gevent.sleep(1)
+            self.look()
+
+    def look(self):
+        # Workers leave at the end of every test; only what happens while it runs costs it load.
+        running = self.runner.state in (STATE_RUNNING, STATE_SPAWNING)
+        now = {w.id: w for w in self.runner.clients.values()}
+        for wid, (state, users) in list(self.seen.items()):
+            worker = now.get(wid)
+            if worker is None:
+                if running and state != STATE_MISSING:  # a missing one is dropped later: said once
+                    self._row(wid, "left", users)
+                del self.seen[wid]
+            elif running and worker.state == STATE_MISSING and state != STATE_MISSING:
+                self._row(wid, "missing", users)
+            elif running and worker.state != STATE_MISSING and state == STATE_MISSING:
+                self._row(wid, "back", 0)
+        for wid, w in now.items():
+            # A missing worker's users are cleared by Locust: keep the count it had.
+            users = w.user_count if w.state != STATE_MISSING else self.seen.get(wid, ("", 0))[1]
+            self.seen[wid] = (w.state, users)
+
+    def _row(self, wid, event, users):
+        self._csv.writerow([time.time_ns(), wid, event, users])
+        self._file.flush()
+
+    def close(self, **_):
+        self._greenlet.kill(block=False)
+        if not self._file.closed:
+            self._file.close()
+
+
 @events.init.add_listener
 def _hook(environment, **_):
     environment.wdm_raw = RawLatencies(environment)
+    o = environment.parsed_options
+    if isinstance(environment.runner, MasterRunner) and o is not None and getattr(o, "wdm_workers_file", ""):
+        environment.wdm_workers = WorkerWatch(environment, o.wdm_workers_file)
     o = environment.parsed_options
     if o is not None and getattr(o, "csv_prefix", None) and not isinstance(environment.runner, WorkerRunner):
         # Locust rewrites its CSVs once a second but not at exit, so they would miss the last

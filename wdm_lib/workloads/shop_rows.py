@@ -1,0 +1,27 @@
+"""What a reply means, and the columns of a raw request row: the one definition both sides read.
+
+Standalone on purpose (no imports beyond the standard library, none at all in fact): the locustfile
+imports it from its own folder (Locust puts that folder on sys.path), so a Kubernetes pod on the
+stock Locust image needs only these two files (deploy/k8s ships both in one ConfigMap), while the
+rest of wdm_lib imports it as `wdm_lib.workloads.shop_rows` without importing Locust and its gevent
+patches.
+"""
+
+# API.md's verdict of one reply: 2xx happened, 4xx did not, anything else (5xx, a timeout, a reset)
+# may or may not have happened.
+OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
+OUTCOMES = (OK, FAIL, UNKNOWN)
+
+# One row per request in requests-*.csv. intended_ns is when the schedule wanted the request sent
+# (the actual send, start_ns, in a closed loop; the pacing schedule's tick in an open loop), so the
+# response time from the intended start can be corrected for coordinated omission.
+RAW_COLUMNS = ("start_ns", "intended_ns", "name", "method", "status", "latency_us", "outcome")
+
+
+def outcome(status: int) -> str:
+    """The outcome of a reply with this HTTP status (0: no reply at all)."""
+    if 200 <= status < 300:
+        return OK
+    if 400 <= status < 500:
+        return FAIL
+    return UNKNOWN

@@ -1,0 +1,176 @@
+"""Locust's side of a run: its command line (the scenario as the locustfile's custom arguments),
+and its process, in a process group of its own with its output kept in locust.log.
+
+Locust runs as a subprocess (`python -m locust -f locustfile.py`): it monkey-patches the standard
+library with gevent on import, which must never reach the rest of wdm_lib.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+from wdm_lib.config import Target
+from wdm_lib.errors import WorkbenchError
+from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
+
+LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfile.py"
+LOCUST_PREFIX = "locust"  # -> locust_stats.csv, locust_stats_history.csv, locust_failures.csv, ...
+LOCUST_HTML = "locust_report.html"
+LOCUST_LOG = "locust.log"
+WORKERS_CSV = "workers.csv"
+EXIT_GRACE_S = 60.0      # beyond the planned run time, before a hung Locust is stopped
+INTERRUPT_GRACE_S = 30.0  # for Locust to write its files after Ctrl-C
+# At the end, a request in flight may finish (and be counted) for this long before it is cut off.
+STOP_TIMEOUT_S = 10.0
+
+
+def locust_options(sc: StressScenario, target: Target) -> list[str]:
+    """The scenario as the locustfile's custom arguments (forwarded by a master to its workers)."""
+    lo, hi = sc.wait_range
+    opts = ["--wdm-stock-url", target.stock_url, "--wdm-payment-url", target.payment_url,
+            "--wdm-n-items", str(sc.n_items), "--wdm-n-users", str(sc.n_users),
+            "--wdm-n-orders", str(sc.n_orders), "--wdm-funds-amount", str(sc.funds_amount),
+            "--wdm-wait-min", f"{lo:g}", "--wdm-wait-max", f"{hi:g}", "--wdm-step-time", f"{sc.step_time:g}"]
+    if sc.pacing_s is not None:
+        opts += ["--wdm-pacing", repr(sc.pacing_s)]
+    for name, w in sc.weights().items():
+        opts += [f"--wdm-{name.replace('_', '-')}-weight", str(w)]
+    return opts
+
+
+def locust_command(sc: StressScenario, target: Target, folder: Path, *, ui: bool = False,
+                   web_port: int = 8089, dist: Distributed | None = None) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of the Locust process that makes the run."""
+    dist = dist or Distributed()
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", target.order_url,
+           "-u", str(sc.users), "-r", f"{sc.spawn_rate:g}",
+           "--csv", str(folder / LOCUST_PREFIX), "--csv-full-history", "--html", str(folder / LOCUST_HTML),
+           "--exit-code-on-error", "1", "--stop-timeout", f"{STOP_TIMEOUT_S:g}"]
+    if ui:
+        cmd += ["--web-host", "127.0.0.1", "--web-port", str(web_port)]
+    else:
+        cmd += ["--headless", "--only-summary"]
+        if not sc.steps:
+            cmd += ["-t", f"{math.ceil(sc.run_time)}s"]
+    if dist.master:
+        cmd += ["--master", "--expect-workers", str(dist.expect_workers),
+                "--expect-workers-max-wait", str(math.ceil(dist.workers_wait_s)),
+                "--master-bind-host", dist.bind_host, "--master-bind-port", str(dist.bind_port)]
+    elif sc.processes != 1:
+        cmd += ["--processes", str(sc.processes)]
+    cmd += locust_options(sc, target)
+    if sc.raw_latencies:
+        cmd += ["--wdm-raw-dir", str(folder)]
+    if dist.master or sc.processes != 1:
+        cmd += ["--wdm-workers-file", str(folder / WORKERS_CSV)]
+    env = dict(os.environ)
+    env.pop("WDM_STEPS", None)
+    if sc.steps:
+        env["WDM_STEPS"] = ",".join(map(str, sc.steps))
+    return cmd, env
+
+
+def worker_command(master_host: str, master_port: int = 5557, processes: int = 1) -> list[str]:
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--worker",
+           "--master-host", master_host, "--master-port", str(master_port)]
+    if processes != 1:
+        cmd += ["--processes", str(processes)]
+    return cmd
+
+
+class LocustProcess:
+    """Locust in its own process group, its output copied into locust.log (the terminal shows the
+    live progress line instead). Ctrl-C reaches it once, through us, so it always gets to write its
+    CSVs and report."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path):
+        self.log_path = log_path
+        self._log = open(log_path, "w", encoding="utf-8", errors="replace")
+        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        self._copier = threading.Thread(target=self._copy, daemon=True)
+        self._copier.start()
+
+    def _copy(self) -> None:
+        for raw in self.proc.stdout:
+            self._log.write(raw.decode("utf-8", "replace"))
+            self._log.flush()
+
+    def wait(self, bound_s: float | None, every_s: float = 2.0, tick: Callable[[], None] = lambda: None) -> int:
+        """Locust's exit code, calling `tick` every `every_s` meanwhile; a Locust still running
+        after bound_s is stopped (SIGINT, then kill)."""
+        deadline = None if bound_s is None else time.monotonic() + bound_s
+        while True:
+            step = every_s if deadline is None else max(0.0, min(every_s, deadline - time.monotonic()))
+            try:
+                return self.proc.wait(step)
+            except subprocess.TimeoutExpired:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                tick()
+        self.interrupt()
+        raise WorkbenchError(f"Locust (pid {self.proc.pid}) was still running {bound_s:g} s after it "
+                             f"started, past its planned run time; it was stopped (see {self.log_path}).")
+
+    def interrupt(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(INTERRUPT_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.close()
+
+    def close(self) -> int:
+        code = self.proc.wait()
+        self._copier.join(5)
+        self._log.close()
+        return code
+
+    def log_tail(self, lines: int = 40) -> list[str]:
+        try:
+            return self.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:]
+        except OSError:
+            return []
+
+
+def locust_failure(code: int, log_tail: list[str], dist: Distributed | None) -> str | None:
+    """One sentence when Locust could not make the run, None when it did (exit 0, or 1: some
+    requests failed)."""
+    if dist is not None and dist.master and any("Gave up waiting for workers" in line for line in log_tail):
+        return (f"not all --expect-workers {dist.expect_workers} workers connected within "
+                f"--workers-wait {dist.workers_wait_s:g} s; expected them to be started with "
+                f"`wdm stress worker --master-host <this machine> --master-port {dist.bind_port}`.")
+    if code in (0, 1):
+        return None
+    errors = [line.strip() for line in log_tail if "rror" in line]
+    detail = errors[-1] if errors else (log_tail[-1].strip() if log_tail else "no output")
+    return f"Locust exited with code {code} without finishing the run: {detail[:300]}"
+
+
+def run_worker(master_host: str, master_port: int = 5557, processes: int = 1) -> int:
+    """`wdm stress worker`: a Locust worker of a master elsewhere; the master sends the scenario."""
+    if processes < 1 and processes != -1:
+        raise WorkbenchError(f"--processes is {processes}; expected at least 1 (or -1 for one per CPU core).")
+    if not 0 < master_port < 65536:
+        raise WorkbenchError(f"--master-port is {master_port}; expected a TCP port 1..65535.")
+    proc = subprocess.Popen(worker_command(master_host, master_port, processes), stdin=subprocess.DEVNULL,
+                            start_new_session=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(INTERRUPT_GRACE_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        raise

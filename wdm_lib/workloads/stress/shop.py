@@ -1,0 +1,72 @@
+"""The shop's side of a stress run, over the workbench's HTTP client: the batch init before the
+load, a reachability check, and --verify's read-back of every balance after it (judged by the pure
+stress checkers in wdm_lib.checkers)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from wdm_lib.checkers import check_money, stress_books
+from wdm_lib.client import ShopClient, require_ok
+from wdm_lib.config import Target
+from wdm_lib.progress import bar
+from wdm_lib.workloads.consistency import read_state
+from wdm_lib.workloads.stress.scenario import StressScenario
+
+VERIFY_CHUNK = 5000       # ids per chunk: bounds the coroutines alive at once, not the concurrency
+VERIFY_CONNECTIONS = 256  # reads in flight: a read-back of 200,000 balances is worth a burst
+
+
+async def batch_init(sc: StressScenario, target: Target) -> dict:
+    """The three batch-init calls, in order, each timed. Returns the timings in seconds."""
+    async with ShopClient(target, timeout_s=sc.timeout_s, connections=1) as client:
+        items = require_ok(await client.batch_init_items(sc.n_items, sc.item_stock, sc.item_price),
+                           "batch-initialising items")
+        users = require_ok(await client.batch_init_users(sc.n_users, sc.user_credit),
+                           "batch-initialising users")
+        orders = require_ok(await client.batch_init_orders(sc.n_orders, sc.n_items, sc.n_users, sc.item_price),
+                            "batch-initialising orders")
+    timings = {"stock_s": items.latency_s, "payment_s": users.latency_s, "orders_s": orders.latency_s}
+    timings = {k: round(v, 4) for k, v in timings.items()}
+    timings["total_s"] = round(sum(timings.values()), 4)
+    return timings
+
+
+async def check_reachable(target: Target, timeout_s: float = 10.0) -> None:
+    """One read per distinct service URL: an unreachable target ends here, in one sentence, instead
+    of as a Locust run where every request failed."""
+    async with ShopClient(target, timeout_s=timeout_s, connections=3) as client:
+        calls = {target.order_url: client.find_order, target.stock_url: client.find_item,
+                 target.payment_url: client.find_user}
+        for reply in await asyncio.gather(*(find("0") for find in calls.values())):
+            if reply.error.startswith("cannot connect") or reply.status is None:
+                require_ok(reply, "checking that the target answers")
+
+
+async def read_balances(sc: StressScenario, target: Target, progress: bool | None = None) -> dict:
+    """Every item's stock and user's credit of the batch init, a chunk of ids at a time, under one
+    progress bar: {"items": {id: {...} or None}, "users": {...}}."""
+    items: dict = {}
+    users: dict = {}
+    async with ShopClient(target, timeout_s=sc.timeout_s, connections=VERIFY_CONNECTIONS) as client:
+        with bar(sc.n_items + sc.n_users, "verifying", progress) as pb:
+            for start in range(0, max(sc.n_items, sc.n_users), VERIFY_CHUNK):
+                item_ids = [str(i) for i in range(start, min(start + VERIFY_CHUNK, sc.n_items))]
+                user_ids = [str(u) for u in range(start, min(start + VERIFY_CHUNK, sc.n_users))]
+                state = await read_state(client, item_ids, user_ids, [], "verifying", False)
+                items.update(state["items"])
+                users.update(state["users"])
+                pb.update(len(item_ids) + len(user_ids))
+    return {"items": items, "users": users}
+
+
+def verify(sc: StressScenario, target: Target, recorded: dict, progress: bool | None = None) -> dict:
+    """summary.json's `verify`: the stress checkers' verdict on the balances read back, the
+    figures they compared, and how long the read-back took."""
+    started = time.monotonic()
+    state = asyncio.run(read_balances(sc, target, progress))
+    read_s = time.monotonic() - started
+    result = check_money(sc, recorded, state)
+    return {"valid": result.valid, "anomalies": [a.__dict__ for a in result.anomalies], "notes": result.notes,
+            **stress_books(sc, recorded, state), "reads": sc.n_items + sc.n_users, "read_s": round(read_s, 3)}
