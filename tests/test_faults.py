@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from wdm_lib.errors import ConfigError, WorkbenchError
-from wdm_lib.faults.measures import Request, measure_fault
+from wdm_lib.faults.measures import Requests, measure_fault
 from wdm_lib.faults.schedule import parse_schedule
 from wdm_lib.history import FAULT, Op, read_ops
 from wdm_lib.runner import run_consistency
@@ -89,13 +89,10 @@ def step(name, kind, at_s, took_s=0.0, status=0):
 
 def requests_every(ms, until_s, answer):
     """A request due every `ms` ms, answered 1 ms later by answer(t) -> status (None: no reply)."""
-    out = []
-    for i in range(int(until_s * 1000 / ms)):
-        t = i * ms * 1_000_000
-        status = answer(t / S)
-        outcome = "ok" if status and status < 300 else "fail" if status and status < 500 else "unknown"
-        out.append(Request(t, t, t + 1_000_000, status, outcome))
-    return out
+    due = [i * ms * 1_000_000 for i in range(int(until_s * 1000 / ms))]
+    statuses = [answer(t / S) for t in due]
+    outcomes = ["ok" if s and s < 300 else "fail" if s and s < 500 else "unknown" for s in statuses]
+    return Requests.of(due, due, [t + 1_000_000 for t in due], statuses, outcomes)
 
 
 def test_downtime_runs_from_the_first_failure_to_the_next_served_reply():

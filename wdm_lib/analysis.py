@@ -224,6 +224,17 @@ def faults_table(summary: dict):
     return pd.DataFrame(rows)
 
 
+def answered(requests):
+    """A stress run's raw rows (load_requests) in the shape per_second reads: when each was sent and
+    answered, its status (no reply, written 0, as missing) and its latency."""
+    import pandas as pd
+
+    status = requests["status"].astype("float64")
+    return pd.DataFrame({"invoke_ns": requests["start_ns"],
+                         "complete_ns": requests["start_ns"] + (requests["latency_ms"] * 1e6).round().astype("int64"),
+                         "status": status.where(status > 0), "latency_ms": requests["latency_ms"]})
+
+
 def per_second(frame, t0_ns: int | None = None, bin_s: float = 1.0):
     """Requests per time bin by when they were answered: served (2xx or 4xx) and not served per
     second, and the p50 and p99 latency (ms, nearest rank) of those answered in the bin. `frame`

@@ -122,6 +122,11 @@ def _examples(ids: Iterable) -> list[str]:
     return [str(i) for i in list(ids)[:MAX_EXAMPLES]]
 
 
+def _missing_anomaly(name: str, what: str, ids: list[str]) -> list[Anomaly]:
+    """Records that are not there, where nothing is known of what they held."""
+    return [Anomaly(name, len(ids), len(ids), _examples(ids), what)] if ids else []
+
+
 def _balance_anomaly(name: str, what: str, rows: list[dict]) -> list[Anomaly]:
     if not rows:
         return []

@@ -289,6 +289,8 @@ def _add_stress(sub: argparse._SubParsersAction) -> None:
     _add_junit(v, "one test case per gate")
     p.add_argument("--init", action="store_true",
                    help="batch-initialise the target first (always done for the embedded shop)")
+    p.add_argument("--faults", default=None, metavar="FILE",
+                   help="a fault schedule (YAML) to run during the load, timed from Locust's start (see faults/)")
     p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s, metavar="SECONDS",
                    help=f"per batch-init call and --verify read (default {d.timeout_s:g})")
     p.add_argument("--report", action="store_true", help="render the HTML report at the end")
@@ -338,7 +340,7 @@ def _stress_run(args: argparse.Namespace) -> int:
                        bind_port=args.master_bind_port, workers_wait_s=args.workers_wait)
     run, summary = run_stress(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir,
                               init=args.init, check=args.verify, ui=args.ui, web_port=args.web_port, dist=dist,
-                              say=lambda s: print(s, file=sys.stderr))
+                              say=lambda s: print(s, file=sys.stderr), faults=args.faults)
     print(render_table(summary))
     print(f"run folder: {run.path}")
     if args.junit:
