@@ -221,3 +221,36 @@ def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path
     last = max(op.complete_ns for op in ops if op.kind == "checkout")
     assert (last - killed) / 1e9 < 3
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
+
+
+# --- stress runs ---------------------------------------------------------------------------------------
+
+STRESS = ["--n-items", "200", "--n-users", "200", "--n-orders", "200", "--rate", "100", "-t", "6s"]
+
+
+def test_a_stress_run_with_the_shop_killed_measures_the_downtime_from_its_raw_rows(tmp_path):
+    faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 2s\n    action: kill shop\n"
+                                "    recover_after: 1s\n")
+    r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))
+    assert r.returncode == 0, r.stderr
+    assert "shop killed" in r.stdout
+    [run_dir] = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    [fault] = summary["faults"]
+    assert fault["what"] == "kill shop" and fault["recover"] == "start shop"
+    assert fault["downtime_s"] is not None and fault["downtime_s"] > 0.5
+    assert fault["requests"]["unknown"] > 20  # requests due while it was down got no reply
+    assert fault["acknowledged_writes_lost"] is None  # a stress run's books do not say
+    steps = [op for op in read_ops(run_dir / "history.csv") if op.kind == FAULT]
+    assert [op.fault["step"] for op in steps] == ["inject", "recover"]
+    assert json.loads((run_dir / "manifest.json").read_text())["faults"]["schedule"][0]["name"] == "shop killed"
+
+
+def test_a_stress_run_whose_fault_command_fails_ends_with_exit_2_and_keeps_what_was_measured(tmp_path):
+    faults = schedule(tmp_path, "faults:\n  - name: breaks\n    at: 2s\n    run: exit 4\n")
+    r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))
+    assert r.returncode == 2, r.stderr
+    assert "fault 'breaks': inject step `exit 4` exited with status 4" in r.stderr and "Traceback" not in r.stderr
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
+    assert list(run_dir.glob("requests-*.csv")) and (run_dir / "history.csv").is_file()
