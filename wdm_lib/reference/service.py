@@ -1,0 +1,134 @@
+"""One process of the three-service reference shop: the gateway, or the order, stock or payment
+service, each with its own SQLite file. ReferenceServices (services.py) starts them as
+
+    python -m wdm_lib.reference.service ROLE --port P [--data DIR] [--order URL] [--stock URL]
+        [--payment URL] [--anomaly NAME]
+
+The stock and payment services serve their part of the public API (ShopHandlers) and the saga's
+idempotent steps under `/<prefix>/internal/`, which the gateway does not route.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+
+from aiohttp import web
+
+from wdm_lib.errors import WorkbenchError
+from wdm_lib.reference.anomalies import check_anomaly
+from wdm_lib.reference.gateway import build_gateway
+from wdm_lib.reference.saga import OrderService, Peers
+from wdm_lib.reference.server import ROUTES, ShopHandlers, add_routes, listen_until_signalled
+from wdm_lib.reference.store import BadInput, Store
+
+ROLES = ("gateway", "order", "stock", "payment")
+PREFIX = {"order": "/orders/", "stock": "/stock/", "payment": "/payment/"}
+
+
+def db_file(data_dir: str, role: str) -> str:
+    return os.path.join(data_dir, f"{role}.sqlite")
+
+
+async def _json_body(request: web.Request) -> dict:
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        raise BadInput("expected a JSON object")
+    return body
+
+
+class Steps:
+    """The saga's steps as the stock and payment services take them: at most once per key."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    async def take_stock(self, request: web.Request) -> web.Response:
+        counts = (await _json_body(request))["items"]
+        self.store.apply_once(request.match_info["key"], lambda: self.store.take_stock(counts))
+        return web.Response(text="taken")
+
+    async def return_stock(self, request: web.Request) -> web.Response:
+        counts = (await _json_body(request))["items"]
+
+        def give_back() -> None:
+            for item_id, quantity in counts.items():
+                self.store.add_stock(item_id, quantity)
+        self.store.undo_once(request.match_info["key"], give_back)
+        return web.Response(text="returned")
+
+    async def pay(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        self.store.apply_once(request.match_info["key"], lambda: self.store.pay(body["user_id"], body["amount"]))
+        return web.Response(text="paid")
+
+
+STEP_ROUTES = {
+    "stock": [("POST", "/stock/internal/take/{key}", "take_stock"),
+              ("POST", "/stock/internal/return/{key}", "return_stock")],
+    "payment": [("POST", "/payment/internal/pay/{key}", "pay")],
+}
+
+
+def _public_routes(role: str) -> list[tuple[str, str, str]]:
+    return [route for route in ROUTES if route[1].startswith(PREFIX[role])]
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    name = f"wdm {args.role} service" if args.role != "gateway" else "wdm gateway"
+    if args.role == "gateway":
+        app = build_gateway({"orders": args.order, "stock": args.stock, "payment": args.payment})
+        await listen_until_signalled(app, args.host, args.port, name)
+        return
+    store = Store(db_file(args.data, args.role))
+    app = web.Application()
+    try:
+        if args.role == "order":
+            peers = Peers(args.stock, args.payment)
+            orders = OrderService(store, peers, args.anomaly)
+            add_routes(app, orders, _public_routes("order"))
+            orders.recover_all()
+            try:
+                await listen_until_signalled(app, args.host, args.port, name)
+            finally:
+                await orders.close()
+                await peers.close()
+        else:
+            add_routes(app, ShopHandlers(store, None), _public_routes(args.role))
+            add_routes(app, Steps(store), STEP_ROUTES[args.role])
+            await listen_until_signalled(app, args.host, args.port, name)
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m wdm_lib.reference.service")
+    p.add_argument("role", choices=ROLES)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--data", help="folder of the service's SQLite file")
+    for peer in ("order", "stock", "payment"):
+        p.add_argument(f"--{peer}", metavar="URL", help=f"base URL of the {peer} service")
+    p.add_argument("--anomaly")
+    args = p.parse_args(argv)
+    needs = {"gateway": ("order", "stock", "payment"), "order": ("data", "stock", "payment"),
+             "stock": ("data",), "payment": ("data",)}[args.role]
+    missing = [f"--{n}" for n in needs if getattr(args, n) is None]
+    if missing:
+        p.error(f"the {args.role} needs {', '.join(missing)}")
+    try:
+        check_anomaly(args.anomaly, services=True)
+        asyncio.run(_serve(args))
+    except WorkbenchError as e:
+        print(f"wdm: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
