@@ -30,7 +30,7 @@ class Gateway:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit_per_host=256, keepalive_timeout=60),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5, sock_read=UPSTREAM_TIMEOUT_S),
-            auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"))
+            cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=False, skip_auto_headers=("User-Agent", "Accept-Encoding"))
 
     async def close(self, app: web.Application) -> None:
         await self.session.close()

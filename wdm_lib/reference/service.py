@@ -5,7 +5,7 @@ service, each with its own SQLite file. ReferenceServices (services.py) starts t
         [--payment URL] [--anomaly NAME]
 
 The stock and payment services serve their part of the public API (ShopHandlers) and the saga's
-idempotent steps under `/<prefix>/internal/`, which the gateway does not route.
+idempotent steps at `/<prefix>/internal/steps`, which the gateway does not route.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import sys
+from typing import Callable
 
 from aiohttp import web
 
@@ -22,7 +23,7 @@ from wdm_lib.reference.anomalies import check_anomaly
 from wdm_lib.reference.gateway import build_gateway
 from wdm_lib.reference.saga import OrderService, Peers
 from wdm_lib.reference.server import ROUTES, ShopHandlers, add_routes, listen_until_signalled
-from wdm_lib.reference.store import BadInput, Store
+from wdm_lib.reference.store import BadInput, ShopError, Store
 
 ROLES = ("gateway", "order", "stock", "payment")
 PREFIX = {"order": "/orders/", "stock": "/stock/", "payment": "/payment/"}
@@ -32,47 +33,45 @@ def db_file(data_dir: str, role: str) -> str:
     return os.path.join(data_dir, f"{role}.sqlite")
 
 
-async def _json_body(request: web.Request) -> dict:
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
-    if not isinstance(body, dict):
-        raise BadInput("expected a JSON object")
-    return body
-
-
 class Steps:
-    """The saga's steps as the stock and payment services take them: at most once per key."""
+    """The saga's steps as the stock and payment services take them: at most once per key. A
+    request carries a batch of steps; the reply lists [status, reason] for each, in order."""
 
-    def __init__(self, store: Store):
-        self.store = store
+    def __init__(self, store: Store, ops: dict[str, Callable[[Store, dict], None]]):
+        self.store, self.ops = store, ops
 
-    async def take_stock(self, request: web.Request) -> web.Response:
-        counts = (await _json_body(request))["items"]
-        self.store.apply_once(request.match_info["key"], lambda: self.store.take_stock(counts))
-        return web.Response(text="taken")
+    async def take(self, request: web.Request) -> web.Response:
+        try:
+            steps = await request.json()
+            results = [self._one(step) for step in steps]
+        except (ValueError, TypeError, KeyError, AttributeError) as e:
+            raise BadInput(f"expected a JSON list of saga steps: {e.__class__.__name__} {e}") from None
+        return web.json_response(results)
 
-    async def return_stock(self, request: web.Request) -> web.Response:
-        counts = (await _json_body(request))["items"]
-
-        def give_back() -> None:
-            for item_id, quantity in counts.items():
-                self.store.add_stock(item_id, quantity)
-        self.store.undo_once(request.match_info["key"], give_back)
-        return web.Response(text="returned")
-
-    async def pay(self, request: web.Request) -> web.Response:
-        body = await _json_body(request)
-        self.store.apply_once(request.match_info["key"], lambda: self.store.pay(body["user_id"], body["amount"]))
-        return web.Response(text="paid")
+    def _one(self, step: dict) -> list:
+        try:
+            self.ops[step["op"]](self.store, step)
+        except ShopError as e:
+            return [e.status, str(e)]
+        return [200, ""]
 
 
-STEP_ROUTES = {
-    "stock": [("POST", "/stock/internal/take/{key}", "take_stock"),
-              ("POST", "/stock/internal/return/{key}", "return_stock")],
-    "payment": [("POST", "/payment/internal/pay/{key}", "pay")],
-}
+def _take_stock(store: Store, step: dict) -> None:
+    store.apply_once(step["key"], lambda: store.take_stock(step["items"]))
+
+
+def _return_stock(store: Store, step: dict) -> None:
+    def give_back() -> None:
+        for item_id, quantity in step["items"].items():
+            store.add_stock(item_id, quantity)
+    store.undo_once(step["key"], give_back)
+
+
+def _pay(store: Store, step: dict) -> None:
+    store.apply_once(step["key"], lambda: store.pay(step["user_id"], step["amount"]))
+
+
+STEPS = {"stock": {"take": _take_stock, "return": _return_stock}, "payment": {"pay": _pay}}
 
 
 def _public_routes(role: str) -> list[tuple[str, str, str]]:
@@ -100,7 +99,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 await peers.close()
         else:
             add_routes(app, ShopHandlers(store, None), _public_routes(args.role))
-            add_routes(app, Steps(store), STEP_ROUTES[args.role])
+            add_routes(app, Steps(store, STEPS[args.role]), [("POST", f"{PREFIX[args.role]}internal/steps", "take")])
             await listen_until_signalled(app, args.host, args.port, name)
     finally:
         store.close()
