@@ -105,12 +105,13 @@ class StepBatcher:
     async def _post(self, batch: list[tuple[dict, asyncio.Future]]) -> None:
         try:
             answered, body = await self.peers.call("POST", self.url, [step for step, _ in batch])
-            if not answered:
-                raise Unsure(f"POST {self.url} refused the batch: {body[:200].decode(errors='replace')}")
-            for (_, done), (status, reason) in zip(batch, json.loads(body)):
+            verdicts = json.loads(body) if answered else None
+            if not (isinstance(verdicts, list) and len(verdicts) == len(batch)):
+                raise Unsure(f"POST {self.url} did not answer the batch: {body[:200].decode(errors='replace')}")
+            for (_, done), (status, reason) in zip(batch, verdicts):
                 if not done.done():
                     done.set_result((200 <= status < 300, reason))
-        except Unsure as e:
+        except (Unsure, ValueError) as e:
             for _, done in batch:
                 if not done.done():
                     done.set_exception(Unsure(str(e)))
@@ -197,7 +198,6 @@ class OrderService(ShopHandlers):
             await self.peers.stock_steps.send({"op": "return", "key": c.key, "items": c.counts})
             self.store.end_checkout(c, paid=False)
             raise NotEnough(reason or f"checkout of order {c.order_id} was compensated")
-
 
     async def _pay(self, c: Checkout) -> tuple[bool, str]:
         try:

@@ -40,7 +40,7 @@ class Steps:
     def __init__(self, store: Store, ops: dict[str, Callable[[Store, dict], None]]):
         self.store, self.ops = store, ops
 
-    async def take(self, request: web.Request) -> web.Response:
+    async def apply(self, request: web.Request) -> web.Response:
         try:
             steps = await request.json()
             results = [self._one(step) for step in steps]
@@ -99,7 +99,7 @@ async def _serve(args: argparse.Namespace) -> None:
                 await peers.close()
         else:
             add_routes(app, ShopHandlers(store, None), _public_routes(args.role))
-            add_routes(app, Steps(store, STEPS[args.role]), [("POST", f"{PREFIX[args.role]}internal/steps", "take")])
+            add_routes(app, Steps(store, STEPS[args.role]), [("POST", f"{PREFIX[args.role]}internal/steps", "apply")])
             await listen_until_signalled(app, args.host, args.port, name)
     finally:
         store.close()
