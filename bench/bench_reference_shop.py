@@ -52,6 +52,13 @@ def _ms(text: str) -> float:
     return float(value) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[unit]
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wrk(base: str, method: str, prefix: str, n: int, args: argparse.Namespace) -> dict:
     cmd = ["wrk", "-t", str(args.threads), "-c", str(args.connections), "-d", f"{args.duration}s",
            "--latency", "-s", SCRIPT, base, "--", method, prefix, str(n)]
@@ -59,7 +66,8 @@ def wrk(base: str, method: str, prefix: str, n: int, args: argparse.Namespace) -
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
+    return {"rps": rps, "requests": int(re.search(r"(\d+) requests in", out).group(1)),
+            "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
             "socket_errors": errors.group(1) if errors else "none",
             "p50_ms": _ms(re.search(r"50%\s+(\S+)", out).group(1)),
             "p99_ms": _ms(re.search(r"99%\s+(\S+)", out).group(1))}
@@ -95,11 +103,17 @@ def main() -> int:
             for kind, shop in shops.items():
                 for name, method, prefix in (("checkout", "POST", "/orders/checkout/"),
                                              ("find item", "GET", "/stock/find/")):
+                    pids = {"shop": shop.pid} if kind == "single" else shop.pids
+                    before = {name_: cpu_s(pid) for name_, pid in pids.items()}
                     r = wrk(shop.base_url, method, prefix, args.n, args)
+                    # CPU per request says where the time goes even when the machine is busy.
+                    r["cpu_us"] = {name_: (cpu_s(pid) - before[name_]) / r["requests"] * 1e6
+                                   for name_, pid in pids.items()}
                     results.setdefault((kind, name), []).append(r)
+                    cpu = ", ".join(f"{k} {v:.0f}" for k, v in r["cpu_us"].items())
                     print(f"run {run} {kind:8s} {name:9s}: {r['rps']:8.0f} req/s  p50 {r['p50_ms']:.2f} ms  "
                           f"p99 {r['p99_ms']:.2f} ms  non-2xx {r['non_2xx']}  socket errors: "
-                          f"{r['socket_errors']}", flush=True)
+                          f"{r['socket_errors']}  CPU us/request: {cpu}", flush=True)
 
     print(f"\nmedian of {args.runs} runs of {args.duration} s, wrk -t{args.threads} "
           f"-c{args.connections}, {os.cpu_count()} CPUs shared by the shop and wrk:")
@@ -108,6 +122,9 @@ def main() -> int:
         print(f"  {kind}: checkouts/s {statistics.median(checkouts):.0f} ({min(checkouts):.0f}-{max(checkouts):.0f}), "
               f"item look-ups/s {statistics.median(r['rps'] for r in results[(kind, 'find item')]):.0f}, "
               f"batch init {init_s[kind]:.2f} s")
+        runs = results[(kind, "checkout")]
+        cpu = ", ".join(f"{p} {statistics.median(r['cpu_us'][p] for r in runs):.0f}" for p in runs[0]["cpu_us"])
+        print(f"    CPU per checkout, us (median): {cpu}")
     return 0
 
 
