@@ -91,18 +91,21 @@ def test_services_life_cycle(tmp_path):
     assert os.path.isdir(tmp_path), "a data folder that was given is not removed"
 
 
-def test_services_die_with_the_workbench(tmp_path):
-    """A workbench killed with SIGKILL cannot stop its children: the kernel must."""
+def test_services_die_with_the_workbench():
+    """A workbench killed with SIGKILL cannot stop its services: they notice and go, and take
+    their temporary data folder with them."""
     script = ("import sys, time; from wdm_lib.reference.services import ReferenceServices\n"
-              "s = ReferenceServices()\nprint(*s.pids.values(), flush=True)\ntime.sleep(60)\n")
+              "s = ReferenceServices()\nprint(s.data_dir, *s.pids.values(), flush=True)\ntime.sleep(60)\n")
     parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
-        pids = [int(p) for p in parent.stdout.readline().split()]
-        assert len(pids) == 4 and all(alive(p) for p in pids)
+        data_dir, *pids = parent.stdout.readline().split()
+        pids = [int(p) for p in pids]
+        assert len(pids) == 4 and all(alive(p) for p in pids) and os.path.isdir(data_dir)
     finally:
         parent.kill()
         parent.wait()
-    assert wait_for(lambda: not any(alive(p) for p in pids)), "a service outlived the workbench"
+    assert wait_for(lambda: not any(alive(p) for p in pids), 10), "a service outlived the workbench"
+    assert wait_for(lambda: not os.path.exists(data_dir)), "the temporary data folder was left behind"
 
 
 @pytest.mark.parametrize("argv, says", [

@@ -6,15 +6,13 @@ fault can hit one service while the others keep going.
         shop.base_url, shop.urls(), shop.pids
         shop.kill("payment"); shop.start("payment")      # or pause/resume, terminate, restart
 
-Every service keeps its port across restarts. Children die with the workbench: on Linux the kernel
-sends them SIGKILL when the thread that started them ends, so they are all started from one thread
-that lives as long as this object.
+Every service keeps its port across restarts. Every service watches the workbench (--exit-with,
+as the single-process shop does) and goes when it goes, however it dies and whichever thread
+started the service; a temporary data folder goes with them.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
-import ctypes
 import os
 import shutil
 import signal
@@ -32,7 +30,6 @@ from wdm_lib.reference.anomalies import check_anomaly
 from wdm_lib.reference.process import _contents
 
 SHOP = "shop"
-PR_SET_PDEATHSIG = 1
 
 
 def _free_port(host: str) -> int:
@@ -41,19 +38,14 @@ def _free_port(host: str) -> int:
         return s.getsockname()[1]
 
 
-def _die_with_parent() -> None:
-    """preexec_fn: SIGKILL this child when its parent thread ends (Linux); elsewhere the finalizer
-    of ReferenceServices is what stops the children."""
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _kill_all(procs: dict[str, subprocess.Popen]) -> None:
+def _cleanup(procs: dict[str, subprocess.Popen], data_dir: str | None) -> None:
+    """What a ReferenceServices that was never stopped leaves: its children and its owned folder."""
     for proc in procs.values():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+    if data_dir is not None:
+        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 class _Child:
@@ -62,8 +54,7 @@ class _Child:
     def __init__(self, cmd: list[str], env: dict[str, str]):
         self.stdout = tempfile.TemporaryFile()
         self.stderr = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=self.stderr,
-                                     env=env, preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.stdout, stderr=self.stderr, env=env)
 
     def listening(self, banner: str) -> bool:
         return any(line.startswith(banner) for line in _contents(self.stdout).splitlines())
@@ -95,10 +86,9 @@ class ReferenceServices:
         self.ports["gateway"] = gateway_port or _free_port(host)
         self.base_url = self._url("gateway")
         self._children: dict[str, _Child] = {}
-        # One thread starts every child: PR_SET_PDEATHSIG fires when the *thread* that forked ends.
-        self._spawner = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="wdm-services")
         self._procs: dict[str, subprocess.Popen] = {}
-        self._finalizer = weakref.finalize(self, _kill_all, self._procs)
+        # A test that fails half-way must not leave services or their temporary folder behind.
+        self._finalizer = weakref.finalize(self, _cleanup, self._procs, self.data_dir if self._owned else None)
         env = dict(os.environ)
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(wdm_lib.__file__)))
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
@@ -128,11 +118,11 @@ class ReferenceServices:
     # ---- life cycle
     def _command(self, name: str) -> list[str]:
         cmd = [sys.executable, "-m", "wdm_lib.reference.service", name, "--host", self.host,
-               "--port", str(self.ports[name])]
+               "--port", str(self.ports[name]), "--exit-with", str(os.getpid())]
         if name == "gateway":
             cmd += ["--order", self._url("order"), "--stock", self._url("stock"), "--payment", self._url("payment")]
         else:
-            cmd += ["--data", self.data_dir]
+            cmd += ["--data", self.data_dir] + (["--temporary"] if self._owned else [])
         if name == "order":
             cmd += ["--stock", self._url("stock"), "--payment", self._url("payment")]
             if self.anomaly is not None:
@@ -147,7 +137,7 @@ class ReferenceServices:
                     raise WorkbenchError(f"the {name} service (pid {old.proc.pid}) is still running; "
                                          f"expected it stopped before start")
                 old.close()
-            child = self._spawner.submit(_Child, self._command(name), self._env).result()
+            child = _Child(self._command(name), self._env)
             self._children[name] = child
             self._procs[name] = child.proc
         deadline = time.monotonic() + self.start_timeout
@@ -225,10 +215,7 @@ class ReferenceServices:
             if name in self._children:
                 self.terminate(name)
                 self._children[name].close()
-        self._finalizer.detach()
-        self._spawner.shutdown(wait=False)
-        if self._owned:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
+        self._finalizer()
 
     def __enter__(self) -> "ReferenceServices":
         return self
