@@ -27,9 +27,7 @@ import weakref
 import wdm_lib
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.reference.anomalies import check_anomaly
-from wdm_lib.reference.process import _contents
-
-SHOP = "shop"
+from wdm_lib.reference.process import SHOP, _contents
 
 
 def _free_port(host: str) -> int:
