@@ -142,8 +142,8 @@ def test_serve_services_prints_one_line_and_stops_cleanly(tmp_path):
 
 # Plenty of stock, not quite enough credit: most checkouts take stock and pay, some are refused by
 # the payment service and must give their stock back. 100 in flight keep many sagas half-way.
-SCENARIO = dict(n_items=12, item_stock=60, item_price=1, n_users=150, user_credit=4, n_orders=600,
-                concurrency=100, timeout_s=30, settle_s=15, quiet_s=1.5)
+SCENARIO = dict(n_items=8, item_stock=60, item_price=1, n_users=100, user_credit=4, n_orders=400,
+                concurrency=100, timeout_s=30, settle_s=15, quiet_s=1.0)
 
 
 def _steps_taken(shop: ReferenceServices) -> int:

@@ -92,9 +92,7 @@ class ReferenceServices:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         self._env = env
         try:
-            # The peers first, so the gateway never answers before the services behind it listen.
-            self._start_together(("stock", "payment", "order"))
-            self._start_together(("gateway",))
+            self._start_together(self.SERVICES)
         except BaseException:
             self.stop()
             raise
@@ -198,10 +196,7 @@ class ReferenceServices:
 
     def start(self, service: str) -> None:
         """Start a stopped service again, on the same port and data folder; returns when it listens."""
-        names = self._targets(service)
-        self._start_together(tuple(n for n in ("stock", "payment", "order") if n in names))
-        if "gateway" in names:
-            self._start_together(("gateway",))
+        self._start_together(tuple(self._targets(service)))
 
     def restart(self, service: str) -> None:
         self.terminate(service)
