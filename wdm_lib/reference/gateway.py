@@ -16,6 +16,9 @@ from aiohttp import web
 from wdm_lib.reference.openapi import SPEC
 
 PREFIXES = ("orders", "stock", "payment")
+# Hop-by-hop, or written by the gateway's own server: every other header of a reply is passed on
+# (a 405's Allow among them).
+NOT_PASSED_ON = frozenset(("content-length", "transfer-encoding", "connection", "keep-alive", "date", "server"))
 # nginx's proxy_read_timeout: the client's own timeout decides earlier.
 UPSTREAM_TIMEOUT_S = 60.0
 
@@ -44,14 +47,16 @@ class Gateway:
         try:
             async with self.session.request(request.method, upstream + request.raw_path, data=body) as r:
                 payload = await r.read()
-                return web.Response(status=r.status, body=payload,
-                                    headers={"Content-Type": r.headers.get("Content-Type", "text/plain")})
+                headers = [(k, v) for k, v in r.headers.items() if k.lower() not in NOT_PASSED_ON]
+                return web.Response(status=r.status, body=payload, headers=headers)
         except asyncio.TimeoutError:
             return web.Response(status=504, text=f"the {prefix} service at {upstream} did not answer in time")
         except aiohttp.ClientError as e:
             return web.Response(status=502, text=f"the {prefix} service at {upstream} failed: {e}")
 
     async def openapi(self, request: web.Request) -> web.Response:
+        if request.method != "GET":
+            raise web.HTTPMethodNotAllowed(request.method, ["GET"])
         return web.json_response(SPEC)
 
 
@@ -60,6 +65,6 @@ def build_gateway(upstreams: dict[str, str]) -> web.Application:
     app = web.Application()
     app.on_startup.append(gateway.start)
     app.on_cleanup.append(gateway.close)
-    app.router.add_get("/openapi.json", gateway.openapi)
+    app.router.add_route("*", "/openapi.json", gateway.openapi)
     app.router.add_route("*", "/{path:.*}", gateway.forward)
     return app

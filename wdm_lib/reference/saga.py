@@ -30,7 +30,7 @@ STEP_TIMEOUT_S = 2.0
 RETRY_DELAYS_S = (0.02, 0.05, 0.1, 0.2, 0.25)
 # Batches of steps on their way to one service at a time; more steps wait for the next batch.
 BATCHES_IN_FLIGHT = 4
-MAX_BATCH = 256
+MAX_STEPS_PER_BATCH = 256
 
 
 class Unsure(Exception):
@@ -98,7 +98,7 @@ class StepBatcher:
     def _flush(self) -> None:
         self.flush_soon = False
         if self.waiting:
-            batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
+            batch, self.waiting = self.waiting[:MAX_STEPS_PER_BATCH], self.waiting[MAX_STEPS_PER_BATCH:]
             self.in_flight += 1
             asyncio.get_running_loop().create_task(self._post(batch))
 
