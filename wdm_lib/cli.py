@@ -13,15 +13,19 @@ EXIT_OK, EXIT_INCONSISTENT, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    from wdm_lib.reference.anomalies import ANOMALIES
+    from wdm_lib.reference.anomalies import ANOMALIES, SERVICES_ANOMALIES
 
     p = sub.add_parser("serve", help="run the embedded reference shop")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="folder for the SQLite store (default: a temporary folder, removed on exit)")
-    p.add_argument("--anomaly", choices=sorted(ANOMALIES), default=None,
-                   help="turn on one named bug (default: none, the shop is consistent)")
+    p.add_argument("--services", action="store_true",
+                   help="three services (order, stock, payment), each its own process and SQLite file, "
+                        "behind a gateway on --port, with checkout as a durable saga")
+    p.add_argument("--anomaly", default=None, metavar="NAME",
+                   help=f"turn on one named bug (default: none, the shop is consistent): "
+                        f"{', '.join(sorted(ANOMALIES))}; with --services: {', '.join(sorted(SERVICES_ANOMALIES))}")
     p.add_argument("--exit-with", type=int, default=None, metavar="PID",
                    help="stop when process PID is gone (the workbench passes its own, so no shop outlives it)")
     p.add_argument("--temporary", action="store_true",
@@ -31,10 +35,21 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from wdm_lib.reference.server import serve
+    from wdm_lib.reference.anomalies import check_anomaly
 
-    serve(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly, exit_with=args.exit_with,
-          temporary=args.temporary)
+    check_anomaly(args.anomaly, services=args.services)
+    if args.services:
+        from wdm_lib.reference.services import serve_services
+
+        if args.exit_with is not None or args.temporary:
+            raise WorkbenchError("--exit-with and --temporary are for the single-process shop the workbench "
+                                 "starts; expected them without --services.")
+        serve_services(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly)
+    else:
+        from wdm_lib.reference.server import serve
+
+        serve(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly, exit_with=args.exit_with,
+              temporary=args.temporary)
     return EXIT_OK
 
 
