@@ -200,10 +200,12 @@ def test_the_shipped_example_schedules_are_valid():
     from wdm_lib.faults.schedule import load_schedule
 
     examples = sorted((PROJECT_ROOT / "faults").glob("*.yaml"))
-    assert {p.name for p in examples} >= {"embedded-shop.yaml", "docker-compose.yaml", "kubernetes.yaml"}
+    assert {p.name for p in examples} >= {"embedded-shop.yaml", "embedded-services.yaml", "docker-compose.yaml",
+                                          "kubernetes.yaml"}
     for path in examples:
-        embedded = "embedded" in path.name
-        assert load_schedule(path, ("shop",) if embedded else None, 10.0)
+        actions = {"embedded-shop.yaml": ("shop",), "embedded-services.yaml": ("shop", "gateway", "order", "stock",
+                                                                              "payment")}.get(path.name)
+        assert load_schedule(path, actions, 10.0)
 
 
 def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path):
@@ -254,3 +256,50 @@ def test_a_stress_run_whose_fault_command_fails_ends_with_exit_2_and_keeps_what_
     [run_dir] = (tmp_path / "runs").iterdir()
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
     assert list(run_dir.glob("requests-*.csv")) and (run_dir / "history.csv").is_file()
+
+
+# --- the three-service shop under a schedule -------------------------------------------------------------
+
+# The order service dies while checkouts wait on a paused payment service: their stock is taken and
+# their payment not yet, which is where a shop that does not resume its sagas loses stock.
+ORDER_DIES_MID_SAGA = """faults:
+  - name: payment stalls
+    at: 1s
+    action: pause payment
+    recover_after: 2s
+  - name: order dies
+    at: 1.5s
+    action: kill order
+    recover_after: 1s
+"""
+# The payment service stops answering for longer than the order service waits for a step, so the
+# order service retries payments whose first try the payment service will still apply.
+PAYMENT_STALLS_PAST_THE_STEP_TIMEOUT = """faults:
+  - name: payment stalls
+    at: 1s
+    action: pause payment
+    recover_after: 3s
+"""
+SERVICES_SCENARIO = dict(n_items=8, item_stock=60, n_users=100, user_credit=4, n_orders=400, rate=100,
+                         timeout_s=30, quiet_s=1.5, seed=9)
+
+
+@pytest.mark.parametrize("anomaly, schedule_text, caught", [
+    (None, ORDER_DIES_MID_SAGA, set()),
+    ("no-recovery", ORDER_DIES_MID_SAGA, {"stock-mismatch"}),
+    (None, PAYMENT_STALLS_PAST_THE_STEP_TIMEOUT, set()),
+    ("retry-double-charge", PAYMENT_STALLS_PAST_THE_STEP_TIMEOUT, {"credit-mismatch", "conservation"}),
+], ids=["saga-survives-order-death", "no-recovery", "saga-survives-payment-stall", "retry-double-charge"])
+def test_a_schedule_naming_a_service_runs_the_three_service_shop_and_catches_its_bugs(
+        tmp_path, anomaly, schedule_text, caught):
+    faults = schedule(tmp_path, schedule_text)
+    run, summary = run_consistency(ConsistencyScenario(**SERVICES_SCENARIO), anomaly=anomaly,
+                                   runs_dir=tmp_path / "runs", faults=faults)
+    assert [f["name"] for f in summary["faults"]] == [f["name"] for f in run.manifest["faults"]["schedule"]]
+    assert all(f["inject_status"] == 0 and f["recover_status"] == 0 for f in summary["faults"])
+    names = {a["name"] for a in summary["anomalies"]}
+    if caught:
+        assert summary["verdict"] == "inconsistent" and caught <= names, summary["anomalies"]
+    else:
+        assert summary["valid"], summary["anomalies"]
+        assert summary["outcomes"]["unknown"] > 0  # the faults hit checkouts in flight

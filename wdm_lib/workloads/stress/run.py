@@ -71,7 +71,7 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
     batch-initialised) for the run. Returns the run and its summary; `summary["passed"]` is the
     verdict (gates, books, nothing lost). `faults`: a fault schedule (YAML) run during the load,
     its times counted from Locust's start; its steps are the rows of the run's history.csv."""
-    from wdm_lib.target import describe, open_target
+    from wdm_lib.target import actions_on, describe, open_target, schedule_names_a_service
 
     if check and not sc.raw_latencies:
         raise WorkbenchError("--verify compares the shop's books with the requests recorded; expected a run "
@@ -81,10 +81,9 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
     if faults is not None and ui:
         raise WorkbenchError("--faults runs on a schedule from the load's start, which the web UI leaves to "
                              "its user; expected either --faults or --ui, not both.")
-    with open_target(urls, anomaly) as target:
+    with open_target(urls, anomaly, services=schedule_names_a_service(faults, urls)) as target:
         init = init or urls is None
-        schedule = None if faults is None else load_schedule(
-            faults, target.shop.SERVICES if target.shop is not None else None, sc.planned_s)
+        schedule = None if faults is None else load_schedule(faults, actions_on(target), sc.planned_s)
         run = runs.Run.create(runs_dir, "stress", sc.to_dict(), describe(target, anomaly))
         history = nemesis = None
         if schedule is not None:
