@@ -220,7 +220,8 @@ def faults_table(summary: dict):
                      "recovered (s)": f["recovered_s"], "ok / fail / unknown": f"{r['ok']} / {r['fail']} / {r['unknown']}",
                      "downtime (s)": f["downtime_s"], "served again after (s)": f["first_served_after_recover_s"],
                      "rate back after (s)": f["rate_back_after_recover_s"], "slowest reply (ms)": f["slowest_reply_ms"],
-                     "acknowledged writes lost": ", ".join(f["acknowledged_writes_lost"]) or "none"})
+                     "acknowledged writes lost": "not judged" if f["acknowledged_writes_lost"] is None
+                     else ", ".join(f["acknowledged_writes_lost"]) or "none"})
     return pd.DataFrame(rows)
 
 
