@@ -154,7 +154,7 @@ def load_schedule(path: str | Path, services: tuple[str, ...] | None = None,
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; expected a YAML fault schedule (see faults/examples/).") from None
+        raise ConfigError(f"{path}: no such file; expected a YAML fault schedule (examples in the faults/ folder).") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot be read ({e.__class__.__name__}: {e}).") from None
     return parse_schedule(text, str(path), services, load_s)
