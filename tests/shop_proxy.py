@@ -1,17 +1,21 @@
 """A misbehaving front for the reference shop, for the workbench's own tests: the shop systems
-the workbench is judged on are slow, answer 5xx, lag their reads or break the API, and the
-reference shop is none of those. Runs an aiohttp reverse proxy on a thread of its own."""
+the workbench is judged on are slow, answer 5xx, lag their reads, break the API, send endless
+replies or hand out ids full of URL syntax, and the reference shop is none of those. Runs an
+aiohttp reverse proxy on a thread of its own."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 import aiohttp
 from aiohttp import web
+from yarl import URL
 
 
 def free_port() -> int:
@@ -28,6 +32,46 @@ class Misbehaviour:
     read_lag_s: float = 0.0         # a GET answers what it answered up to this long ago (stale reads)
     garbage_path: str = ""          # a 2xx reply of "<html>oops</html>" to paths starting with this
     error_path: str = ""            # a 500 to paths starting with this (a system that crashes there)
+    # Every Nth checkout that happened answers 503 (or drops the connection) after it committed.
+    ack_503_every: int = 0
+    ack_reset_every: int = 0
+    # Every Nth checkout that answered 2xx is undone this long after the reply: its stock and credit
+    # are given back, the order stays paid (a saga compensating after it replied, wrongly).
+    late_undo_every: int = 0
+    late_undo_s: float = 0.0
+    # Checkouts wait in a queue this long before the shop works them off, whether or not the client
+    # is still waiting (a queue that keeps working after the client gave up).
+    queue_s: float = 0.0
+    # With queue_s: the queue's worker takes the stock but never charges or marks the order paid.
+    queue_forgets_payment: bool = False
+    # Every this many seconds after the first checkout, one more unit of stock appears on the first
+    # item checked out: a system that never goes quiet.
+    drift_every_s: float = 0.0
+    endless_body_path: str = ""     # a reply of endless_body_status to paths starting with this, whose
+    endless_body_status: int = 200  # body never ends and comes as fast as it is read
+    trickle_body_path: str = ""     # a 200 whose body comes a byte every 0.1 s and never ends
+    hostile_ids: bool = False       # every id shows as hostile_id(shop's id); see there
+
+
+# A shop's id as a hostile target shows it: every character that can end a URL segment, path or
+# URL, an escape that must not be decoded, dot segments, spaces and non-ASCII.
+HOSTILE_PREFIX, HOSTILE_SUFFIX = "../", " #?%41%2F ü/.."
+# Where the ids sit in each path of API.md: (first two segments) -> positions of the id segments.
+ID_SEGMENTS = {("stock", "find"): (2,), ("stock", "add"): (2,), ("stock", "subtract"): (2,),
+               ("payment", "find_user"): (2,), ("payment", "add_funds"): (2,), ("payment", "pay"): (2,),
+               ("orders", "create"): (2,), ("orders", "find"): (2,), ("orders", "checkout"): (2,),
+               ("orders", "addItem"): (2, 3)}
+ID_FIELDS = ("item_id", "user_id", "order_id")
+
+
+def hostile_id(shop_id: str) -> str:
+    return f"{HOSTILE_PREFIX}{shop_id}{HOSTILE_SUFFIX}"
+
+
+def shop_id(hostile: str) -> str | None:
+    if hostile.startswith(HOSTILE_PREFIX) and hostile.endswith(HOSTILE_SUFFIX):
+        return hostile[len(HOSTILE_PREFIX):-len(HOSTILE_SUFFIX)]
+    return None
 
 
 class ShopProxy:
@@ -36,6 +80,9 @@ class ShopProxy:
         self.m = misbehaviour
         self._cache: dict[str, tuple[float, int, bytes]] = {}
         self._checkouts = 0
+        self._successes = 0
+        self._background: set[asyncio.Task] = set()  # late work that outlives the request
+        self.endless_bytes_sent = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
@@ -62,11 +109,112 @@ class ShopProxy:
         self.base_url = f"http://127.0.0.1:{self.port}"
 
     async def _forward(self, request: web.Request) -> tuple[int, bytes]:
-        async with self._session.request(request.method, self.upstream + request.path_qs) as r:
+        raw = request.raw_path
+        if self.m.hostile_ids:
+            raw = self._to_shop(raw)
+            if raw is None:
+                return 404, b"no such id (ids must come percent-encoded, one path segment each)"
+        status, body = await self._upstream(request.method, raw)
+        if self.m.hostile_ids and status == 200 and body[:1] == b"{":
+            body = json.dumps(self._to_hostile(json.loads(body))).encode()
+        return status, body
+
+    async def _upstream(self, method: str, path: str) -> tuple[int, bytes]:
+        # encoded=True: the path goes on exactly as it came.
+        async with self._session.request(method, URL(self.upstream + path, encoded=True)) as r:
             return r.status, await r.read()
 
-    async def _handle(self, request: web.Request) -> web.Response:
+    def _later(self, delay_s: float, work) -> asyncio.Task:
+        """Run work() after delay_s on the proxy's loop, whatever becomes of the request."""
+        async def run():
+            await asyncio.sleep(delay_s)
+            return await work()
+        task = self._loop.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
+    async def _order(self, order_id: str) -> dict:
+        status, body = await self._upstream("GET", f"/orders/find/{order_id}")
+        assert status == 200, (order_id, status, body)
+        return json.loads(body)
+
+    async def _undo(self, order_id: str) -> None:
+        order = await self._order(order_id)
+        for item_id, quantity in order["items"]:
+            await self._upstream("POST", f"/stock/add/{item_id}/{quantity}")
+        await self._upstream("POST", f"/payment/add_funds/{order['user_id']}/{order['total_cost']}")
+
+    async def _take_stock_only(self, order_id: str) -> tuple[int, bytes]:
+        for item_id, quantity in (await self._order(order_id))["items"]:
+            await self._upstream("POST", f"/stock/subtract/{item_id}/{quantity}")
+        return 200, b"queued"
+
+    async def _drift(self, item_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.m.drift_every_s)
+            await self._upstream("POST", f"/stock/add/{item_id}/1")
+
+    async def _checkout(self, request: web.Request) -> web.StreamResponse:
+        order_id = request.match_info["tail"].rsplit("/", 1)[-1]
+        if self.m.drift_every_s and self._checkouts == 1:
+            self._background.add(self._loop.create_task(self._drift((await self._order(order_id))["items"][0][0])))
+        if self.m.queue_s:
+            work = (lambda: self._take_stock_only(order_id)) if self.m.queue_forgets_payment \
+                else (lambda: self._forward(request))
+            # Shielded: a client that gives up cancels its handler, not the queue's work.
+            status, body = await asyncio.shield(self._later(self.m.queue_s, work))
+        else:
+            status, body = await self._forward(request)
+        if 200 <= status < 300:
+            self._successes += 1
+            if self.m.late_undo_every and self._successes % self.m.late_undo_every == 0:
+                self._later(self.m.late_undo_s, lambda: self._undo(order_id))
+            if self.m.ack_503_every and self._successes % self.m.ack_503_every == 0:
+                return web.Response(status=503, text="service unavailable")
+            if self.m.ack_reset_every and self._successes % self.m.ack_reset_every == 0:
+                request.transport.close()  # the checkout committed; the client hears a dropped connection
+                return web.Response(status=200)
+        return web.Response(status=status, body=body, content_type="text/plain")
+
+    @staticmethod
+    def _to_shop(raw_path: str) -> str | None:
+        """The shop's own path for one with hostile ids, split where the client put its slashes;
+        None when an id segment is not a hostile id sent as one segment."""
+        segments = raw_path.lstrip("/").split("/")
+        for position in ID_SEGMENTS.get(tuple(segments[:2]), ()):
+            found = shop_id(unquote(segments[position])) if position < len(segments) else None
+            if found is None:
+                return None
+            segments[position] = found
+        return "/" + "/".join(segments)
+
+    @staticmethod
+    def _to_hostile(body: dict) -> dict:
+        for key in ID_FIELDS:
+            if key in body:
+                body[key] = hostile_id(body[key])
+        if "items" in body:
+            body["items"] = [[hostile_id(i), q] for i, q in body["items"]]
+        return body
+
+    async def _endless(self, request: web.Request, status: int, chunk: bytes, pause_s: float) -> web.StreamResponse:
+        resp = web.StreamResponse(status=status, headers={"Content-Type": "text/plain"})
+        await resp.prepare(request)
+        try:
+            while True:
+                await resp.write(chunk)
+                self.endless_bytes_sent += len(chunk)
+                await asyncio.sleep(pause_s)
+        except ConnectionError:
+            return resp  # the client stopped reading, as it should
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        if self.m.endless_body_path and path.startswith(self.m.endless_body_path):
+            return await self._endless(request, self.m.endless_body_status, b"x" * 65536, 0)
+        if self.m.trickle_body_path and path.startswith(self.m.trickle_body_path):
+            return await self._endless(request, 200, b"x", 0.1)
         if self.m.garbage_path and path.startswith(self.m.garbage_path):
             return web.Response(status=200, text="<html>oops</html>")
         if self.m.error_path and path.startswith(self.m.error_path):
@@ -80,6 +228,7 @@ class ShopProxy:
                     await asyncio.sleep(self.m.checkout_delay_s)
                     status, body = await self._forward(request)
                 return web.Response(status=status, body=body, content_type="text/plain")
+            return await self._checkout(request)
         if request.method == "GET" and self.m.read_lag_s:
             cached = self._cache.get(path)
             if cached and time.monotonic() - cached[0] < self.m.read_lag_s:
@@ -96,6 +245,8 @@ class ShopProxy:
 
     def close(self) -> None:
         async def stop():
+            for task in list(self._background):
+                task.cancel()
             await self._runner.cleanup()
             await self._session.close()
         asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)

@@ -68,12 +68,15 @@ def test_in_flight_counts_overlaps_and_not_back_to_back_requests():
 SUMMARY = {
     "original": {"stock_inconsistencies_in_logs": 5, "stock_inconsistencies_in_db": -3,
                  "payment_inconsistencies_in_logs": 5, "payment_inconsistencies_in_db": 2},
+    "original_caveats": "The original counts every reply that is not 4xx as a success.",
     "anomalies": [
         {"name": "stock-mismatch", "count": 1, "magnitude": 3, "examples": ["i1"], "description": "stock off",
-         "details": [{"id": "i1", "expected": 0, "actual": 3, "diff": 3}]},
+         "details": [{"id": "i1", "expected": 0, "actual": 3, "diff": 3}],
+         "over": {"ids": 1, "by": 3}, "under": {"ids": 0, "by": 0}},
         {"name": "credit-mismatch", "count": 2, "magnitude": 2, "examples": ["u1", "u2"], "description": "credit off",
          "details": [{"id": "u1", "expected": -1, "actual": 0, "diff": 1},
-                     {"id": "u2", "expected": 0, "actual": 1, "diff": 1}]},
+                     {"id": "u2", "expected": 1, "actual": 0, "diff": -1}],
+         "over": {"ids": 1, "by": 1}, "under": {"ids": 1, "by": -1}},
         {"name": "conservation", "count": 1, "magnitude": 1, "examples": [], "description": "money off",
          "details": [{"id": "total", "expected": 3, "actual": 2, "diff": -1}]},
         {"name": "paid-flag", "count": 1, "magnitude": 1, "examples": ["o1"], "description": "flag off", "details": []},
@@ -82,18 +85,36 @@ SUMMARY = {
 STATE = {"initial": {"items": {"i1": {"stock": 3, "price": 1}}, "users": {"u1": {"credit": 1}, "u2": {"credit": 1}}}}
 
 
-def test_findings_table_puts_the_original_figures_beside_the_anomalies():
-    table = analysis.findings_table(SUMMARY)
-    assert table.loc[("original benchmark", "stock inconsistencies in db"), "magnitude"] == -3
-    assert table.loc[("original benchmark", "payment inconsistencies in db"), "magnitude"] == 2
-    assert table.loc[("workbench", "credit-mismatch"), "count"] == 2
-    assert table.loc[("workbench", "paid-flag"), "meaning"] == "flag off"
-    assert len(table) == 4 + 4
+def test_findings_table_lists_anomalies_then_warnings_with_signed_magnitudes():
+    summary = {**SUMMARY, "warnings": [{"name": "lost-ack", "count": 2, "examples": ["o1", "o2"],
+                                        "description": "answered 5xx, happened"}]}
+    table = analysis.findings_table(summary).set_index("finding")
+    assert list(table["kind"]) == ["anomaly"] * 4 + ["warning"]
+    assert table.loc["credit-mismatch", "count"] == 2
+    assert table.loc["credit-mismatch", "over"] == "1 id, +1" and table.loc["credit-mismatch", "under"] == "1 id, -1"
+    assert table.loc["paid-flag", "meaning"] == "flag off" and table.loc["paid-flag", "over"] == ""
+    assert table.loc["lost-ack", "examples"] == "o1, o2"
 
 
 def test_findings_table_says_so_when_there_is_no_anomaly():
     table = analysis.findings_table({**SUMMARY, "anomalies": []})
-    assert table.loc[("workbench", "no anomaly"), "magnitude"] == 0 and len(table) == 5
+    assert list(table["finding"]) == ["no anomaly"]
+
+
+def test_original_figures_come_with_their_caveats_and_this_runs_unknowns():
+    table = analysis.original_table(SUMMARY).set_index("figure")
+    assert table.loc["stock inconsistencies in db", "value"] == -3
+    assert table.loc["payment inconsistencies in db", "value"] == 2
+    assert "4 checkouts with an unknown outcome were counted as successes" in analysis.original_caveats(
+        {**SUMMARY, "original_counts_unknowns": 4})
+    assert analysis.original_caveats(SUMMARY) == SUMMARY["original_caveats"]
+
+
+def test_convergence_frame_adds_up_each_passs_anomalies():
+    frame = analysis.convergence_frame({"convergence": [
+        {"t_s": 0.0, "changed": True, "valid": False, "anomalies": {"stock-mismatch": 1, "credit-mismatch": 3}},
+        {"t_s": 0.7, "changed": True, "valid": True, "anomalies": {}}]})
+    assert frame["anomalies"].tolist() == [4, 0] and frame["valid"].tolist() == [False, True]
 
 
 def test_deviations_mark_each_row_as_an_items_a_users_or_the_shops():

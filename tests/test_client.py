@@ -2,14 +2,18 @@
 proxy that breaks the API."""
 
 import asyncio
+import socket
+import time
+from contextlib import asynccontextmanager
 
 import pytest
+from aiohttp import web
 
 from shop_proxy import Misbehaviour, ShopProxy, free_port
-from wdm_lib.client import ShopClient
-from wdm_lib.history import FAIL, OK, UNKNOWN
+from wdm_lib.client import MAX_BODY, ShopClient
+from wdm_lib.history import FAIL, OK, UNKNOWN, Op, unknown_cause
 from wdm_lib.config import parse_urls
-from wdm_lib.errors import ContractError
+from wdm_lib.errors import ContractError, TargetUnreachable
 from wdm_lib.reference.process import ReferenceShopProcess
 
 
@@ -25,6 +29,21 @@ def target(urls: dict):
 
 def run(coro):
     return asyncio.run(coro)
+
+
+@asynccontextmanager
+async def serving(handler):
+    """A one-handler server on loopback for the running loop; yields its urls."""
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    try:
+        yield {k: base for k in ("ORDER_URL", "PAYMENT_URL", "STOCK_URL")}
+    finally:
+        await runner.cleanup()
 
 
 def test_outcomes_follow_the_status_codes(shop):
@@ -80,12 +99,107 @@ def test_a_2xx_body_that_breaks_the_contract_names_endpoint_status_and_body(shop
 
 
 def test_queueing_behind_the_connection_limit_does_not_count_against_the_timeout(shop):
-    # Three checkouts of 0.3 s each, one connection: the last waits 0.6 s for its slot, yet none
-    # of them exceeds a 0.5 s timeout, because the clock starts when the request is sent.
-    with ShopProxy(shop.base_url, Misbehaviour(checkout_delay_s=0.3)) as proxy:
+    # Three checkouts of 1 s each, one connection: the last waits 2 s for its slot, yet none of
+    # them exceeds a 2.5 s timeout, because the clock starts when the request is sent. (Seconds,
+    # not fractions: a loaded machine must not make a request time out that was meant to fit.)
+    with ShopProxy(shop.base_url, Misbehaviour(checkout_delay_s=1.0)) as proxy:
         async def go():
-            async with ShopClient(target(proxy.urls()), timeout_s=0.5, connections=1) as c:
+            async with ShopClient(target(proxy.urls()), timeout_s=2.5, connections=1) as c:
                 return await asyncio.gather(*(c.checkout("nope") for _ in range(3)))
         replies = run(go())
     assert [r.outcome for r in replies] == [FAIL, FAIL, FAIL]
-    assert all(r.latency_s < 0.5 for r in replies)
+    assert all(r.latency_s < 2.5 for r in replies)
+
+
+# --- hostile replies ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path, status, call", [
+    ("/stock/item/create", 200, lambda c: c.create_item(1)),       # a body we parse
+    ("/orders/checkout", 200, lambda c: c.checkout("0")),          # a text body we do not read
+    ("/orders/checkout", 404, lambda c: c.checkout("0")),          # a refusal
+    ("/orders/checkout", 500, lambda c: c.checkout("0")),          # an error
+])
+def test_an_endless_body_is_read_no_further_than_the_cap(shop, path, status, call):
+    with ShopProxy(shop.base_url, Misbehaviour(endless_body_path=path, endless_body_status=status)) as proxy:
+        async def go():
+            async with ShopClient(target(proxy.urls()), timeout_s=30) as c:
+                await call(c)
+        with pytest.raises(ContractError) as e:
+            run(go())
+        sent = proxy.endless_bytes_sent
+    message = str(e.value)
+    assert f"{proxy.base_url}{path}/" in message and f"answered {status}" in message
+    assert "more than 1 MiB" in message and "API.md expects" in message
+    # What the target managed to send is the cap plus what socket buffers hold, not what it wanted to.
+    assert sent < 32 * MAX_BODY, sent
+
+
+def test_the_cap_is_a_mebibyte_exactly():
+    async def reply(request):
+        return web.Response(body=b"x" * int(request.match_info["tail"].rsplit("/", 1)[1]))
+
+    async def go():
+        async with serving(reply) as urls, ShopClient(target(urls), timeout_s=30) as c:
+            assert (await c.checkout(str(MAX_BODY))).outcome == OK
+            await c.checkout(str(MAX_BODY + 1))
+    with pytest.raises(ContractError) as e:
+        run(go())
+    assert f"/orders/checkout/{MAX_BODY + 1} answered 200 with a body of more than 1 MiB" in str(e.value)
+
+
+def test_a_reply_still_arriving_is_not_called_no_reply(shop):
+    with ShopProxy(shop.base_url, Misbehaviour(trickle_body_path="/orders/checkout")) as proxy:
+        async def go():
+            async with ShopClient(target(proxy.urls()), timeout_s=1) as c:
+                return await c.checkout("0")
+        reply = run(go())
+    assert reply.outcome == UNKNOWN and reply.status is None
+    assert reply.error == "reply incomplete within 1 s (HTTP 200 came, its body was still arriving)"
+    assert unknown_cause(Op(0, "checkout", error=reply.error)) == "timeout"
+
+
+def test_ids_reach_the_target_as_one_segment_exactly_as_sent():
+    seen = []
+
+    async def record(request):
+        seen.append(request.raw_path)
+        return web.json_response({"stock": 1, "price": 1})
+
+    async def go():
+        async with serving(record) as urls, ShopClient(target(urls), timeout_s=5) as c:
+            for item_id in ("a/b", "a#b", "a?b", "a%41b", "a%2Fb", "..", ".", "a b", "ü"):
+                await c.find_item(item_id)
+            await c.add_item("../o", "i/..", 2)
+    run(go())
+    assert seen == ["/stock/find/a%2Fb", "/stock/find/a%23b", "/stock/find/a%3Fb", "/stock/find/a%2541b",
+                    "/stock/find/a%252Fb", "/stock/find/..", "/stock/find/.", "/stock/find/a%20b",
+                    "/stock/find/%C3%BC", "/orders/addItem/..%2Fo/i%2F../2"]
+
+
+def test_a_target_that_accepts_and_never_answers_is_told_apart_on_the_first_request():
+    with socket.socket() as hole:  # listening, so connections are accepted by the kernel; never read
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        base = f"http://127.0.0.1:{hole.getsockname()[1]}"
+
+        async def go():
+            async with ShopClient(target({k: base for k in ("ORDER_URL", "PAYMENT_URL", "STOCK_URL")}),
+                                  timeout_s=60) as c:
+                with c.first_reply_within(1):
+                    await c.create_item(1)
+        started = time.monotonic()
+        with pytest.raises(TargetUnreachable) as e:
+            run(go())
+    assert time.monotonic() - started < 30  # the first-reply deadline, not the 60 s timeout
+    assert f"{base}/stock/item/create/1: the target accepted the connection but sent nothing within 1 s" \
+        in str(e.value)
+
+
+def test_a_slow_first_reply_is_waited_for(shop):
+    with ShopProxy(shop.base_url, Misbehaviour(checkout_delay_s=1.0)) as proxy:
+        async def go():
+            async with ShopClient(target(proxy.urls()), timeout_s=60) as c:
+                with c.first_reply_within(10):
+                    return await c.checkout("nope")
+        reply = run(go())
+    assert reply.outcome == FAIL and reply.status == 404

@@ -3,17 +3,25 @@ fronts that make it slow, erroring, lagging or broken, as the systems the workbe
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from shop_proxy import Misbehaviour, ShopProxy, free_port
+from shop_proxy import Misbehaviour, ShopProxy, free_port, shop_id
+from wdm_lib.client import FIRST_REPLY_S
 from wdm_lib.history import read_ops
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
+
+
+# The reference shop is synchronous: its state is final when its replies are in, so a short quiet
+# window gives the same verdict as the default's five seconds (test_quiet_state.py covers shops
+# whose state changes later).
+QUICK = dict(quiet_s=0.5)
 
 
 def files(run):
@@ -21,9 +29,13 @@ def files(run):
 
 
 def test_the_default_scenario_on_the_consistent_shop(tmp_path):
-    run, summary = run_consistency(ConsistencyScenario(seed=7), runs_dir=tmp_path)
-    assert summary["valid"] is True and summary["anomalies"] == []
+    run, summary = run_consistency(ConsistencyScenario(seed=7, **QUICK), runs_dir=tmp_path)
+    assert summary["valid"] is True and summary["anomalies"] == [] and summary["warnings"] == []
+    assert summary["verdict"] == "consistent" and summary["settled"] is True
     assert summary["outcomes"] == {"ok": 100, "fail": 900, "unknown": 0}
+    # Judged on a quiet state: at least two reads that agree, every one of them consistent.
+    assert len(summary["convergence"]) >= 2 and all(p["valid"] for p in summary["convergence"])
+    assert summary["time_to_consistency_s"] is not None and summary["regressed"] is False
     assert summary["stock_sold"] == 100 and summary["credit_spent"] == 100
     state = run.read_json("state.json")
     assert [v["stock"] for v in state["final"]["items"].values()] == [0]
@@ -40,7 +52,7 @@ def test_the_default_scenario_on_the_consistent_shop(tmp_path):
 
 
 def test_the_same_seed_builds_the_same_orders(tmp_path):
-    sc = dict(n_items=3, item_stock=5, n_users=20, n_orders=30, items_per_order=2, seed=11)
+    sc = dict(n_items=3, item_stock=5, n_users=20, n_orders=30, items_per_order=2, seed=11, **QUICK)
     runs = [run_consistency(ConsistencyScenario(**sc), runs_dir=tmp_path)[0] for _ in range(2)]
     plans = []
     for run in runs:
@@ -53,25 +65,36 @@ def test_the_same_seed_builds_the_same_orders(tmp_path):
     assert plans[0] == plans[1]
 
 
-# Each anomaly under a load that makes it show, and the anomaly the verdict must name.
+# Each anomaly under a load that makes it show, and the anomaly the verdict must name. The default
+# 100 in flight is enough for the races to show.
 ANOMALY_CASES = {
     "lost-update": ({}, {"oversold", "stock-mismatch"}),
     "no-rollback": ({"n_users": 100}, {"stock-mismatch", "conservation"}),
     "phantom-success": ({}, {"paid-flag", "stock-mismatch", "credit-mismatch"}),
-    "lost-ack": ({}, {"lost-ack"}),
 }
 
 
 @pytest.mark.parametrize("anomaly", sorted(ANOMALY_CASES))
 def test_each_anomaly_turns_the_verdict_and_is_named(tmp_path, anomaly):
     overrides, expected = ANOMALY_CASES[anomaly]
-    run, summary = run_consistency(ConsistencyScenario(seed=3, **overrides), anomaly=anomaly, runs_dir=tmp_path)
-    assert summary["valid"] is False
+    run, summary = run_consistency(ConsistencyScenario(seed=3, **QUICK, **overrides), anomaly=anomaly,
+                                   runs_dir=tmp_path)
+    assert summary["valid"] is False and summary["verdict"] == "inconsistent"
     found = {a["name"] for a in summary["anomalies"]}
     assert expected <= found, found
     for a in summary["anomalies"]:
         assert a["count"] > 0 and len(a["examples"]) <= 10
     assert run.read_json("manifest.json")["target"]["anomaly"] == anomaly
+
+
+def test_a_lost_ack_warns_without_turning_the_verdict(tmp_path):
+    # Every 3rd successful checkout commits and answers 500: API.md allows an unknown to have
+    # happened, so the balances are right; the replies were wrong, and that is a warning.
+    run, summary = run_consistency(ConsistencyScenario(seed=3, **QUICK), anomaly="lost-ack", runs_dir=tmp_path)
+    assert summary["valid"] is True and summary["verdict"] == "consistent with warnings"
+    [warning] = summary["warnings"]
+    assert warning["name"] == "lost-ack" and warning["count"] == 33
+    assert summary["unknown_by_cause"] == {"5xx": {"happened": 33, "not_happened": 0, "unresolved": 0}}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +103,7 @@ def shop_for_proxies():
         yield shop
 
 
-SMALL = dict(n_items=2, item_stock=30, n_users=100, user_credit=2, n_orders=100, seed=5)
+SMALL = dict(n_items=2, item_stock=30, n_users=100, user_credit=2, n_orders=100, seed=5, **QUICK)
 
 
 def test_a_slow_system_with_too_short_a_timeout_still_gets_a_right_verdict(tmp_path, write_urls, shop_for_proxies):
@@ -90,7 +113,7 @@ def test_a_slow_system_with_too_short_a_timeout_still_gets_a_right_verdict(tmp_p
                                        urls=write_urls(proxy.urls()), runs_dir=tmp_path)
     assert summary["outcomes"]["unknown"] > 0
     assert summary["valid"] is True, summary["anomalies"]
-    assert any("no reply in time" in n for n in summary["notes"])
+    assert any("(timeout)" in n and "raise --timeout" in n for n in summary["notes"])
     assert summary["checkouts_happened"] == 60  # all the stock sold, timeouts or not
 
 
@@ -103,22 +126,19 @@ def test_a_system_that_answers_503_is_judged_on_what_happened(tmp_path, write_ur
     assert summary["unknown_resolved"] == {"happened": 0, "not_happened": 25, "unresolved": 0}
 
 
-def test_reads_that_lag_writes_are_waited_for_not_judged(tmp_path, write_urls, shop_for_proxies):
-    # Every read answers what it answered up to 0.6 s ago: the first read-back after the checkouts
-    # is stale, so a workbench that judged it would call a consistent system inconsistent.
-    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(read_lag_s=0.6)) as proxy:
+def test_ids_full_of_url_syntax_get_the_same_verdict(tmp_path, write_urls, shop_for_proxies):
+    # Every id this target hands out holds / # % ? .., spaces and non-ASCII; it answers 404 unless
+    # each id comes back percent-encoded as one path segment, exactly as it was handed out.
+    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(hostile_ids=True)) as proxy:
         run, summary = run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()),
                                        runs_dir=tmp_path)
     assert summary["valid"] is True, summary["anomalies"]
-    assert run.read_json("state.json")["final_reads"] > 1
-
-
-def test_reads_lagging_longer_than_settle_are_said_so(tmp_path, write_urls, shop_for_proxies):
-    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(read_lag_s=3.0)) as proxy:
-        run, summary = run_consistency(ConsistencyScenario(settle_s=0.5, **SMALL), urls=write_urls(proxy.urls()),
-                                       runs_dir=tmp_path)
-    assert run.read_json("state.json")["final_settled"] is False
-    assert any("still changing" in n and "--settle" in n for n in summary["notes"])
+    assert summary["outcomes"] == {"ok": 60, "fail": 40, "unknown": 0}  # 2 items x 30 in stock
+    final = run.read_json("state.json")["final"]
+    assert all(shop_id(i) is not None for i in [*final["items"], *final["users"], *final["orders"]])
+    assert sum(o["paid"] for o in final["orders"].values()) == 60
+    ops = read_ops(run.file("history.csv"))
+    assert {op.order_id for op in ops if op.kind == "checkout"} == set(final["orders"])
 
 
 def test_a_5xx_while_seeding_ends_the_run_with_advice(tmp_path, write_urls, shop_for_proxies):
@@ -137,12 +157,19 @@ def wdm(*args, timeout=60):
 
 
 def test_cli_exit_codes_and_verdict_table(tmp_path):
-    ok = wdm("consistency", "--runs-dir", str(tmp_path), "--seed", "1", "--n-users", "200", "--n-orders", "200")
+    ok = wdm("consistency", "--runs-dir", str(tmp_path), "--seed", "1", "--n-users", "200", "--n-orders", "200",
+             "--quiet", "0.5")
     assert ok.returncode == 0, ok.stderr
     assert "verdict: CONSISTENT" in ok.stdout
-    bad = wdm("consistency", "--runs-dir", str(tmp_path), "--seed", "1", "--anomaly", "phantom-success")
+    bad = wdm("consistency", "--runs-dir", str(tmp_path), "--seed", "1", "--anomaly", "phantom-success", "--quiet", "0.5")
     assert bad.returncode == 1, bad.stderr
     assert "verdict: INCONSISTENT" in bad.stdout and "paid-flag" in bad.stdout
+    small = ("--runs-dir", str(tmp_path), "--seed", "1", "--n-users", "200", "--n-orders", "200", "--quiet", "0.5")
+    warned = wdm("consistency", *small, "--anomaly", "lost-ack")
+    assert warned.returncode == 0, warned.stderr
+    assert "verdict: CONSISTENT with warnings" in warned.stdout and "warning: lost-ack" in warned.stdout
+    strict = wdm("consistency", *small, "--anomaly", "lost-ack", "--strict")
+    assert strict.returncode == 1, strict.stderr
 
 
 def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_path, write_urls):
@@ -158,6 +185,24 @@ def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_p
     [run_dir] = runs_dir.iterdir()
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "failed" and "cannot connect" in manifest["error"]
+
+
+def test_a_port_that_accepts_and_never_answers_ends_in_seconds_not_after_the_timeout(tmp_path, write_urls):
+    with socket.socket() as hole:  # the kernel accepts connections to it; nothing ever answers
+        hole.bind(("127.0.0.1", 0))
+        hole.listen(16)
+        port = hole.getsockname()[1]
+        started = time.monotonic()
+        r = wdm("consistency", "--urls", str(write_urls(f"http://127.0.0.1:{port}")),
+                "--runs-dir", str(tmp_path / "runs"), "--timeout", "60")
+        took = time.monotonic() - started
+    assert r.returncode == 2, r.stderr
+    assert took < 40, took  # about 10 s: the first-reply deadline, never the 60 s timeout
+    assert (f"http://127.0.0.1:{port}/stock/item/create/1: the target accepted the connection but sent "
+            f"nothing within {FIRST_REPLY_S:g} s") in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
 
 
 def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_urls, shop_for_proxies):
@@ -176,6 +221,8 @@ def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_u
     (["--n-users", "0"], "--n-users is 0; expected at least 1"),
     (["--timeout", "-1"], "--timeout is -1.0; expected a positive number"),
     (["--anomaly", "nonsense"], "--anomaly 'nonsense' is not known"),
+    (["--quiet", "10", "--settle", "5"], "--settle is 5 s, shorter than --quiet 10 s"),
+    (["--quiet", "-1"], "--quiet is -1; expected 0 or more seconds"),
     (["--urls", "missing.json"], "missing.json: no such file"),
     (["--urls", "urls.json", "--anomaly", "lost-ack"], "applies only to the embedded reference shop"),
 ])

@@ -55,14 +55,31 @@ def tables(nb, tag) -> list[dict[str, list[str]]]:
         levels = max(len(tr.find_all("th")) for tr in body)
         head = [th.get_text(strip=True) for th in table.find("thead").find_all("tr")[0].find_all("th")]
         rows, last = {"columns": head[levels:]}, []
-        for tr in body:
+        for i, tr in enumerate(body):
             ths, tds = tr.find_all("th"), [td.get_text(strip=True) for td in tr.find_all("td")]
             # a MultiIndex shows each outer label once (rowspan): carry it down
             labels = [th.get_text(strip=True) for th in ths]
             labels = last[: len(last) - len(labels)] + labels if len(labels) < len(last) else labels
             last = labels
-            rows["|".join(labels)] = tds
+            rows["|".join(labels) or str(i)] = tds  # a table shown without its index: rows by position
         out.append(rows)
+    return out
+
+
+def banners(nb) -> list[dict]:
+    """The verdict banners a notebook displayed: their colour class, verdict, subtitle and figures."""
+    out = []
+    for c in nb.cells:
+        for o in c.get("outputs", []):
+            page = o.get("data", {}).get("text/html", "")
+            if "wdm-banner" not in page:
+                continue
+            soup = BeautifulSoup(page, "html.parser").find("div", class_="wdm-banner")
+            verdict, subtitle, row = soup.find_all("div", recursive=False)
+            figures = {pair.find_all("div")[1].get_text(): pair.find_all("div")[0].get_text()
+                       for pair in row.find_all("div", recursive=False)}
+            cls = next(c[len("wdm-"):] for c in soup["class"] if c != "wdm-banner")
+            out.append({"class": cls, "verdict": verdict.get_text(), "subtitle": subtitle.get_text(), "figures": figures})
     return out
 
 
@@ -97,8 +114,8 @@ def test_consistency_parameters_are_the_scenarios_with_its_defaults():
     expected = {f.name: repr(getattr(defaults, f.name)) for f in fields(ConsistencyScenario)}
     expected["seed"] = "None"
     assert {k: params[k]["default"] for k in expected} == expected
-    assert {k: params[k]["default"] for k in ("urls", "run_dir", "runs_dir", "anomaly")} == dict.fromkeys(
-        ("urls", "run_dir", "runs_dir", "anomaly"), "None")
+    assert {k: params[k]["default"] for k in ("urls", "run_dir", "runs_dir", "anomaly", "faults")} == dict.fromkeys(
+        ("urls", "run_dir", "runs_dir", "anomaly", "faults"), "None")
 
 
 def test_stress_parameters_are_every_option_of_wdm_stress_run():
@@ -147,7 +164,8 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     monkeypatch.chdir(NOTEBOOKS)
     started = time.monotonic()
     papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                               parameters={"runs_dir": str(tmp_path / "runs"), "anomaly": "lost-update", "seed": 3},
+                               parameters={"runs_dir": str(tmp_path / "runs"), "anomaly": "lost-update", "seed": 3,
+                                           "quiet_s": 0.5},
                                progress_bar=False)
     assert time.monotonic() - started < 30
     run = only_run(tmp_path / "runs")
@@ -156,19 +174,37 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     assert summary["verdict"] == "inconsistent" and summary["checkouts"] == 1000
 
     shown = text(nb, "verdict")
-    assert "**INCONSISTENT**" in shown and run.name in shown
+    [banner] = banners(nb)
+    # The banner's colour is the verdict's: red for inconsistent.
+    assert banner["class"] == "fail" and banner["verdict"] == "INCONSISTENT" and run.name in banner["subtitle"]
+    assert banner["figures"]["checkouts"] == "1,000" and banner["figures"]["anomalies"] == str(len(summary["anomalies"]))
     o = summary["outcomes"]
     assert f"{summary['checkouts']} checkouts: {o['ok']} ok, {o['fail']} refused, {o['unknown']} unknown" in shown
 
     findings = tables(nb, "findings")[0]
-    original = summary["original"]
-    assert findings["original benchmark|stock inconsistencies in logs"][1] == str(original["stock_inconsistencies_in_logs"])
-    assert findings["original benchmark|payment inconsistencies in db"][1] == str(original["payment_inconsistencies_in_db"])
+    assert findings["columns"] == ["finding", "kind", "count", "over", "under", "examples", "meaning"]
+    shown = {row[0]: row for label, row in findings.items() if label != "columns"}
     for a in summary["anomalies"]:
-        assert findings[f"workbench|{a['name']}"][:2] == [str(a["count"]), str(a["magnitude"])]
+        row = shown[a["name"]]
+        assert row[1:3] == ["anomaly", str(a["count"])]
+        # Signed: how many ids were over and under, and by how much each way.
+        if a["over"]["ids"]:
+            assert row[3] == f"{a['over']['ids']} {'id' if a['over']['ids'] == 1 else 'ids'}, {a['over']['by']:+d}"
+        if a["under"] and a["under"]["ids"]:
+            assert row[4].endswith(f"{a['under']['by']:+d}")
+
+    assert figures(nb, "convergence") == 1
+    original = tables(nb, "original")[0]
+    values = {row[0]: row[1] for label, row in original.items() if label != "columns"}
+    assert values["stock inconsistencies in logs"] == str(summary["original"]["stock_inconsistencies_in_logs"])
+    assert values["payment inconsistencies in db"] == str(summary["original"]["payment_inconsistencies_in_db"])
+    # The original's figures come last, their caveats beside them.
+    tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
+    assert tags[-2:] == [["original"], ["final-verdict"]] and "counts every reply that is not 4xx" in text(nb, "original")
+    assert "verdict: INCONSISTENT" in text(nb, "final-verdict")
 
     counts = tables(nb, "outcomes")[0]
-    assert as_row(counts, "count") == {k: float(v) for k, v in summary["outcomes"].items()}
+    assert as_row(counts, "0") == {k: float(v) for k, v in summary["outcomes"].items()}
 
     percentiles = tables(nb, "percentiles")[0]
     assert [k for k in percentiles if k != "columns"] == list(summary["latency_ms"])
@@ -192,7 +228,7 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
         monkeypatch.chdir(tmp_path)
         papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
                                    parameters={"urls": "team.json", "runs_dir": "runs", "n_users": 50,
-                                               "n_orders": 60, "item_stock": 20, "seed": 5},
+                                               "n_orders": 60, "item_stock": 20, "seed": 5, "quiet_s": 0.5},
                                    progress_bar=False)
     run = only_run(tmp_path / "runs")
     manifest = json.loads((run / "manifest.json").read_text())
@@ -200,10 +236,43 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
     assert manifest["target"]["source"] == str(tmp_path / "team.json")
     assert summary["verdict"] == "consistent" and summary["outcomes"] == {"ok": 20, "fail": 40, "unknown": 0}
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert "**CONSISTENT**" in text(nb, "verdict") and "team.json" in text(nb, "verdict")
-    assert as_row(tables(nb, "outcomes")[0], "count") == {"ok": 20.0, "fail": 40.0, "unknown": 0.0}
-    assert "No deviation" in text(nb, "deviations") and tables(nb, "deviations") == []
-    assert "workbench|no anomaly" in tables(nb, "findings")[0]
+    [banner] = banners(nb)
+    assert banner["class"] == "pass" and banner["verdict"] == "CONSISTENT" and "team.json" in banner["subtitle"]
+    assert "verdict: CONSISTENT" in text(nb, "final-verdict")
+    assert as_row(tables(nb, "outcomes")[0], "0") == {"ok": 20.0, "fail": 40.0, "unknown": 0.0}
+    assert cell(nb, "deviations").outputs == []  # nothing deviates: no empty section
+    assert [row[0] for label, row in tables(nb, "findings")[0].items() if label != "columns"] == ["no anomaly"]
+    assert "read-back: quiet" in text(nb, "verdict")
+
+
+def test_consistency_notebook_with_a_fault_schedule_shows_each_fault_and_shades_the_charts(tmp_path):
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("faults:\n  - name: shop killed\n    at: 0.8s\n    action: kill shop\n    recover_after: 0.5s\n")
+    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               parameters={"runs_dir": str(tmp_path / "runs"), "faults": str(faults), "rate": 100,
+                                           "n_orders": 400, "n_users": 200, "quiet_s": 0.5, "seed": 2},
+                               progress_bar=False, cwd=str(NOTEBOOKS))
+    run = only_run(tmp_path / "runs")
+    summary = json.loads((run / "summary.json").read_text())
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert "## Faults" in text(nb, "faults")
+    [table] = tables(nb, "faults")
+    [row] = [r for label, r in table.items() if label != "columns"]
+    fault = summary["faults"][0]
+    assert row[:3] == ["shop killed", "kill shop", "start shop"]
+    assert row[table["columns"].index("downtime (s)")] == f"{fault['downtime_s']:.2f}"
+    assert figures(nb, "faults") == 1 and figures(nb, "timeline") == 1
+
+
+def test_consistency_notebook_without_faults_shows_no_fault_section(tmp_path):
+    from wdm_lib.runner import run_consistency
+
+    made, _ = run_consistency(ConsistencyScenario(n_users=20, n_orders=20, quiet_s=0.2, seed=1),
+                              runs_dir=tmp_path / "runs")
+    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               parameters={"run_dir": str(made.path)}, progress_bar=False, cwd=str(NOTEBOOKS))
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert cell(nb, "faults").outputs == []
 
 
 def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):
@@ -254,3 +323,17 @@ def test_stress_notebook_makes_a_paced_gated_verified_run_and_shows_its_verdict(
     assert as_row(rate, "response time (from the intended start)")["p99"] == \
         pytest.approx(summary["response_ms"]["p99"], abs=1e-3)
     assert "of 40 requests/s" in text(nb, "rate")
+
+
+def test_fail_on_inconsistent_makes_papermill_fail_and_by_default_it_does_not(tmp_path):
+    from wdm_lib.runner import run_consistency
+
+    made, _ = run_consistency(ConsistencyScenario(n_users=100, n_orders=100, quiet_s=0.2, seed=3),
+                              anomaly="phantom-success", runs_dir=tmp_path / "runs")
+    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "ok.ipynb"), kernel_name="python3",
+                               parameters={"run_dir": str(made.path)}, progress_bar=False, cwd=str(NOTEBOOKS))
+    assert "verdict: INCONSISTENT" in text(nbformat.read(tmp_path / "ok.ipynb", as_version=4), "final-verdict")
+    with pytest.raises(papermill.PapermillExecutionError, match="is inconsistent"):
+        papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "fail.ipynb"), kernel_name="python3",
+                                   parameters={"run_dir": str(made.path), "fail_on_inconsistent": True},
+                                   progress_bar=False, cwd=str(NOTEBOOKS))

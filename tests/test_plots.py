@@ -3,6 +3,7 @@
 import io
 
 import numpy as np
+import pytest
 import pandas as pd
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
@@ -91,3 +92,33 @@ def test_steps_chart_puts_throughput_against_p99_labelled_with_users():
     assert list(ax.lines[0].get_xdata()) == [100.0, 180.0] and list(ax.lines[0].get_ydata()) == [12.0, 30.0]
     assert [t.get_text() for t in ax.texts] == ["10 users", "20 users"]
     png(fig)
+
+
+def answered(rows):
+    """rows: (invoke_s, complete_s, status or None)"""
+    return pd.DataFrame({"invoke_ns": [int(r[0] * 1e9) for r in rows], "complete_ns": [int(r[1] * 1e9) for r in rows],
+                         "status": pd.array([r[2] for r in rows], dtype="Int64"),
+                         "latency_ms": [(r[1] - r[0]) * 1000 for r in rows]})
+
+
+def test_per_second_counts_served_and_not_by_when_answered_and_leaves_quiet_seconds_at_zero():
+    frame = answered([(0.0, 0.1, 200), (0.2, 0.5, 409), (0.3, 0.9, None), (1.0, 1.2, 503), (3.0, 3.4, 200)])
+    bins = analysis.per_second(frame)
+    assert bins["t_s"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert bins["served_per_s"].tolist() == [2, 0, 0, 1] and bins["not_served_per_s"].tolist() == [1, 1, 0, 0]
+    # nearest rank of 100, 300 and 600 ms
+    assert bins["p99_ms"].iloc[0] == pytest.approx(600) and bins["p50_ms"].iloc[0] == pytest.approx(300)
+    assert np.isnan(bins["p50_ms"].iloc[2])
+
+
+def test_fault_windows_are_shaded_and_named_on_the_load_chart():
+    bins = analysis.per_second(answered([(t / 10, t / 10 + 0.01, 200) for t in range(50)]))
+    windows = analysis.fault_windows({"faults": [{"name": "stock dies", "started_s": 1.0, "recovered_s": 2.5},
+                                                 {"name": "never back", "started_s": 4.0, "recovered_s": None}]})
+    assert windows == [("stock dies", 1.0, 2.5), ("never back", 4.0, float("inf"))]
+    fig = plots.load_over_time(bins, windows)
+    top, bottom = fig.axes
+    spans = [p for p in top.patches if p.get_facecolor()[:3] != (1.0, 1.0, 1.0)]
+    assert len(spans) == 2 and len([p for p in bottom.patches]) == 2
+    assert [t.get_text() for t in top.texts] == ["stock dies", "never back"]
+    assert png(fig).startswith(b"\x89PNG")

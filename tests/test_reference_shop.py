@@ -197,6 +197,17 @@ def test_malformed_paths_are_refused(base):
         assert 400 <= status < 500, (method, path, status)
 
 
+def test_numbers_of_any_length_are_refused_or_taken_never_an_error(base):
+    # Python refuses to convert more than 4,300 digits: the length is checked first. (Past about
+    # 8,000 characters aiohttp refuses the request line itself, with a 400.)
+    for digits in ("9" * 19, "9" * 4301, "1" * 8000):
+        status, body = call(base, "POST", f"/stock/item/create/{digits}")
+        assert status == 400 and "must be at most" in body, (len(digits), status, body)
+    padded = ok_json(base, "POST", "/stock/item/create/" + "0" * 5000 + "7")
+    assert item(base, padded["item_id"])["price"] == 7
+    assert call(base, "POST", f"/stock/batch_init/1{'0' * 7}1/1/1")[0] == 400  # MAX_BATCH + 1
+
+
 def test_openapi_matches_routes(base, tmp_path):
     spec = ok_json(base, "GET", "/openapi.json")
     assert spec["openapi"].startswith("3.")
@@ -437,3 +448,23 @@ def test_start_failure_names_the_cause():
 
     with pytest.raises(WorkbenchError, match="exited with code 2 before listening.*anomaly"):
         ReferenceShopProcess(anomaly="no-such-bug")
+
+
+def test_the_shop_dies_with_the_workbench_and_takes_its_temporary_folder(tmp_path):
+    """A workbench killed with SIGKILL cannot stop its shop: the shop notices and goes, and removes
+    the temporary data folder the workbench made for it."""
+    import time
+
+    script = ("import sys, time\nfrom wdm_lib.reference.process import ReferenceShopProcess\n"
+              "shop = ReferenceShopProcess()\nprint(shop.pid, shop.data_dir, flush=True)\ntime.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    pid, data_dir = parent.stdout.readline().split()
+    assert os.path.isdir(data_dir)
+    parent.kill()
+    parent.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (os.path.exists(f"/proc/{pid}") or os.path.isdir(data_dir)):
+        time.sleep(0.1)
+    status = open(f"/proc/{pid}/stat").read().split()[2] if os.path.exists(f"/proc/{pid}") else "gone"
+    assert status in ("gone", "Z"), "the shop outlived the workbench"
+    assert not os.path.isdir(data_dir), "the shop's temporary folder was left behind"

@@ -1,6 +1,7 @@
 """`wdm report` and wdm_lib.report: rendered HTML that opens offline with the code hidden, the
 index of every run, and errors as one sentence."""
 
+import html
 import json
 import re
 import shutil
@@ -11,6 +12,7 @@ from synthetic_stress import make_stress_run
 from wdm_lib import report
 from wdm_lib.cli import main
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
@@ -19,7 +21,7 @@ from wdm_lib.workloads.consistency import ConsistencyScenario
 def reports(tmp_path_factory):
     """reports/ with a consistency run (faulty shop) and a stress run in reports/runs, both rendered."""
     reports_dir = tmp_path_factory.mktemp("reports")
-    run, _ = run_consistency(ConsistencyScenario(n_users=40, n_orders=50, item_stock=10, seed=2),
+    run, _ = run_consistency(ConsistencyScenario(n_users=40, n_orders=50, item_stock=10, seed=2, quiet_s=0.5),
                              anomaly="no-rollback", runs_dir=reports_dir / "runs")
     stress = make_stress_run(reports_dir / "runs" / "20250101-000000-stress-abcd", rows=2000, duration_s=10)
     # by default, a report lands beside the runs folder that holds its run
@@ -87,6 +89,46 @@ def test_report_errors_are_one_sentence_naming_the_path(tmp_path, capsys):
     assert "RUN_DIR" in capsys.readouterr().err
 
 
+HOSTILE_NAME = "<img src=x onerror=alert(1)>_*team*.json"
+
+
+def inert(page: str) -> bool:
+    """Offline, no event handler in any tag, and every image embedded (nothing loaded at all)."""
+    return (offline(page) and not re.search(r"<[a-z][^>]*\son[a-z]+\s*=", page, re.I)
+            and all(src.startswith("data:") for src in re.findall(r"<img\b[^>]*\ssrc=[\"']?([^\"' >]*)", page, re.I)))
+
+
+def test_a_urls_file_named_with_html_renders_as_text_in_reports_and_index(reports, tmp_path, write_urls):
+    _, _, stress, _ = reports
+    reports_dir = tmp_path / "reports"
+    with ReferenceShopProcess() as shop:
+        run, _ = run_consistency(ConsistencyScenario(n_users=20, n_orders=20, seed=1),
+                                 urls=write_urls(shop.base_url, HOSTILE_NAME), runs_dir=reports_dir / "runs")
+    assert run.manifest["target"]["source"].endswith(HOSTILE_NAME)
+    # A fault schedule's names and commands come from a file as well.
+    summary = run.read_json("summary.json")
+    summary["faults"] = [{
+        "name": "<img src=x onerror=alert(2)>", "what": "<script>alert(3)</script>", "recover": None,
+        "due_s": 0.0, "started_s": 0.0, "late_ms": 0.0, "inject_status": 0, "recovered_s": None,
+        "recover_status": None, "requests": {"ok": 1, "fail": 0, "unknown": 0}, "slowest_reply_ms": 1.0,
+        "downtime_s": None, "first_served_after_recover_s": None, "rate_back_after_recover_s": None,
+        "acknowledged_writes_lost": []}]
+    run.write_json("summary.json", summary)
+    theirs = shutil.copytree(stress, reports_dir / "runs" / stress.name)
+    manifest = json.loads((theirs / "manifest.json").read_text())
+    manifest["target"]["source"] = HOSTILE_NAME
+    (theirs / "manifest.json").write_text(json.dumps(manifest))
+    shown = html.escape(HOSTILE_NAME, quote=False)
+    for rendered in (report.render(theirs), report.render(run.path)):
+        page = rendered.read_text()
+        assert inert(page), rendered
+        # Shown as written, in the banner or the headline as in the tables.
+        assert re.search(r"against [^<]*" + re.escape(shown) + "(</p>|</div>)", page), rendered
+    assert "<script>alert(3)" not in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
+    index = (reports_dir / "index.html").read_text()
+    assert inert(index) and index.count(shown) == 2
+
+
 def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):
     _, run, _, _ = reports
     broken = tmp_path / run.id
@@ -99,12 +141,84 @@ def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):
     assert not (tmp_path / "out" / f"{run.id}.html").exists()
 
 
-def test_render_refuses_a_run_whose_summary_is_missing_with_the_runs_error(reports, tmp_path):
-    _, run, _, _ = reports
+def test_a_failed_run_is_reported_as_failed_with_its_error(reports, tmp_path):
+    _, run, stress, _ = reports
     failed = tmp_path / run.id
     shutil.copytree(run.path, failed)
     (failed / "summary.json").unlink()
     manifest = json.loads((failed / "manifest.json").read_text())
     (failed / "manifest.json").write_text(json.dumps({**manifest, "status": "failed", "error": "target went away"}))
-    with pytest.raises(WorkbenchError, match="ended failed \\(target went away\\)"):
-        report.render(failed, tmp_path / "out")
+    html = report.render(failed, tmp_path / "out").read_text()
+    assert "FAILED: NO VERDICT" in html and "target went away" in html
+    # A stress run has no history to fall back on: without its summary it is one sentence.
+    broken = tmp_path / "stress"
+    shutil.copytree(stress, broken)
+    (broken / "summary.json").unlink()
+    with pytest.raises(WorkbenchError, match="without a summary.json"):
+        report.render(broken, tmp_path / "out")
+
+
+def _start_paced_run(runs_dir, faults=None):
+    import subprocess
+    import sys
+
+    args = [sys.executable, "-m", "wdm_lib", "consistency", "--runs-dir", str(runs_dir), "--rate", "50",
+            "--n-orders", "1000", "--n-users", "100"]
+    if faults is not None:
+        args += ["--faults", str(faults)]
+    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            stdin=subprocess.DEVNULL)
+
+
+def _wait_for_checkouts(runs_dir, at_least: int):
+    import time
+
+    from wdm_lib.history import read_ops
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        found = list(runs_dir.glob("*/history.csv"))
+        if found and sum(op.kind == "checkout" for op in read_ops(found[0])) >= at_least:
+            return found[0].parent
+        time.sleep(0.2)
+    raise AssertionError("the run made no checkouts")
+
+
+def test_an_interrupted_run_is_reported_with_what_it_recorded_and_its_in_flight_checkouts(tmp_path):
+    import signal
+    import time
+
+    from wdm_lib.history import read_ops
+
+    # The shop is paused 1 s into the load, so checkouts are in flight when Ctrl-C comes.
+    faults = tmp_path / "pause.yaml"
+    faults.write_text("faults:\n  - name: paused\n    at: 1s\n    action: pause shop\n    recover_after: 15s\n")
+    proc = _start_paced_run(tmp_path / "runs", faults)
+    run_dir = _wait_for_checkouts(tmp_path / "runs", 25)  # half a second of load at 50/s
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    stopped = [op for op in read_ops(run_dir / "history.csv")
+               if op.kind == "checkout" and op.error.startswith("the run stopped while")]
+    assert stopped and all(op.outcome == "unknown" for op in stopped)
+    assert main(["report", str(run_dir), "--reports-dir", str(tmp_path)]) == 0
+    html = (tmp_path / f"{run_dir.name}.html").read_text()
+    assert "INTERRUPTED: NO VERDICT" in html and "Checkout latency per outcome" in html
+    index = (tmp_path / "index.html").read_text()
+    assert "interrupted" in index
+
+
+def test_a_killed_run_is_recognised_as_crashed_and_reported(tmp_path):
+    import signal
+
+    proc = _start_paced_run(tmp_path / "runs")
+    run_dir = _wait_for_checkouts(tmp_path / "runs", 20)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=30)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["status"] == "running"  # it had no chance to say otherwise
+    assert main(["report", str(run_dir), "--reports-dir", str(tmp_path)]) == 0
+    html = (tmp_path / f"{run_dir.name}.html").read_text()
+    assert "CRASHED: NO VERDICT" in html
+    assert re.search(r"<td>crashed</td>", (tmp_path / "index.html").read_text())

@@ -123,26 +123,64 @@ def in_flight(starts, ends):
     return pd.DataFrame({"t_s": t[order], "in_flight": np.cumsum(step[order])})
 
 
+def _signed(side: dict | None) -> str:
+    """'3 ids, +7' for one side of a balance anomaly; blank where it has no such side."""
+    if not side or not side["ids"]:
+        return ""
+    return f"{side['ids']} {'id' if side['ids'] == 1 else 'ids'}, {side['by']:+d}"
+
+
 def findings_table(summary: dict):
-    """The original benchmark's four figures beside the workbench's anomalies, in one table."""
+    """What went wrong, in the shop's words: each anomaly (a fact about balances: the verdict) and
+    each warning (a fact about replies), with how many ids show it, how many are over and under
+    what the history allows and by how much, and examples."""
     import pandas as pd
 
-    labels = {
-        "stock_inconsistencies_in_logs": "stock inconsistencies in logs",
-        "stock_inconsistencies_in_db": "stock inconsistencies in db",
-        "payment_inconsistencies_in_logs": "payment inconsistencies in logs",
-        "payment_inconsistencies_in_db": "payment inconsistencies in db",
-    }
-    rows = [{"source": "original benchmark", "figure": labels.get(k, k), "count": "", "magnitude": v,
-             "meaning": "0 when consistent, by the original's own arithmetic"}
-            for k, v in summary["original"].items()]
-    rows += [{"source": "workbench", "figure": a["name"], "count": a["count"], "magnitude": a["magnitude"],
-              "meaning": a["description"]} for a in summary["anomalies"]]
+    rows = [{"finding": a["name"], "kind": kind, "count": a["count"], "over": _signed(a.get("over")),
+             "under": _signed(a.get("under")), "examples": ", ".join(a["examples"][:3]), "meaning": a["description"]}
+            for kind, found in (("anomaly", summary["anomalies"]), ("warning", summary.get("warnings", [])))
+            for a in found]
     if not summary["anomalies"]:
-        rows.append({"source": "workbench", "figure": "no anomaly", "count": 0, "magnitude": 0,
-                     "meaning": "every balance, flag and reply agrees with what happened"})
-    # The original has no counts: its rows leave that column blank.
-    return pd.DataFrame(rows, columns=["source", "figure", "count", "magnitude", "meaning"]).set_index(["source", "figure"])
+        rows.insert(0, {"finding": "no anomaly", "kind": "anomaly", "count": 0, "over": "", "under": "",
+                        "examples": "", "meaning": "every balance, flag and record agrees with what happened"})
+    return pd.DataFrame(rows, columns=["finding", "kind", "count", "over", "under", "examples", "meaning"])
+
+
+ORIGINAL_LABELS = {
+    "stock_inconsistencies_in_logs": "stock inconsistencies in logs",
+    "stock_inconsistencies_in_db": "stock inconsistencies in db",
+    "payment_inconsistencies_in_logs": "payment inconsistencies in logs",
+    "payment_inconsistencies_in_db": "payment inconsistencies in db",
+}
+
+
+def original_table(summary: dict):
+    """The original benchmark's four figures, computed as it defines them (0 when consistent by its
+    own arithmetic), for comparison with numbers users already know."""
+    import pandas as pd
+
+    return pd.DataFrame([{"figure": ORIGINAL_LABELS.get(k, k), "value": v} for k, v in summary["original"].items()],
+                        columns=["figure", "value"])
+
+
+def original_caveats(summary: dict) -> str:
+    """Why the original's figures can mislead, with this run's unknowns named when it had any."""
+    counted = summary.get("original_counts_unknowns", 0)
+    extra = (f" In this run that means {counted} checkouts with an unknown outcome were counted as successes."
+             if counted else "")
+    return summary["original_caveats"] + extra
+
+
+def convergence_frame(summary: dict):
+    """The convergence timeline (one row per pass of the final read-back): t_s since the last
+    checkout reply, changed, valid, and the anomalies found on that pass in all."""
+    import pandas as pd
+
+    points = summary.get("convergence", [])
+    return pd.DataFrame({"t_s": [p["t_s"] for p in points], "changed": [p["changed"] for p in points],
+                         "valid": [p["valid"] for p in points],
+                         "anomalies": [sum(p["anomalies"].values()) for p in points]},
+                        columns=["t_s", "changed", "valid", "anomalies"])
 
 
 def deviations(summary: dict, state: dict):
@@ -158,6 +196,61 @@ def deviations(summary: dict, state: dict):
             rows.append({"anomaly": a["name"], "of": of, "id": d["id"], "expected": d["expected"],
                          "actual": d["actual"], "diff": d["diff"]})
     return pd.DataFrame(rows, columns=["anomaly", "of", "id", "expected", "actual", "diff"])
+
+
+def fault_windows(summary: dict) -> list[tuple[str, float, float]]:
+    """(name, start, end) of each fault, in seconds since the load started, for shading charts: from
+    its injection to the end of its recovery (to the end of the load when it never recovered)."""
+    windows = []
+    for f in summary.get("faults", []):
+        end = f["recovered_s"] if f["recovered_s"] is not None else float("inf")
+        windows.append((f["name"], f["started_s"], end))
+    return windows
+
+
+def faults_table(summary: dict):
+    """One row per fault: what it did, when, and what it cost (see wdm_lib.faults.measures)."""
+    import pandas as pd
+
+    rows = []
+    for f in summary.get("faults", []):
+        r = f["requests"]
+        rows.append({"fault": f["name"], "what": f["what"], "recover": f["recover"] or "",
+                     "started (s)": f["started_s"], "late (ms)": f["late_ms"],
+                     "recovered (s)": f["recovered_s"], "ok / fail / unknown": f"{r['ok']} / {r['fail']} / {r['unknown']}",
+                     "downtime (s)": f["downtime_s"], "served again after (s)": f["first_served_after_recover_s"],
+                     "rate back after (s)": f["rate_back_after_recover_s"], "slowest reply (ms)": f["slowest_reply_ms"],
+                     "acknowledged writes lost": ", ".join(f["acknowledged_writes_lost"]) or "none"})
+    return pd.DataFrame(rows)
+
+
+def per_second(frame, t0_ns: int | None = None, bin_s: float = 1.0):
+    """Requests per time bin by when they were answered: served (2xx or 4xx) and not served per
+    second, and the p50 and p99 latency (ms, nearest rank) of those answered in the bin. `frame`
+    has invoke_ns, complete_ns, status, latency_ms; t_s counts from t0_ns (default: the first send)."""
+    import numpy as np
+    import pandas as pd
+
+    if frame.empty:
+        return pd.DataFrame(columns=["t_s", "served_per_s", "not_served_per_s", "p50_ms", "p99_ms"])
+    t0 = frame["invoke_ns"].min() if t0_ns is None else t0_ns
+    t = (frame["complete_ns"].astype("float64") - t0) / 1e9
+    served = frame["status"].notna() & (frame["status"].astype("float64") < 500)
+    bins = np.floor(t / bin_s).astype("int64")
+    grouped = pd.DataFrame({"bin": bins, "served": served, "not_served": ~served,
+                            "latency_ms": frame["latency_ms"]}).groupby("bin")
+
+    def pct(q):
+        return grouped["latency_ms"].apply(lambda v: float(np.percentile(v, q, method="inverted_cdf")))
+
+    out = pd.DataFrame({"served_per_s": grouped["served"].sum() / bin_s,
+                        "not_served_per_s": grouped["not_served"].sum() / bin_s,
+                        "p50_ms": pct(50), "p99_ms": pct(99)})
+    # Bins in which nothing was answered are rates of zero, and no latency.
+    out = out.reindex(range(int(bins.min()), int(bins.max()) + 1)).rename_axis("bin").reset_index()
+    out[["served_per_s", "not_served_per_s"]] = out[["served_per_s", "not_served_per_s"]].fillna(0)
+    out["t_s"] = out["bin"] * bin_s
+    return out[["t_s", "served_per_s", "not_served_per_s", "p50_ms", "p99_ms"]]
 
 
 # --- stress runs -------------------------------------------------------------------------------------

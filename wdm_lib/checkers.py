@@ -10,6 +10,10 @@ Outcomes follow API.md: `ok` happened, `fail` did not, `unknown` is never counte
 unknown checkout is resolved from the order's final `paid` flag when that is unambiguous (the order
 was checked out once); otherwise it stays unresolved, and every balance it touches is accepted
 anywhere between "it happened" and "it did not".
+
+Anomalies are facts about balances and records: any one makes the state inconsistent. Warnings are
+facts about replies (a checkout that answered 5xx yet happened, a run in which nothing could
+succeed): worth a user's attention, but API.md allows them, so they never turn the verdict.
 """
 
 from __future__ import annotations
@@ -18,12 +22,11 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
-from wdm_lib.history import FAIL, OK, UNKNOWN, Op
+from wdm_lib.history import CAUSES, FAIL, OK, UNKNOWN, Op, unknown_cause
 
 MAX_EXAMPLES = 10
 CHECKOUT = "checkout"
-# 504 is a gateway giving up on a slow backend: a timeout by another name, not the system's error.
-TIMEOUT_STATUSES = {408, 504}
+CONSISTENT, WITH_WARNINGS, INCONSISTENT = "consistent", "consistent with warnings", "inconsistent"
 
 
 @dataclass
@@ -34,6 +37,11 @@ class Anomaly:
     examples: list[str]     # up to MAX_EXAMPLES ids
     description: str
     details: list[dict] = field(default_factory=list)   # one row per id: expected, actual, diff
+    # Balance anomalies only: the ids whose value is above what the history allows, and by how much
+    # in all ({"ids": n, "by": +x}), and those below ({"ids": n, "by": -y}). A magnitude alone
+    # would show 14 users charged too much and 14 too little as one number.
+    over: dict | None = None
+    under: dict | None = None
 
 
 @dataclass
@@ -41,21 +49,28 @@ class CheckResult:
     valid: bool
     anomalies: list[Anomaly] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[Anomaly] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @property
+    def verdict(self) -> str:
+        return INCONSISTENT if self.anomalies else WITH_WARNINGS if self.warnings else CONSISTENT
+
     @classmethod
-    def of(cls, anomalies: list[Anomaly], notes: list[str] | None = None) -> "CheckResult":
-        return cls(valid=not anomalies, anomalies=anomalies, notes=notes or [])
+    def of(cls, anomalies: list[Anomaly], notes: list[str] | None = None,
+           warnings: list[Anomaly] | None = None) -> "CheckResult":
+        return cls(valid=not anomalies, anomalies=anomalies, notes=notes or [], warnings=warnings or [])
 
 
 def merge(results: Iterable[CheckResult]) -> CheckResult:
-    anomalies, notes = [], []
+    anomalies, notes, warnings = [], [], []
     for r in results:
         anomalies += r.anomalies
         notes += r.notes
-    return CheckResult.of(anomalies, notes)
+        warnings += r.warnings
+    return CheckResult.of(anomalies, notes, warnings)
 
 
 # --- resolving what happened ---------------------------------------------------------------------
@@ -111,12 +126,12 @@ def _balance_anomaly(name: str, what: str, rows: list[dict]) -> list[Anomaly]:
     if not rows:
         return []
     rows.sort(key=lambda d: -abs(d["diff"]))
+    over = [d["diff"] for d in rows if d["diff"] > 0]
+    under = [d["diff"] for d in rows if d["diff"] < 0]
     return [Anomaly(name, len(rows), sum(abs(d["diff"]) for d in rows), _examples(d["id"] for d in rows),
-                    what, rows)]
+                    what, rows, over={"ids": len(over), "by": sum(over)}, under={"ids": len(under), "by": sum(under)})]
 
 
-def _missing_anomaly(name: str, what: str, ids: list[str]) -> list[Anomaly]:
-    return [Anomaly(name, len(ids), len(ids), _examples(ids), what)] if ids else []
 
 
 # --- the checkers ----------------------------------------------------------------------------------
@@ -148,8 +163,9 @@ def _definite_additions(adds: list[tuple[list, str]]) -> defaultdict[str, int]:
 
 
 def _compare_balances(initial: dict, final: dict, field_: str, moves: tuple[list, list, list]
-                      ) -> tuple[list[dict], list[dict], list[str]]:
-    """Per id: (rows outside the range the history allows, rows below zero, ids no longer found)."""
+                      ) -> tuple[list[dict], list[dict], list[dict]]:
+    """Per id: (rows outside the range the history allows, rows below zero, rows of ids no longer
+    found, with what they held)."""
     low, high = _expected_ranges({k: v[field_] for k, v in initial.items() if v is not None}, *moves)
     mismatch, negative, missing = [], [], []
     for key, before in initial.items():
@@ -157,7 +173,10 @@ def _compare_balances(initial: dict, final: dict, field_: str, moves: tuple[list
             continue
         after = final.get(key)
         if after is None:
-            missing.append(key)
+            # Gone, and what it held with it: the least the history says it should still hold (never
+            # below zero, where unresolved checkouts stretch the range that far).
+            held = max(low[key], 0)
+            missing.append({"id": key, "expected": held, "actual": None, "diff": -held})
             continue
         actual = after[field_]
         if not low[key] <= actual <= high[key]:
@@ -189,7 +208,8 @@ def check_stock(scenario, history: list[Op], state: dict) -> CheckResult:
         + _balance_anomaly("oversold", "checkouts that happened took more of an item than it had "
                            "(expected: what it had; actual: what was sold)", oversold)
         + _balance_anomaly("negative-stock", "an item's final stock is below zero", negative)
-        + _missing_anomaly("lost-item", "an item that existed after seeding can no longer be found", missing))
+        + _balance_anomaly("lost-item", "an item that existed after seeding can no longer be found (expected: "
+                           "the stock it should still hold, lost with it)", missing))
     return CheckResult.of(anomalies)
 
 
@@ -202,7 +222,8 @@ def check_credit(scenario, history: list[Op], state: dict) -> CheckResult:
         _balance_anomaly("credit-mismatch", "final credit differs from initial credit plus funds added "
                          "minus the cost of checkouts that happened", mismatch)
         + _balance_anomaly("negative-credit", "a user's final credit is below zero", negative)
-        + _missing_anomaly("lost-user", "a user who existed after seeding can no longer be found", missing))
+        + _balance_anomaly("lost-user", "a user who existed after seeding can no longer be found (expected: "
+                           "the credit they should still hold, lost with them)", missing))
     return CheckResult.of(anomalies)
 
 
@@ -246,10 +267,11 @@ def check_conservation(scenario, history: list[Op], state: dict) -> CheckResult:
                 for u, v in u0.items() if v is not None and u1.get(u) is not None)
     if spent == sold_value:
         return CheckResult.of([])
+    diff = spent - sold_value
     return CheckResult.of([Anomaly(
-        "conservation", 1, abs(spent - sold_value), [],
-        f"users spent {spent} credit but goods worth {sold_value} left the stock",
-        [{"id": "total", "expected": sold_value, "actual": spent, "diff": spent - sold_value}])])
+        "conservation", 1, abs(diff), [], f"users spent {spent} credit but goods worth {sold_value} left the stock",
+        [{"id": "total", "expected": sold_value, "actual": spent, "diff": diff}],
+        over={"ids": int(diff > 0), "by": max(diff, 0)}, under={"ids": int(diff < 0), "by": min(diff, 0)})])
 
 
 def check_orders(scenario, history: list[Op], state: dict) -> CheckResult:
@@ -280,27 +302,77 @@ def check_orders(scenario, history: list[Op], state: dict) -> CheckResult:
     return CheckResult.of(anomalies)
 
 
-def check_unknowns(scenario, history: list[Op], state: dict) -> CheckResult:
-    """Unknown checkouts, resolved where the final state can tell. A 5xx (other than a gateway
-    timeout) for a checkout that happened is a lost acknowledgement: the client was told it failed
-    while the stock and credit were taken. Timeouts that happened are ours to blame (see --timeout)."""
+def unknowns_by_cause(history: list[Op], state: dict) -> dict[str, dict[str, int]]:
+    """Unknown checkouts per cause (5xx, timeout, reset, other status), each split by how the final
+    state resolved them. Every cause is counted the same way: API.md makes them all 'unknown'."""
     res = resolve_checkouts(history, state)
-    lost_ack = [op for op in res.resolved_happened
-                if op.status is not None and op.status not in TIMEOUT_STATUSES]
+    counts: dict[str, dict[str, int]] = {}
+    for ops, how in ((res.resolved_happened, "happened"), (res.resolved_not, "not_happened"),
+                     (res.unresolved, "unresolved")):
+        for op in ops:
+            row = counts.setdefault(unknown_cause(op), {"happened": 0, "not_happened": 0, "unresolved": 0})
+            row[how] += 1
+    return {cause: counts[cause] for cause in CAUSES if cause in counts}
+
+
+# What to do about unknowns of each cause: advice that fits the cause, not a blanket "raise --timeout".
+CAUSE_ADVICE = {
+    "timeout": "they got no reply within --timeout: raise --timeout if the system is just slow, or lower "
+               "--concurrency",
+    "reset": "the connection was dropped or reset before a reply (a gateway out of connections, a crashing "
+             "service): raising --timeout will not help; lower --concurrency, and look at the system's logs",
+    "5xx": "the system answered with a server error: its logs say why (the error column of history.csv "
+           "holds the start of each reply)",
+    "other-status": "the system answered with a status that is neither 2xx nor 4xx (a redirect?): API.md "
+                    "makes that unknown",
+}
+
+
+def check_unknowns(scenario, history: list[Op], state: dict) -> CheckResult:
+    """Unknown checkouts, resolved where the final state can tell, and named by cause. A 5xx for a
+    checkout that happened is a lost acknowledgement (`lost-ack`): the client was told it failed
+    while the stock and credit were taken. API.md allows it (a 5xx is unknown, and an unknown may
+    have happened), so it is a warning, never an anomaly; the balances judge the rest."""
+    res = resolve_checkouts(history, state)
+    causes = unknowns_by_cause(history, state)
     notes = []
-    unknown = res.resolved_happened + res.resolved_not + res.unresolved
-    if unknown:
-        notes.append(f"{len(unknown)} checkouts had an unknown outcome: {len(res.resolved_happened)} resolved "
-                     f"as happened, {len(res.resolved_not)} as not happened, {len(res.unresolved)} unresolved.")
-    timed_out = [op for op in unknown if op.status is None or op.status in TIMEOUT_STATUSES]
-    if timed_out:
-        notes.append(f"{len(timed_out)} checkouts got no reply in time; raise --timeout if the system is slow.")
-    anomalies = []
+    for cause, n in causes.items():
+        total = sum(n.values())
+        notes.append(f"{total} {'checkout' if total == 1 else 'checkouts'} had an unknown outcome ({cause}): "
+                     f"{n['happened']} happened, "
+                     f"{n['not_happened']} did not, {n['unresolved']} unresolved; {CAUSE_ADVICE[cause]}.")
+    lost_ack = [op for op in res.resolved_happened if unknown_cause(op) == "5xx"]
+    warnings = []
     if lost_ack:
-        anomalies.append(Anomaly("lost-ack", len(lost_ack), len(lost_ack), _examples(op.order_id for op in lost_ack),
-                                 "checkout answered 5xx, yet the order is paid: it happened and the client "
-                                 "was told it failed"))
-    return CheckResult.of(anomalies, notes)
+        warnings.append(Anomaly("lost-ack", len(lost_ack), len(lost_ack), _examples(op.order_id for op in lost_ack),
+                                "checkout answered 5xx, yet the order is paid: it happened and the client "
+                                "was told it failed"))
+    return CheckResult.of([], notes, warnings)
+
+
+def _why_nothing_can_succeed(scenario) -> str:
+    """The scenario's own reason no checkout could succeed, when its numbers make that certain."""
+    reasons = []
+    cost = scenario.items_per_order * scenario.quantity * scenario.item_price
+    if cost > scenario.user_credit:
+        reasons.append(f"every order costs {cost} but each user has credit {scenario.user_credit}")
+    if scenario.quantity > scenario.item_stock:
+        reasons.append(f"every order asks for {scenario.quantity} of an item that has stock {scenario.item_stock}")
+    return "; ".join(reasons)
+
+
+def check_something_happened(scenario, history: list[Op], state: dict) -> CheckResult:
+    """A run in which no checkout happened tested refusals only: every balance is trivially right.
+    Consistent, but a user must not read it as a test of the checkout path (`nothing-succeeded`)."""
+    res = resolve_checkouts(history, state)
+    tried = res.happened + res.not_happened + res.unresolved
+    if not tried or res.happened or res.unresolved:
+        return CheckResult.of([])
+    why = _why_nothing_can_succeed(scenario)
+    return CheckResult.of([], warnings=[Anomaly(
+        "nothing-succeeded", len(tried), len(tried), [],
+        "no checkout happened, so the run tested refusals only"
+        + (f" ({why})" if why else " (check the scenario's stock and credit against what the orders cost)"))])
 
 
 def check_seeding(scenario, history: list[Op], state: dict) -> CheckResult:
@@ -339,7 +411,7 @@ def check_order_contents(scenario, history: list[Op], state: dict) -> CheckResul
 
 
 CONSISTENCY_CHECKERS = (check_seeding, check_order_contents, check_stock, check_credit, check_conservation,
-                        check_orders, check_unknowns)
+                        check_orders, check_unknowns, check_something_happened)
 
 
 def check_consistency(scenario, history: list[Op], state: dict) -> CheckResult:
@@ -402,8 +474,9 @@ def check_stress_missing(scenario, recorded: dict, state: dict) -> CheckResult:
     at all) makes every other figure meaningless."""
     items = sorted((i for i, v in state["items"].items() if v is None), key=_id_order)
     users = sorted((u for u, v in state["users"].items() if v is None), key=_id_order)
-    anomalies = _missing_anomaly("missing_item", "an item of the batch init is unknown to the target", items)
-    anomalies += _missing_anomaly("missing_user", "a user of the batch init is unknown to the target", users)
+    anomalies = [Anomaly(name, len(ids), len(ids), _examples(ids), what) for name, what, ids in (
+        ("missing_item", "an item of the batch init is unknown to the target", items),
+        ("missing_user", "a user of the batch init is unknown to the target", users)) if ids]
     notes = [f"{len(items)} items and {len(users)} users of the batch init are unknown to the target; was it "
              f"initialised with these sizes (wdm stress init, or --init)?"] if anomalies else []
     return CheckResult.of(anomalies, notes)

@@ -22,13 +22,19 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
                    help="folder for the SQLite store (default: a temporary folder, removed on exit)")
     p.add_argument("--anomaly", choices=sorted(ANOMALIES), default=None,
                    help="turn on one named bug (default: none, the shop is consistent)")
+    p.add_argument("--exit-with", type=int, default=None, metavar="PID",
+                   help="stop when process PID is gone (the workbench passes its own, so no shop outlives it)")
+    p.add_argument("--temporary", action="store_true",
+                   help="with --exit-with and --data: the folder is that process's temporary one; remove it "
+                        "when that process is gone")
     p.set_defaults(handler=_serve)
 
 
 def _serve(args: argparse.Namespace) -> int:
     from wdm_lib.reference.server import serve
 
-    serve(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly)
+    serve(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly, exit_with=args.exit_with,
+          temporary=args.temporary)
     return EXIT_OK
 
 
@@ -56,7 +62,8 @@ def _add_consistency(sub: argparse._SubParsersAction) -> None:
 
     d = ConsistencyScenario(seed=0)
     p = sub.add_parser("consistency", help="seed, fire concurrent checkouts, check the final state",
-                       description="Exit 0 when consistent, 1 when not, 2 when the run could not be made.")
+                       description="Exit 0 when consistent (with or without warnings), 1 when not (or with "
+                                   "warnings under --strict), 2 when the run could not be made.")
     _add_target_options(p)
     _add_scenario_options(p, d)
     p.add_argument("--items-per-order", type=int, default=d.items_per_order, metavar="N",
@@ -64,12 +71,21 @@ def _add_consistency(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quantity", type=int, default=d.quantity, metavar="N",
                    help=f"quantity of each item in an order (default {d.quantity})")
     p.add_argument("--concurrency", type=int, default=d.concurrency, metavar="N",
-                   help=f"requests in flight at most (default {d.concurrency}: every checkout at once)")
+                   help=f"checkouts in flight at most (default {d.concurrency}, what the original achieves; "
+                        f"1000 fires every checkout at once, the harsher test)")
+    p.add_argument("--rate", type=float, default=None, metavar="N",
+                   help="checkouts per second, open loop (default: all at once, at most --concurrency in flight)")
+    p.add_argument("--faults", default=None, metavar="FILE",
+                   help="a fault schedule (YAML) to run during the checkouts; needs --rate (see faults/)")
     p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s, metavar="SECONDS",
                    help=f"per-request timeout (default {d.timeout_s:g})")
+    p.add_argument("--quiet", dest="quiet_s", type=float, default=d.quiet_s, metavar="SECONDS",
+                   help=f"judge the final state only once it stayed unchanged this long (default {d.quiet_s:g})")
     p.add_argument("--settle", dest="settle_s", type=float, default=d.settle_s, metavar="SECONDS",
-                   help=f"how long the final read-back may wait for the target to go quiet (default {d.settle_s:g})")
+                   help=f"the most the final read-back may take waiting for quiet (default {d.settle_s:g})")
     p.add_argument("--seed", type=int, default=None, help="random seed, to reproduce a run (default: random)")
+    p.add_argument("--strict", action="store_true",
+                   help="exit 1 on warnings too (a checkout that answered 5xx yet happened, nothing succeeded)")
     p.add_argument("--report", action="store_true", help="render the HTML report at the end")
     _add_junit(p, "one test case per checker")
     p.set_defaults(handler=_consistency)
@@ -96,7 +112,8 @@ def _consistency(args: argparse.Namespace) -> int:
 
     scenario = ConsistencyScenario(**{f.name: getattr(args, f.name) for f in fields(ConsistencyScenario)})
     _check_junit(args.junit)
-    run, summary = run_consistency(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir)
+    run, summary = run_consistency(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir,
+                                   faults=args.faults)
     print(render_table(summary))
     print(f"run folder: {run.path}")
     if args.junit:
@@ -105,7 +122,9 @@ def _consistency(args: argparse.Namespace) -> int:
         print(f"junit: {junit.write(args.junit, 'consistency', junit.consistency_cases(junit.consistency_checks(run.path)))}")
     if args.report:
         _render_report(run.path)
-    return EXIT_OK if summary["valid"] else EXIT_INCONSISTENT
+    if not summary["valid"] or (args.strict and summary["warnings"]):
+        return EXIT_INCONSISTENT
+    return EXIT_OK
 
 
 def _render_report(run_path) -> None:
@@ -136,6 +155,24 @@ def _report(args: argparse.Namespace) -> int:
         print(f"report: {render(args.run_dir, args.reports_dir)}")
     else:
         print(f"index: {write_index(args.reports_dir)}")
+    return EXIT_OK
+
+
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="runs side by side, in one HTML page",
+                       description="Verdicts and anomalies, latency percentiles with each run's ratio to the "
+                                   "first, overlaid latency CDFs, throughput against p99 per step and fault "
+                                   "recovery, for two or more runs; the first is the baseline.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (under reports/runs/), baseline first")
+    p.add_argument("--reports-dir", default=None, metavar="DIR",
+                   help="where the page goes (default: the folder above the first run's runs folder)")
+    p.set_defaults(handler=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from wdm_lib.report import render_compare
+
+    print(f"comparison: {render_compare(args.run_dirs, args.reports_dir)}")
     return EXIT_OK
 
 
@@ -286,6 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_consistency(sub)
     _add_stress(sub)
     _add_report(sub)
+    _add_compare(sub)
     return parser
 
 

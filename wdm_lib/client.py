@@ -5,6 +5,11 @@ and anything else (5xx, a redirect, a timeout, a reset connection) is `unknown`,
 operation may or may not have happened. The only exception: a connection that could not be opened
 at all sent nothing, so that is a definite `fail`. A 2xx reply whose body breaks the contract
 raises ContractError: the target is not speaking the API, and no verdict over it would mean anything.
+So does a reply of any status whose body runs past MAX_BODY: reading stops there, so what a target
+sends never costs more memory than that.
+
+Ids are opaque strings (API.md): each goes into the URL percent-encoded as one path segment, and the
+URL is sent exactly as built, so `a/b`, `a#b`, `a%41b` and `..` reach the target as those ids.
 """
 
 from __future__ import annotations
@@ -17,12 +22,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from urllib.parse import quote
+
 import aiohttp
+from yarl import URL
 
 from wdm_lib.config import Target
 from wdm_lib.errors import ContractError, TargetUnreachable
-from wdm_lib.history import FAIL, OK, UNKNOWN
+from wdm_lib.history import FAIL, INCOMPLETE_ERROR, OK, TIMEOUT_ERROR, UNKNOWN
+
 BODY_EXCERPT = 200
+# Every reply API.md allows is a few hundred bytes (an order with thousands of items stays far
+# below this); a longer one is the target breaking the contract, and an endless one must not be
+# read for ever.
+MAX_BODY = 1 << 20
+# The first request of a run waits this long for a first byte, whatever --timeout says: a port that
+# accepts connections and never answers is told from a slow shop in seconds, not after a minute
+# (the whole run then ends within about 10 s). A shop is slow under load, not on its first request.
+FIRST_REPLY_S = 8.0
 
 
 @dataclass(slots=True)
@@ -30,7 +47,7 @@ class Reply:
     endpoint: str        # the API.md row, e.g. "POST /orders/checkout/{order_id}"
     url: str
     outcome: str         # ok / fail / unknown
-    status: int | None   # None when no HTTP status came back
+    status: int | None   # None when no complete reply came back (`error` says what did)
     invoke_ns: int       # wall clock when the request was sent
     complete_ns: int     # wall clock when the reply (or the error) arrived
     body: Any = None     # the parsed JSON of a 2xx reply that carries data
@@ -105,6 +122,33 @@ def check_body(endpoint: str, status: int, text: str, schema: Schema) -> dict:
     return _normalise(body, schema)
 
 
+def segment(value: object) -> str:
+    """An id (or a number) as one URL path segment: every character that could end the segment,
+    the path or the URL (`/ ? # %`, spaces, non-ASCII) is percent-encoded."""
+    return quote(str(value), safe="")
+
+
+class _TooLong(Exception):
+    """A reply body ran past MAX_BODY."""
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, keep_all: bool) -> bytes:
+    """The body (all of it if keep_all, else its first BODY_EXCERPT bytes, the rest read and
+    dropped), or _TooLong as soon as it runs past MAX_BODY."""
+    if resp.content_length is not None and resp.content_length > MAX_BODY:
+        raise _TooLong
+    kept, size = bytearray(), 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise _TooLong
+        if keep_all:
+            kept += chunk
+        elif len(kept) < BODY_EXCERPT:
+            kept += chunk[:BODY_EXCERPT - len(kept)]
+    return bytes(kept)
+
+
 def raise_open_file_limit() -> None:
     """A thousand checkouts in flight need a thousand sockets; the default soft limit is often 1024."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -131,6 +175,7 @@ class ShopClient:
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
+        self._first_reply_s: float | None = None
 
     async def __aenter__(self) -> "ShopClient":
         raise_open_file_limit()
@@ -150,6 +195,18 @@ class ShopClient:
         finally:
             self._slots = saved
 
+    @contextmanager
+    def first_reply_within(self, seconds: float) -> Iterator[None]:
+        """For the first request of a run: a target that accepts the connection and then sends
+        nothing for `seconds` is not alive (TargetUnreachable), however long --timeout is. A slow
+        target that answers within `seconds` is not affected."""
+        saved = self._first_reply_s
+        self._first_reply_s = seconds if seconds < self.timeout_s else None
+        try:
+            yield
+        finally:
+            self._first_reply_s = saved
+
     async def __aexit__(self, *exc) -> None:
         if self._session is not None:
             await self._session.close()
@@ -157,35 +214,57 @@ class ShopClient:
 
     async def _call(self, method: str, base: str, path: str, endpoint: str,
                     schema: Schema | None = None) -> Reply:
-        url = base + path
+        # encoded=True: the ids in `path` are encoded already, and must not be normalised again
+        # (yarl would turn %41 into A and resolve `..`).
+        url = URL(str(URL(base)) + path, encoded=True)
+        shown = str(url)
+        first_reply_s = self._first_reply_s
+        # The session's timeout unless a first-reply deadline is on (None would mean no timeout at all).
+        timeout = self._session.timeout if first_reply_s is None else aiohttp.ClientTimeout(
+            total=self.timeout_s, sock_read=first_reply_s)
         async with self._slots:
             invoke = time.time_ns()
+            status = None
             try:
-                async with self._session.request(method, url, allow_redirects=False) as resp:
+                async with self._session.request(method, url, allow_redirects=False, timeout=timeout) as resp:
                     status = resp.status
+                    parse = 200 <= status < 300 and schema is not None
+                    data = await _read_capped(resp, keep_all=parse)
                     if 200 <= status < 300:
                         body = None
-                        if schema is not None:
-                            body = check_body(f"{method} {url}", status, await resp.text(errors="replace"),
+                        if parse:
+                            body = check_body(f"{method} {shown}", status, data.decode("utf-8", "replace"),
                                               schema)
-                        else:
-                            await resp.read()
-                        return Reply(endpoint, url, OK, status, invoke, time.time_ns(), body)
-                    text = (await resp.read())[:BODY_EXCERPT].decode("utf-8", "replace")
+                        return Reply(endpoint, shown, OK, status, invoke, time.time_ns(), body)
+                    text = data.decode("utf-8", "replace")
                     outcome = FAIL if 400 <= status < 500 else UNKNOWN
-                    return Reply(endpoint, url, outcome, status, invoke, time.time_ns(),
+                    return Reply(endpoint, shown, outcome, status, invoke, time.time_ns(),
                                  error=f"HTTP {status}: {text.strip()}")
             except ContractError:
                 raise
-            except asyncio.TimeoutError:
-                return Reply(endpoint, url, UNKNOWN, None, invoke, time.time_ns(),
-                             error=f"no reply within {self.timeout_s:g} s")
+            except _TooLong:
+                expected = f"JSON with {', '.join(schema)}" if parse else "a short text reply"
+                raise ContractError(f"{method} {shown} answered {status} with a body of more than "
+                                    f"{MAX_BODY >> 20} MiB; API.md expects {expected}.") from None
+            except asyncio.TimeoutError as e:
+                # A read deadline (ServerTimeoutError) is only set for a run's first request.
+                stalled = isinstance(e, aiohttp.ServerTimeoutError)
+                waited = first_reply_s if stalled else self.timeout_s
+                if status is None and stalled:
+                    raise TargetUnreachable(
+                        f"{shown}: the target accepted the connection but sent nothing within {waited:g} s "
+                        f"of the run's first request; expected the shop's API to answer there (is the "
+                        f"shop up, and is this its port?).") from None
+                # A target still sending its reply is not a target that never replied.
+                error = (f"{TIMEOUT_ERROR} {waited:g} s" if status is None else
+                         f"{INCOMPLETE_ERROR} {waited:g} s (HTTP {status} came, its body was still arriving)")
+                return Reply(endpoint, shown, UNKNOWN, None, invoke, time.time_ns(), error=error)
             except aiohttp.ClientConnectorError as e:
                 # Nothing was sent: a definite failure, and the first sign of an unreachable target.
-                return Reply(endpoint, url, FAIL, None, invoke, time.time_ns(),
+                return Reply(endpoint, shown, FAIL, None, invoke, time.time_ns(),
                              error=f"cannot connect: {e.os_error.strerror or e.os_error}")
             except (aiohttp.ClientError, OSError) as e:
-                return Reply(endpoint, url, UNKNOWN, None, invoke, time.time_ns(),
+                return Reply(endpoint, shown, UNKNOWN, None, invoke, time.time_ns(),
                              error=f"{e.__class__.__name__}: {e}"[:BODY_EXCERPT])
 
     # --- stock ---------------------------------------------------------------------------------
@@ -198,15 +277,15 @@ class ShopClient:
                           "POST /stock/batch_init/{n}/{starting_stock}/{item_price}")
 
     def find_item(self, item_id: str):
-        return self._call("GET", self.target.stock_url, f"/stock/find/{item_id}",
+        return self._call("GET", self.target.stock_url, f"/stock/find/{segment(item_id)}",
                           "GET /stock/find/{item_id}", ITEM)
 
     def add_stock(self, item_id: str, amount: int):
-        return self._call("POST", self.target.stock_url, f"/stock/add/{item_id}/{amount}",
+        return self._call("POST", self.target.stock_url, f"/stock/add/{segment(item_id)}/{amount}",
                           "POST /stock/add/{item_id}/{amount}")
 
     def subtract_stock(self, item_id: str, amount: int):
-        return self._call("POST", self.target.stock_url, f"/stock/subtract/{item_id}/{amount}",
+        return self._call("POST", self.target.stock_url, f"/stock/subtract/{segment(item_id)}/{amount}",
                           "POST /stock/subtract/{item_id}/{amount}")
 
     # --- payment -------------------------------------------------------------------------------
@@ -219,20 +298,20 @@ class ShopClient:
                           "POST /payment/batch_init/{n}/{starting_money}")
 
     def find_user(self, user_id: str):
-        return self._call("GET", self.target.payment_url, f"/payment/find_user/{user_id}",
+        return self._call("GET", self.target.payment_url, f"/payment/find_user/{segment(user_id)}",
                           "GET /payment/find_user/{user_id}", USER)
 
     def add_funds(self, user_id: str, amount: int):
-        return self._call("POST", self.target.payment_url, f"/payment/add_funds/{user_id}/{amount}",
+        return self._call("POST", self.target.payment_url, f"/payment/add_funds/{segment(user_id)}/{amount}",
                           "POST /payment/add_funds/{user_id}/{amount}")
 
     def pay(self, user_id: str, amount: int):
-        return self._call("POST", self.target.payment_url, f"/payment/pay/{user_id}/{amount}",
+        return self._call("POST", self.target.payment_url, f"/payment/pay/{segment(user_id)}/{amount}",
                           "POST /payment/pay/{user_id}/{amount}")
 
     # --- orders --------------------------------------------------------------------------------
     def create_order(self, user_id: str):
-        return self._call("POST", self.target.order_url, f"/orders/create/{user_id}",
+        return self._call("POST", self.target.order_url, f"/orders/create/{segment(user_id)}",
                           "POST /orders/create/{user_id}", ORDER_ID)
 
     def batch_init_orders(self, n: int, n_items: int, n_users: int, item_price: int):
@@ -241,15 +320,16 @@ class ShopClient:
                           "POST /orders/batch_init/{n}/{n_items}/{n_users}/{item_price}")
 
     def find_order(self, order_id: str):
-        return self._call("GET", self.target.order_url, f"/orders/find/{order_id}",
+        return self._call("GET", self.target.order_url, f"/orders/find/{segment(order_id)}",
                           "GET /orders/find/{order_id}", ORDER)
 
     def add_item(self, order_id: str, item_id: str, quantity: int):
-        return self._call("POST", self.target.order_url, f"/orders/addItem/{order_id}/{item_id}/{quantity}",
+        return self._call("POST", self.target.order_url,
+                          f"/orders/addItem/{segment(order_id)}/{segment(item_id)}/{quantity}",
                           "POST /orders/addItem/{order_id}/{item_id}/{quantity}")
 
     def checkout(self, order_id: str):
-        return self._call("POST", self.target.order_url, f"/orders/checkout/{order_id}",
+        return self._call("POST", self.target.order_url, f"/orders/checkout/{segment(order_id)}",
                           "POST /orders/checkout/{order_id}")
 
 

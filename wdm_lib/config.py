@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,6 +21,9 @@ class Target:
     payment_url: str
     stock_url: str
     source: str  # the urls.json path, or "embedded reference shop"
+    # The embedded shop's process, for built-in fault actions and for noticing its death; None for
+    # a system a urls file names (the workbench cannot see its processes).
+    shop: object = field(default=None, compare=False, repr=False)
 
     def as_urls(self) -> dict[str, str]:
         return {"ORDER_URL": self.order_url, "PAYMENT_URL": self.payment_url, "STOCK_URL": self.stock_url}

@@ -16,3 +16,7 @@ class TargetUnreachable(WorkbenchError):
 
 class ContractError(WorkbenchError):
     """The target answered 2xx with a body that API.md does not allow."""
+
+
+class TargetDied(WorkbenchError):
+    """The embedded shop's process exited during a run, and no fault schedule stopped it."""

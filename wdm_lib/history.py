@@ -19,8 +19,17 @@ if TYPE_CHECKING:
     from wdm_lib.client import Reply
 
 COLUMNS = ["op_id", "kind", "order_id", "user_id", "items", "amount", "intended_ns", "invoke_ns",
-           "complete_ns", "status", "outcome", "error"]
-FAULT = "fault"  # kind of the rows that record something done *to* the run (an interruption, a crash)
+           "complete_ns", "status", "outcome", "error", "fault"]
+# The error text of an unknown that got no reply within the client's timeout; other unknowns with
+# no HTTP status are connections dropped or reset before a reply came.
+TIMEOUT_ERROR = "no reply within"
+# ... and of one whose status came but whose body was still arriving then: a timeout as well.
+INCOMPLETE_ERROR = "reply incomplete within"
+CAUSES = ("5xx", "timeout", "reset", "other-status")
+# Kind of the rows that record something done *to* the run: a step of the fault schedule (its
+# `fault` column says which: {"name", "step": "inject" | "recover", "what": command or action}),
+# or an interruption or crash of the run itself (no `fault`, the reason in `error`).
+FAULT = "fault"
 
 
 @dataclass(slots=True)
@@ -38,6 +47,14 @@ class Op:
     status: int | None = None
     outcome: str = ""
     error: str = ""
+    fault: dict = field(default_factory=dict)   # a fault schedule's step: name, step, what
+
+
+def unknown_cause(op: Op) -> str:
+    """Why an operation's outcome is unknown, from what its row recorded."""
+    if op.status is not None:
+        return "5xx" if op.status >= 500 else "other-status"
+    return "timeout" if op.error.startswith((TIMEOUT_ERROR, INCOMPLETE_ERROR)) else "reset"
 
 
 class HistoryWriter:
@@ -52,15 +69,24 @@ class HistoryWriter:
     def record(self, kind: str, reply: "Reply | None" = None, *, order_id: str = "", user_id: str = "",
                items: list | None = None, amount: int | None = None, intended_ns: int | None = None,
                error: str = "") -> None:
-        """One row; `reply` is None for faults, which happen at the moment they are recorded."""
+        """One row; `reply` is None for what happens to the run itself (an interruption), at this moment."""
         if reply is None:
             now = time.time_ns()
             row = [self._next_id, kind, order_id, user_id, json.dumps(items or []), _blank(amount),
-                   intended_ns or now, now, now, "", "", error]
+                   intended_ns or now, now, now, "", "", error, ""]
         else:
             row = [self._next_id, kind, order_id, user_id, json.dumps(items or []), _blank(amount),
                    intended_ns or reply.invoke_ns, reply.invoke_ns, reply.complete_ns,
-                   _blank(reply.status), reply.outcome, reply.error]
+                   _blank(reply.status), reply.outcome, reply.error, ""]
+        self._write(row)
+
+    def record_fault(self, name: str, step: str, what: str, intended_ns: int, invoke_ns: int, complete_ns: int,
+                     status: int | None, outcome: str, error: str = "") -> None:
+        """One step of a fault schedule: when it was due, when it ran, and how it ended."""
+        self._write([self._next_id, FAULT, "", "", "[]", "", intended_ns, invoke_ns, complete_ns, _blank(status),
+                     outcome, error, json.dumps({"name": name, "step": step, "what": what})])
+
+    def _write(self, row: list) -> None:
         self._next_id += 1
         self._csv.writerow(row)
         # One write per row: a crash or kill of the workbench loses nothing it was told.
@@ -99,7 +125,7 @@ def read_ops(path: str | Path) -> list[Op]:
                 ops.append(Op(int(row["op_id"]), row["kind"], row["order_id"], row["user_id"],
                               json.loads(row["items"]), _int_or_none(row["amount"]), int(row["intended_ns"]),
                               int(row["invoke_ns"]), int(row["complete_ns"]), _int_or_none(row["status"]),
-                              row["outcome"], row["error"] or ""))
+                              row["outcome"], row["error"] or "", json.loads(row.get("fault") or "{}")))
             except (TypeError, ValueError, KeyError):
                 continue
     return ops
@@ -109,7 +135,7 @@ def read_history(path: str | Path):
     """The history as a DataFrame with ids kept as strings and latency in milliseconds."""
     import pandas as pd
 
-    df = pd.read_csv(path, dtype={"order_id": str, "user_id": str, "error": str, "items": str},
+    df = pd.read_csv(path, dtype={"order_id": str, "user_id": str, "error": str, "items": str, "fault": str},
                      keep_default_na=False, on_bad_lines="skip")
     for col in ("intended_ns", "invoke_ns", "complete_ns", "op_id"):
         df[col] = pd.to_numeric(df[col], errors="coerce").astype("Int64")

@@ -1,9 +1,12 @@
-"""What the notebooks call to get their run: the folder their `run_dir` parameter names, or a new
-run made from their other parameters. Kept here so a notebook is parameters, calls and charts."""
+"""What the notebooks call: their run (the folder their `run_dir` parameter names, or a new run
+made from their other parameters), and text from a target made safe for Markdown. Kept here so a
+notebook is parameters, calls and charts."""
 
 from __future__ import annotations
 
 import argparse
+import html
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -14,26 +17,39 @@ from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
 
 
-def open_run(run_dir: str | Path, kind: str) -> runs.Run:
-    """A completed run of that kind; a relative path is looked up in the working folder, then the
-    project root (as urls.json is), so the notebooks work from the root and from notebooks/."""
+# Every character CommonMark lets a backslash escape that could start markup in running text.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+
+
+def markdown_text(value: object) -> str:
+    """A string from a target or a file name (a urls file's name, an id, an error text), to be put
+    into a Markdown cell: it shows as written. A name holding an HTML tag renders as text, never as
+    live HTML in the report; one holding `*` or `_` is not turned into emphasis."""
+    return html.escape(_MARKDOWN_PUNCTUATION.sub(r"\\\1", str(value)), quote=False)
+
+
+def open_run(run_dir: str | Path, kind: str | None = None) -> runs.Run:
+    """A run (of that kind, if given); a relative path is looked up in the working folder, then the project
+    root (as urls.json is), so the notebooks work from the root and from notebooks/. A consistency
+    run may have ended without a verdict (see consistency_summary); other kinds need a summary."""
     path = Path(run_dir).expanduser()
     if not path.is_absolute() and not path.is_dir() and (PROJECT_ROOT / path).is_dir():
         path = PROJECT_ROOT / path
     if not path.is_dir():
         raise WorkbenchError(f"{run_dir}: no such folder; expected a run folder made by wdm (under reports/runs/).")
     run = runs.Run.open(path)
-    if run.kind != kind:
+    if kind is not None and run.kind != kind:
         raise WorkbenchError(f"{path}: a {run.kind} run; expected a {kind} run.")
-    if not run.file("summary.json").is_file():
+    if run.kind != "consistency" and not run.file("summary.json").is_file():
         raise WorkbenchError(f"{path}: the run ended {run.manifest.get('status')} "
                              f"({run.manifest.get('error') or 'no error recorded'}) without a summary.json; "
                              f"there is nothing to report.")
     return run
 
 
-def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, **scenario) -> runs.Run:
-    """The run at run_dir, or a new one of ConsistencyScenario(**scenario) against urls."""
+def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, faults=None, **scenario) -> runs.Run:
+    """The run at run_dir, or a new one of ConsistencyScenario(**scenario) against urls, with the
+    fault schedule `faults` (a YAML file) during its checkouts."""
     if run_dir is not None:
         return open_run(run_dir, "consistency")
     from wdm_lib.runner import run_consistency
@@ -43,8 +59,20 @@ def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, **scen
     # the run gets a thread without a loop.
     with ThreadPoolExecutor(1) as pool:
         run, _ = pool.submit(run_consistency, ConsistencyScenario(**scenario), urls=urls, anomaly=anomaly,
-                             runs_dir=runs_dir, progress=False).result()
+                             runs_dir=runs_dir, progress=False, faults=faults).result()
     return run
+
+
+def consistency_summary(run: runs.Run) -> tuple[dict, dict | None]:
+    """(summary, state) of a consistency run; for one that ended without a verdict (interrupted,
+    crashed, failed), what its history recorded and no state."""
+    if run.file("summary.json").is_file():
+        return run.read_json("summary.json"), run.read_json("state.json")
+    from wdm_lib.history import read_ops
+    from wdm_lib.summary import summarize_recorded
+
+    ops = read_ops(run.file("history.csv")) if run.file("history.csv").is_file() else []
+    return summarize_recorded(run.id, run.status, run.manifest.get("error"), ops), None
 
 
 def stress_run(run_dir=None, urls=None, runs_dir=None, **options) -> runs.Run:

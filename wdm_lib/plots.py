@@ -5,8 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 OUTCOME_COLORS = {"ok": "tab:green", "fail": "tab:orange", "unknown": "tab:red"}
+
+
+def _plain_log(axis) -> None:
+    """Log-scale tick labels as plain numbers (0.5, 1, 10, 100 ms), not powers of ten."""
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
 
 
 def _figure(height: float = 4.0, rows: int = 1, **kw) -> tuple[Figure, object]:
@@ -19,9 +25,11 @@ def latency_cdf(frames: dict, title: str = "Latency CDF") -> Figure:
     fig, ax = _figure()
     for label, frame in frames.items():
         if len(frame):
-            ax.step(frame["value"], frame["fraction"], where="post", label=f"{label} ({len(frame)})",
+            # A sampled CDF says in attrs how many values it stands for.
+            ax.step(frame["value"], frame["fraction"], where="post", label=f"{label} ({frame.attrs.get('count', len(frame))})",
                     color=OUTCOME_COLORS.get(label))
     ax.set_xscale("log")
+    _plain_log(ax.xaxis)
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("fraction of requests at or below")
     ax.set_ylim(0, 1.02)
@@ -31,9 +39,27 @@ def latency_cdf(frames: dict, title: str = "Latency CDF") -> Figure:
     return fig
 
 
-def checkout_timeline(timeline, in_flight) -> Figure:
+FAULT_COLOR = "tab:purple"
+
+
+def shade_faults(axes, windows: list[tuple[str, float, float]] | None, label_on=None) -> None:
+    """Each fault's window (name, start_s, end_s) shaded on every axis, named on `label_on` (default
+    the first). An end of inf means it lasted to the end of the chart."""
+    if not windows:
+        return
+    label_on = label_on if label_on is not None else axes[0]
+    for ax in axes:
+        right = ax.get_xlim()[1]
+        for name, start, end in windows:
+            ax.axvspan(start, min(end, right), color=FAULT_COLOR, alpha=0.12, linewidth=0)
+    for name, start, end in windows:
+        label_on.annotate(name, xy=(start, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
+                          textcoords="offset points", va="top", fontsize="small", color=FAULT_COLOR)
+
+
+def checkout_timeline(timeline, in_flight, faults: list[tuple[str, float, float]] | None = None) -> Figure:
     """Top: each checkout as a line from its start to its end, coloured by outcome. Bottom: how many
-    were in flight at each moment."""
+    were in flight at each moment. Fault windows shaded and named."""
     fig, (top, bottom) = _figure(6.5, rows=2, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
     for outcome, rows in timeline.groupby("outcome", sort=False):
         top.hlines(rows.index, rows["start_s"], rows["end_s"], colors=OUTCOME_COLORS.get(outcome, "tab:gray"),
@@ -46,6 +72,30 @@ def checkout_timeline(timeline, in_flight) -> Figure:
     bottom.set_ylabel("in flight")
     bottom.set_xlabel("seconds since the first checkout started")
     bottom.grid(True, alpha=0.3)
+    shade_faults([top, bottom], faults)
+    return fig
+
+
+def load_over_time(bins, faults: list[tuple[str, float, float]] | None = None, what: str = "checkouts") -> Figure:
+    """Top: requests answered per second, served (2xx or 4xx) and not (5xx, timeout, reset, refused
+    connection). Bottom: p50 and p99 latency of those answered in each second. Fault windows shaded
+    and named, so what a fault cost is seen where it happened."""
+    fig, (top, bottom) = _figure(5.5, rows=2, sharex=True)
+    top.step(bins["t_s"], bins["served_per_s"], where="post", color="tab:green", label="served (2xx, 4xx)")
+    top.step(bins["t_s"], bins["not_served_per_s"], where="post", color="tab:red", label="not served")
+    top.set_ylabel(f"{what} per second")
+    top.set_ylim(bottom=0)
+    top.legend(loc="upper right")
+    top.grid(True, alpha=0.3)
+    top.set_title(f"{what.capitalize()} answered per second, and their latency")
+    bottom.step(bins["t_s"], bins["p50_ms"], where="post", label="p50")
+    bottom.step(bins["t_s"], bins["p99_ms"], where="post", label="p99")
+    bottom.set_ylabel("latency (ms)")
+    bottom.set_xlabel("seconds since the load started")
+    bottom.set_ylim(bottom=0)
+    bottom.legend(loc="upper right")
+    bottom.grid(True, alpha=0.3)
+    shade_faults([top, bottom], faults)
     return fig
 
 
@@ -93,6 +143,7 @@ def latency_histogram(latencies_ms, marks: dict | None = None, bins: int = 80) -
         counts, _ = np.histogram(np.clip(values, lo, None), bins=edges)
         ax.stairs(counts, edges, fill=True, alpha=0.6)
         ax.set_xscale("log")
+        _plain_log(ax.xaxis)
     for i, (label, ms) in enumerate((marks or {}).items()):
         if ms:
             ax.axvline(ms, color=f"C{i + 1}", linestyle="--", label=f"{label} {ms:.1f} ms")
@@ -114,4 +165,47 @@ def steps_throughput_p99(steps) -> Figure:
     ax.set_ylabel("p99 (ms)")
     ax.grid(True, alpha=0.3)
     ax.set_title("Throughput against p99, per step")
+    return fig
+
+
+def convergence(frame, quiet_s: float, settled: bool = True) -> Figure:
+    """The final read-back pass by pass (analysis.convergence_frame): ids in anomaly on each pass,
+    each pass green when the checkers found it consistent and red when not, filled when the state
+    differed from the pass before. The verdict is taken on the last pass, after quiet_s unchanged."""
+    fig, ax = _figure(3.2)
+    if len(frame):
+        ax.step(frame["t_s"], frame["anomalies"], where="post", color="tab:gray", linewidth=1)
+        colors = np.where(frame["valid"], "tab:green", "tab:red")
+        changed = frame["changed"].to_numpy(dtype=bool)
+        ax.scatter(frame["t_s"][changed], frame["anomalies"][changed], c=colors[changed], zorder=3,
+                   label="state changed")
+        ax.scatter(frame["t_s"][~changed], frame["anomalies"][~changed], facecolors="none",
+                   edgecolors=colors[~changed], zorder=3, label="unchanged")
+        since = frame["t_s"][changed].iloc[-1] if changed.any() else frame["t_s"].iloc[0]
+        if settled and frame["t_s"].iloc[-1] > since:
+            ax.axvspan(since, frame["t_s"].iloc[-1], color="tab:blue", alpha=0.08,
+                       label=f"unchanged (quiet window {quiet_s:g} s)")
+        ax.legend(loc="upper right")
+    ax.set_xlabel("seconds after the last checkout reply")
+    ax.set_ylabel("ids in anomaly")
+    ax.set_ylim(0, max(1, frame["anomalies"].max() if len(frame) else 0) * 1.15)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    ax.set_title("How the final state converged (green: consistent, red: not)"
+                 + ("" if settled else ": it never went quiet"))
+    return fig
+
+
+def steps_compared(frame) -> Figure:
+    """Throughput against p99 per step, one line per run (compare.steps), labelled with users."""
+    fig, ax = _figure()
+    for run_id, rows in frame.groupby("run", sort=False):
+        ax.plot(rows["throughput_rps"], rows["p99_ms"], marker="o", label=run_id)
+        for users, x, y in zip(rows["users"], rows["throughput_rps"], rows["p99_ms"]):
+            ax.annotate(f"{users}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
+    ax.set_xlabel("throughput (requests/s)")
+    ax.set_ylabel("p99 (ms)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left")
+    ax.set_title("Throughput against p99 per step (labels: users)")
     return fig

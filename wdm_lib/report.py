@@ -85,6 +85,29 @@ def render(run_path: str | Path, reports_dir: str | Path | None = None) -> Path:
     return report
 
 
+def render_compare(run_dirs: list[str | Path], reports_dir: str | Path | None = None) -> Path:
+    """Execute the compare notebook on the runs (the first the baseline) and write
+    <reports_dir>/compare-<first>-vs-<n>.html; returns its path. reports_dir defaults to the folder
+    above the first run's runs folder."""
+    import tempfile
+
+    paths = [Path(d).expanduser().resolve() for d in run_dirs]
+    for d, path in zip(run_dirs, paths):
+        if not path.is_dir():
+            raise WorkbenchError(f"{d}: no such folder; expected a run folder made by wdm (under reports/runs/).")
+    if len(paths) < 2:
+        raise WorkbenchError(f"wdm compare needs at least two run folders, got {len(paths)}; expected RUN_DIR RUN_DIR [...].")
+    reports_dir = Path(reports_dir) if reports_dir is not None else paths[0].parent.parent
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    name = f"compare-{paths[0].name}-vs-{len(paths) - 1}-{'-'.join(p.name[-4:] for p in paths[1:])}"
+    with tempfile.TemporaryDirectory() as tmp:
+        executed = Path(tmp) / "compare.ipynb"
+        execute(NOTEBOOKS / "compare.ipynb", executed, {"run_dirs": [str(p) for p in paths]})
+        report = reports_dir / f"{name}.html"
+        runs.write_atomic(report, to_html(executed, f"{len(paths)} runs compared"))
+    return report
+
+
 # --- the index ------------------------------------------------------------------------------------
 
 INDEX_COLUMNS = ("run", "kind", "status", "started", "target", "verdict", "ok / fail / unknown", "anomalies",
@@ -95,7 +118,7 @@ def headline(run: runs.Run) -> dict:
     """The figures the index shows for one run, blank where its kind has none or it has no summary."""
     m = run.manifest
     target = m.get("target") or {}
-    row = {"run": run.id, "kind": run.kind, "status": m.get("status", ""), "started": (m.get("started_at") or "")[:16].replace("T", " "),
+    row = {"run": run.id, "kind": run.kind, "status": run.status, "started": (m.get("started_at") or "")[:16].replace("T", " "),
            "target": target.get("source", "") + (f" ({target['anomaly']})" if target.get("anomaly") else "")}
     try:
         summary = run.read_json("summary.json")

@@ -9,6 +9,7 @@ import os
 import platform
 import secrets
 import sys
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -19,6 +20,12 @@ from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
 
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+# What a run still marked running is when its process is gone: it was killed, or the machine died.
+CRASHED = "crashed"
+# A running run's process rewrites the manifest's heartbeat this often; one silent for STALE_S is
+# taken as crashed even where its pid cannot be checked (another machine, a reused pid).
+HEARTBEAT_S = 5.0
+STALE_S = 6 * HEARTBEAT_S
 
 
 def default_runs_dir() -> Path:
@@ -61,6 +68,8 @@ def write_json(path: Path, obj: Any) -> None:
 class Run:
     path: Path
     manifest: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    _finished: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     @classmethod
     def create(cls, runs_dir: str | Path | None, kind: str, scenario: dict, target: dict) -> "Run":
@@ -76,11 +85,23 @@ class Run:
         run = cls(path, {
             "id": run_id, "kind": kind, "status": RUNNING, "error": None,
             "scenario": scenario, "target": target, "versions": versions(),
-            "command": " ".join(sys.argv), "host": platform.node(),
-            "started_at": _now(), "ended_at": None,
+            "command": " ".join(sys.argv), "host": platform.node(), "pid": os.getpid(),
+            "started_at": _now(), "ended_at": None, "heartbeat_at": _now(),
         })
         run.save_manifest()
+        run._start_heartbeat()
         return run
+
+    def _start_heartbeat(self) -> None:
+        """A daemon thread rewrites heartbeat_at until the run finishes, so a run whose process was
+        killed (no chance to say so) is recognised later as crashed."""
+        def beat() -> None:
+            while not self._finished.wait(HEARTBEAT_S):
+                with self._lock:
+                    if self.manifest.get("status") == RUNNING:
+                        self.manifest["heartbeat_at"] = _now()
+                        self.save_manifest()
+        threading.Thread(target=beat, name=f"heartbeat {self.id}", daemon=True).start()
 
     @classmethod
     def open(cls, path: str | Path) -> "Run":
@@ -108,11 +129,29 @@ class Run:
         write_json(self.file("manifest.json"), self.manifest)
 
     def update(self, **fields: Any) -> None:
-        self.manifest.update(fields)
-        self.save_manifest()
+        with self._lock:
+            self.manifest.update(fields)
+            self.save_manifest()
 
     def finish(self, status: str, error: str | None = None) -> None:
+        self._finished.set()
         self.update(status=status, error=error, ended_at=_now())
+
+    @property
+    def status(self) -> str:
+        """The manifest's status, except that a run still marked running whose process is gone (or
+        whose heartbeat stopped) is `crashed`."""
+        m = self.manifest
+        if m.get("status") != RUNNING:
+            return m.get("status", "")
+        if m.get("host") == platform.node() and isinstance(m.get("pid"), int) and not _alive(m["pid"]):
+            return CRASHED
+        beat = m.get("heartbeat_at") or m.get("started_at")
+        try:
+            silent = (datetime.now(timezone.utc) - datetime.fromisoformat(beat)).total_seconds()
+        except (TypeError, ValueError):
+            return RUNNING
+        return CRASHED if silent > STALE_S else RUNNING
 
     def write_json(self, name: str, obj: Any) -> Path:
         path = self.file(name)
@@ -121,6 +160,16 @@ class Run:
 
     def read_json(self, name: str) -> Any:
         return json.loads(self.file(name).read_text(encoding="utf-8"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def list_runs(runs_dir: str | Path | None = None) -> list[Run]:

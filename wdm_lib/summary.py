@@ -4,68 +4,163 @@ from __future__ import annotations
 
 from collections import Counter
 
+from wdm_lib import convergence
 from wdm_lib.analysis import latency_percentiles
-from wdm_lib.checkers import ORIGINAL_CAVEATS, CheckResult, original_figures, resolve_checkouts
-from wdm_lib.history import Op
+from wdm_lib.faults.measures import measure_faults, requests_of
+from wdm_lib.checkers import (ORIGINAL_CAVEATS, CheckResult, original_figures, resolve_checkouts,
+                              unknowns_by_cause)
+from wdm_lib.history import OUTCOMES, Op
 
 
 def summarize(run_id: str, scenario, history: list[Op], state: dict, result: CheckResult,
-              phases_s: dict[str, float]) -> dict:
+              phases_s: dict[str, float], points: list[dict] | None = None) -> dict:
+    """`points`: the convergence timeline, one checkers' verdict per pass of the final read-back."""
+    points = points or []
     checkouts = [op for op in history if op.kind == "checkout"]
     outcomes = Counter(op.outcome for op in checkouts)
     resolution = resolve_checkouts(history, state)
     i0, i1 = state["initial"]["items"], state["final"]["items"]
     u0, u1 = state["initial"]["users"], state["final"]["users"]
+    regression = convergence.regression(points)
+    faults = measure_faults(history, requests_of(history), [a.name for a in result.anomalies])
     return {
         "run_id": run_id,
         "kind": "consistency",
         "valid": result.valid,
-        "verdict": "consistent" if result.valid else "inconsistent",
+        "verdict": result.verdict,
         "anomalies": [a.__dict__ for a in result.anomalies],
-        "notes": result.notes + _read_back_notes(scenario, state),
+        "warnings": [a.__dict__ for a in result.warnings],
+        "notes": _read_back_notes(scenario, state, regression) + result.notes,
         "checkouts": len(checkouts),
-        "outcomes": {k: outcomes.get(k, 0) for k in ("ok", "fail", "unknown")},
+        "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
         "checkouts_happened": len(resolution.happened),
         "unknown_resolved": {"happened": len(resolution.resolved_happened),
                              "not_happened": len(resolution.resolved_not),
                              "unresolved": len(resolution.unresolved)},
+        "unknown_by_cause": unknowns_by_cause(history, state),
         "stock_sold": sum(v["stock"] - i1[i]["stock"] for i, v in i0.items() if v and i1.get(i)),
         "credit_spent": sum(v["credit"] - u1[u]["credit"] for u, v in u0.items() if v and u1.get(u)),
+        "settled": state.get("final_settled", True),
+        "read_back": {"reads": state.get("final_reads", 1), "quiet_s": scenario.quiet_s,
+                      "unchanged_for_s": state.get("final_quiet_s"), "settle_s": scenario.settle_s},
+        "convergence": points,
+        "time_to_consistency_s": convergence.time_to_consistency(points),
+        "regressed": regression is not None,
         "original": original_figures(scenario, history, state),
         "original_caveats": ORIGINAL_CAVEATS,
+        "original_counts_unknowns": outcomes.get("unknown", 0),
         "latency_ms": {outcome: latency_percentiles(
             (op.complete_ns - op.invoke_ns) / 1e6 for op in checkouts if op.outcome == outcome)
-            for outcome in ("ok", "fail", "unknown") if outcomes.get(outcome)},
+            for outcome in OUTCOMES if outcomes.get(outcome)},
         "phases_s": {k: round(v, 4) for k, v in phases_s.items()},
+        "faults": faults,
     }
 
 
-def _read_back_notes(scenario, state: dict) -> list[str]:
-    if state.get("final_settled", True):
+def summarize_recorded(run_id: str, status: str, error: str | None, history: list[Op]) -> dict:
+    """What a run that ended without a verdict (interrupted, crashed, failed) recorded: its
+    checkouts' outcomes and latencies and its faults, with `valid` None and no balances, so its
+    report shows what was measured under a "no verdict" banner. The same keys as summarize()."""
+    checkouts = [op for op in history if op.kind == "checkout"]
+    outcomes = Counter(op.outcome for op in checkouts)
+    return {
+        "run_id": run_id, "kind": "consistency", "valid": None, "verdict": f"{status}: no verdict",
+        "anomalies": [], "warnings": [], "notes": [error] if error else [],
+        "checkouts": len(checkouts), "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
+        "checkouts_happened": None, "unknown_resolved": None, "unknown_by_cause": {},
+        "stock_sold": None, "credit_spent": None, "settled": None, "read_back": None, "convergence": [],
+        "time_to_consistency_s": None, "regressed": None, "original": None,
+        "original_caveats": ORIGINAL_CAVEATS, "original_counts_unknowns": outcomes.get("unknown", 0),
+        "latency_ms": {outcome: latency_percentiles(
+            (op.complete_ns - op.invoke_ns) / 1e6 for op in checkouts if op.outcome == outcome)
+            for outcome in OUTCOMES if outcomes.get(outcome)},
+        "phases_s": {},
+        "faults": measure_faults(history, requests_of(history), []),
+    }
+
+
+def _read_back_notes(scenario, state: dict, regression: tuple[float, float] | None) -> list[str]:
+    notes = []
+    if not state.get("final_settled", True):
+        notes.append(f"the final state never stayed unchanged for --quiet {scenario.quiet_s:g} s within --settle "
+                     f"{scenario.settle_s:g} s ({state.get('final_reads')} reads): the system was still changing, "
+                     f"and the verdict judges the last read; raise --settle if it is slow to settle.")
+    if regression is not None:
+        notes.append(f"the state was consistent {regression[0]:.2f} s after the last checkout reply, then changed "
+                     f"and was inconsistent from {regression[1]:.2f} s: a step that ran after the replies (a late "
+                     f"compensation, a queue still working) broke it.")
+    return notes
+
+
+def _signed(side: dict | None) -> str:
+    if not side or not side["ids"]:
+        return "-"
+    return f"{side['ids']} ({side['by']:+d})"
+
+
+def read_back_line(summary: dict) -> str:
+    """The convergence timeline in one line."""
+    rb = summary["read_back"]
+    if not summary["settled"]:
+        head = (f"read-back: NEVER QUIET within --settle {rb['settle_s']:g} s ({rb['reads']} reads); "
+                f"judged the last read")
+    else:
+        head = f"read-back: quiet (unchanged {rb['unchanged_for_s'] or 0:.1f} s) after {rb['reads']} reads"
+    ttc = summary["time_to_consistency_s"]
+    if summary["regressed"]:
+        return head + "; consistent, then REGRESSED to inconsistent (see notes)"
+    if ttc is None:
+        return head + "; never consistent"
+    return head + f"; consistent from {ttc:.2f} s after the last checkout reply"
+
+
+def _s(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f} s"
+
+
+def fault_lines(faults: list[dict]) -> list[str]:
+    """One line per fault: when it started (and how late), what it cost, how soon the shop was back."""
+    if not faults:
         return []
-    return [f"the final state was still changing after {scenario.settle_s:g} s of reading back "
-            f"({state.get('final_reads')} reads); the verdict judges the last read: raise --settle "
-            f"for a system whose reads lag its writes."]
+    lines = [f"{'fault':<20} {'started':>8} {'late':>8} {'ok/fail/unknown':>16} {'downtime':>9} "
+             f"{'served again':>13} {'rate back':>10}"]
+    for f in faults:
+        counts = "/".join(str(f["requests"][o]) for o in OUTCOMES)
+        lines.append(f"{f['name'][:20]:<20} {_s(f['started_s']):>8} {f['late_ms']:>6.1f}ms {counts:>16} "
+                     f"{_s(f['downtime_s']):>9} {_s(f['first_served_after_recover_s']):>13} "
+                     f"{_s(f['rate_back_after_recover_s']):>10}")
+    lost = faults[0]["acknowledged_writes_lost"]
+    lines.append("acknowledged writes lost across the faults: " + (", ".join(lost) if lost else "none"))
+    return lines
 
 
 def render_table(summary: dict) -> str:
     """The few lines a terminal shows at the end of a run."""
     o = summary["outcomes"]
+    verdict = summary["verdict"].upper().replace(" WITH WARNINGS", " with warnings")
     lines = [
-        f"verdict: {summary['verdict'].upper()}   (run {summary['run_id']})",
+        f"verdict: {verdict}   (run {summary['run_id']})",
         f"checkouts: {summary['checkouts']}  ok {o['ok']}  refused {o['fail']}  unknown {o['unknown']}"
-        f"  | stock sold {summary['stock_sold']}  credit spent {summary['credit_spent']}",
+        f"  | {summary['checkouts_happened']} happened, stock sold {summary['stock_sold']}, "
+        f"credit spent {summary['credit_spent']}",
+        read_back_line(summary),
     ]
     if summary["anomalies"]:
-        lines.append(f"{'anomaly':<20} {'count':>7} {'magnitude':>10}  examples")
+        lines.append(f"{'anomaly':<20} {'count':>6} {'over (by)':>14} {'under (by)':>14}  examples")
         for a in summary["anomalies"]:
-            lines.append(f"{a['name']:<20} {a['count']:>7} {a['magnitude']:>10}  {', '.join(a['examples'][:5])}")
+            lines.append(f"{a['name']:<20} {a['count']:>6} {_signed(a.get('over')):>14} "
+                         f"{_signed(a.get('under')):>14}  {', '.join(a['examples'][:5])}")
     else:
-        lines.append("no anomaly: every balance, flag and reply agrees with what happened")
-    orig = summary["original"]
-    lines.append("original benchmark's figures: stock (log/db) "
-                 f"{orig['stock_inconsistencies_in_logs']}/{orig['stock_inconsistencies_in_db']}, "
-                 f"payment (log/db) {orig['payment_inconsistencies_in_logs']}/"
-                 f"{orig['payment_inconsistencies_in_db']}")
+        lines.append("no anomaly: every balance, flag and record agrees with what happened")
+    for w in summary["warnings"]:
+        examples = f" (e.g. {', '.join(w['examples'][:3])})" if w["examples"] else ""
+        lines.append(f"warning: {w['name']} ×{w['count']}: {w['description']}{examples}")
+    lines += fault_lines(summary.get("faults", []))
     lines += [f"note: {n}" for n in summary["notes"]]
+    orig = summary["original"]
+    counted = summary.get("original_counts_unknowns", 0)
+    lines.append("original benchmark's figures" + (f" (they count the {counted} unknown checkouts as successes)"
+                                                    if counted else "")
+                 + f": stock (log/db) {orig['stock_inconsistencies_in_logs']}/{orig['stock_inconsistencies_in_db']}, "
+                 f"payment (log/db) {orig['payment_inconsistencies_in_logs']}/{orig['payment_inconsistencies_in_db']}")
     return "\n".join(lines)

@@ -19,7 +19,11 @@ ANOMALIES: dict[str, str] = {
     "phantom-success": "every 2nd refused checkout (not enough stock or credit) answers 200 anyway, "
                        "changing nothing",
     "lost-ack": "every 3rd successful checkout commits but answers 500",
+    "volatile": "the shop keeps its state in memory only (a cache used as the database): whatever it "
+                "acknowledged is gone when it is killed or restarted (shows under a fault schedule)",
 }
+# Anomalies that live in the storage, not in the operations: the server picks the store by them.
+IN_MEMORY = "volatile"
 
 
 class DroppedAck(ShopError):
@@ -126,6 +130,4 @@ _BEHAVIOURS: dict[str, type[Consistent]] = {
 
 
 def behaviour(store: Store, anomaly: str | None) -> Consistent:
-    if anomaly is None:
-        return Consistent(store)
-    return _BEHAVIOURS[anomaly](store)
+    return _BEHAVIOURS.get(anomaly, Consistent)(store)

@@ -6,6 +6,8 @@ the two catches a route added or renamed on one side only.
 
 from __future__ import annotations
 
+from wdm_lib.reference.store import MAX_BATCH, MAX_VALUE
+
 _TEXT = {"text/plain": {"schema": {"type": "string"}}}
 
 
@@ -14,7 +16,11 @@ def _json(properties: dict, required: list[str] | None = None) -> dict:
         "type": "object", "properties": properties, "required": required or list(properties)}}}
 
 
-_INT = {"type": "integer", "minimum": 0}
+# The shop's real limits, so a client (or schemathesis) knows which numbers it accepts.
+_INT = {"type": "integer", "minimum": 0, "maximum": MAX_VALUE}
+_BATCH = {"type": "integer", "minimum": 0, "maximum": MAX_BATCH}
+_HALF = {"type": "integer", "minimum": 0, "maximum": MAX_VALUE // 2}  # a batch order costs 2 * item_price
+_COUNT = {"type": "integer", "minimum": 1, "maximum": MAX_VALUE}
 _STR = {"type": "string"}
 _MSG = _json({"msg": _STR})
 
@@ -51,7 +57,7 @@ SPEC: dict = {
             "create an item with stock 0", _json({"item_id": _STR}), {"price": _INT}, ("400",))},
         "/stock/batch_init/{n}/{starting_stock}/{item_price}": {"post": _op(
             "items '0'..'n-1' with that stock and price, replacing them if present", _MSG,
-            {"n": _INT, "starting_stock": _INT, "item_price": _INT}, ("400",))},
+            {"n": _BATCH, "starting_stock": _INT, "item_price": _INT}, ("400",))},
         "/stock/find/{item_id}": {"get": _op(
             "an item's stock and price", _json({"stock": _INT, "price": _INT}), {"item_id": _STR},
             ("404",))},
@@ -64,7 +70,7 @@ SPEC: dict = {
             "create a user with credit 0", _json({"user_id": _STR}), {}, ())},
         "/payment/batch_init/{n}/{starting_money}": {"post": _op(
             "users '0'..'n-1' with that credit, replacing them if present", _MSG,
-            {"n": _INT, "starting_money": _INT}, ("400",))},
+            {"n": _BATCH, "starting_money": _INT}, ("400",))},
         "/payment/find_user/{user_id}": {"get": _op(
             "a user's credit", _json({"user_id": _STR, "credit": _INT}), {"user_id": _STR}, ("404",))},
         "/payment/add_funds/{user_id}/{amount}": {"post": _op(
@@ -78,7 +84,7 @@ SPEC: dict = {
         "/orders/batch_init/{n}/{n_items}/{n_users}/{item_price}": {"post": _op(
             "orders '0'..'n-1', each for a random user of 0..n_users-1 with two random items of "
             "0..n_items-1, quantity 1, total_cost 2*item_price, unpaid", _MSG,
-            {"n": _INT, "n_items": _INT, "n_users": _INT, "item_price": _INT}, ("400",))},
+            {"n": _BATCH, "n_items": _COUNT, "n_users": _COUNT, "item_price": _HALF}, ("400",))},
         "/orders/find/{order_id}": {"get": _op("an order", _ORDER, {"order_id": _STR}, ("404",))},
         "/orders/addItem/{order_id}/{item_id}/{quantity}": {"post": _op(
             "add an item at its current price: total_cost += quantity * price", _TEXT,

@@ -16,6 +16,8 @@ from typing import Iterator
 
 # Amounts larger than this are refused so that no sum can leave SQLite's 64-bit integers.
 MAX_VALUE = 2**62
+# A batch init larger than this is refused: it would hold the shop for minutes.
+MAX_BATCH = 10_000_000
 
 
 class ShopError(Exception):

@@ -10,15 +10,16 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable
 
-from wdm_lib.client import Reply, ShopClient, require_ok
+from wdm_lib.client import FIRST_REPLY_S, Reply, ShopClient, require_ok
 from wdm_lib.config import Target
 from wdm_lib.errors import TargetUnreachable, WorkbenchError
 from wdm_lib.history import OK, UNKNOWN, HistoryWriter
-from wdm_lib.progress import bar
+from wdm_lib.progress import bar, noting_a_wait
 
 READ_RETRIES = 3
-SETTLE_INTERVAL_S = 0.25
-QUIET_S = 1.0  # unchanged for this long, the target counts as quiet
+# Between two passes over the whole state while waiting for quiet: often enough to chart how the
+# state converged, rarely enough not to load a slow system with reads.
+READ_INTERVAL_S = 0.5
 # Seeding and reading back are not what a run tests: a moderate bound is faster than a thousand
 # connections (half the time on the reference shop) and spares slow targets a flood during set-up.
 SETUP_IN_FLIGHT = 64
@@ -27,7 +28,9 @@ SETUP_IN_FLIGHT = 64
 @dataclass
 class ConsistencyScenario:
     """The original test's numbers by default: 1 item (stock 100, price 1), 1000 users (credit 1),
-    1000 orders of one item each, all checked out at once."""
+    1000 orders of one item each, checked out concurrently, at most 100 in flight: the original
+    fires all 1000 at once, but its aiohttp session's default connection limit lets only 100 through
+    at a time, and that is what its users' numbers come from."""
 
     n_items: int = 1
     item_stock: int = 100
@@ -37,11 +40,16 @@ class ConsistencyScenario:
     n_orders: int = 1000
     items_per_order: int = 1
     quantity: int = 1
-    concurrency: int = 1000
+    concurrency: int = 100
+    # Checkouts per second, open loop (checkout k due at start + k/rate); None: all at once.
+    rate: float | None = None
     timeout_s: float = 60.0
-    # How long the final read-back may wait for a quiet target (two reads in a row that agree):
-    # a system whose reads lag its writes, or that still works off requests we gave up on, settles.
-    settle_s: float = 10.0
+    # The verdict is taken on a state that stayed unchanged this long: a system whose reads lag its
+    # writes, a saga that compensates after it replied, or a queue still working off checkouts we
+    # gave up on, shows its last change within it. Real systems' lags and late steps take seconds.
+    quiet_s: float = 5.0
+    # The most the whole final read-back may take; a state still changing then is judged as it is.
+    settle_s: float = 60.0
     seed: int | None = None
 
     def __post_init__(self) -> None:
@@ -53,13 +61,23 @@ class ConsistencyScenario:
         for name in ("item_stock", "item_price", "user_credit"):
             if getattr(self, name) < 0:
                 raise WorkbenchError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected 0 or more.")
+        if self.rate is not None and not (0 < self.rate < float("inf")):
+            raise WorkbenchError(f"--rate is {self.rate:g}; expected a positive number of checkouts per second.")
         if self.timeout_s <= 0:
             raise WorkbenchError(f"--timeout is {self.timeout_s}; expected a positive number of seconds.")
-        if self.settle_s < 0:
-            raise WorkbenchError(f"--settle is {self.settle_s}; expected 0 or more seconds.")
+        if self.quiet_s < 0:
+            raise WorkbenchError(f"--quiet is {self.quiet_s:g}; expected 0 or more seconds.")
+        if self.settle_s < self.quiet_s:
+            raise WorkbenchError(f"--settle is {self.settle_s:g} s, shorter than --quiet {self.quiet_s:g} s; expected "
+                                 f"at least --quiet, since the verdict waits for the state to stay unchanged that long.")
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    @property
+    def load_s(self) -> float | None:
+        """How long the paced load is planned to last; None for a burst."""
+        return None if self.rate is None else self.n_orders / self.rate
 
 
 @dataclass
@@ -87,8 +105,12 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
 
     total = 2 * sc.n_items + 2 * sc.n_users + sc.n_orders * (1 + sc.items_per_order)
     with bar(total, "seeding", progress) as pb:
-        # The very first call tells an unreachable target from a slow one, before a thousand more.
-        first = need(await client.create_item(sc.item_price), "creating the first item")
+        # The very first call tells an unreachable or dead target from a slow one, before a thousand more.
+        with client.first_reply_within(FIRST_REPLY_S):
+            first = need(await noting_a_wait(
+                client.create_item(sc.item_price), pb,
+                f"waiting for {client.target.stock_url} to answer the first request "
+                f"(up to {FIRST_REPLY_S:g} s for a first byte)"), "creating the first item")
         history.record("create_item", first, items=[[first.body["item_id"], 0]], amount=sc.item_price)
         pb.update()
 
@@ -190,30 +212,51 @@ async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str
     return state
 
 
-async def read_settled_state(client: ShopClient, ids: tuple, settle_s: float, desc: str,
-                             progress: bool | None, accept: Callable[[dict], bool] | None = None
-                             ) -> tuple[dict, int, bool]:
-    """Read the state; unless `accept` takes a read, read again until it has not changed for
-    QUIET_S (the target is quiet) or settle_s runs out. The last read wins. Returns it, how many
-    reads it took, and whether it settled (accepted or quiet) rather than ran out of time.
+@dataclass
+class ReadBack:
+    """The outcome of reading the state until it went quiet: the last read, how many passes it took,
+    whether it stayed unchanged for the quiet window (rather than ran out of time), and how long
+    it had been unchanged when the reading stopped."""
+    state: dict
+    reads: int
+    settled: bool
+    quiet_for_s: float
 
-    A system whose reads lag its writes, or that still works off requests we gave up on, gets time
-    to settle before anything is concluded from what it shows."""
-    deadline = time.monotonic() + settle_s
-    state, reads = await read_state(client, *ids, desc, progress), 1
-    quiet_since = time.monotonic()
+
+async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settle_s: float, desc: str,
+                           progress: bool | None, accept: Callable[[dict], bool] | None = None,
+                           on_read: Callable[[dict, int, bool], None] | None = None) -> ReadBack:
+    """Read the whole state again and again until it has stayed unchanged for quiet_s, or until
+    settle_s runs out (then the last read is what there is). Quiet is measured from the end of the
+    first pass that showed the state to the start of the latest pass that still shows it, so both
+    ends saw it whole. `accept` may take a read at once (the initial read, when it shows exactly what
+    seeding acknowledged); `on_read(state, started_ns, changed)` sees every pass, for a caller that
+    charts how the state converged.
+
+    A read that merely adds up proves nothing about a system that is still working: a saga's late
+    compensation or a queue's late work lands after it. Only a quiet state is judged."""
+    started = time.monotonic()
+    state: dict | None = None
+    stable_since = started
+    reads = 0
     while True:
-        if accept is not None and accept(state):
-            return state, reads, True
-        if time.monotonic() >= deadline:
-            return state, reads, False
-        await asyncio.sleep(SETTLE_INTERVAL_S)
-        again = await read_state(client, *ids, desc, progress)
+        pass_start, pass_start_ns = time.monotonic(), time.time_ns()
+        label = desc if reads == 0 else f"{desc} (pass {reads + 1}, unchanged {pass_start - stable_since:.1f}/{quiet_s:g} s)"
+        again = await read_state(client, *ids, label, progress)
         reads += 1
-        if again != state:
-            state, quiet_since = again, time.monotonic()
-        elif time.monotonic() - quiet_since >= QUIET_S:
-            return state, reads, True
+        changed = again != state
+        if changed:
+            state, stable_since = again, time.monotonic()
+        if on_read is not None:
+            on_read(state, pass_start_ns, changed)
+        quiet_for = 0.0 if changed else pass_start - stable_since
+        if (accept is not None and accept(state)) or quiet_s == 0 or quiet_for >= quiet_s:
+            return ReadBack(state, reads, True, quiet_for)
+        if time.monotonic() - started >= settle_s:
+            return ReadBack(state, reads, False, quiet_for)
+        # The pass that can confirm quiet starts no earlier than needed, and none starts past settle_s.
+        wait = min(READ_INTERVAL_S, max(0.0, stable_since + quiet_s - time.monotonic()))
+        await asyncio.sleep(min(wait, max(0.0, started + settle_s - time.monotonic())))
 
 
 def _shows_seeding(sc: ConsistencyScenario, state: dict) -> bool:
@@ -222,28 +265,62 @@ def _shows_seeding(sc: ConsistencyScenario, state: dict) -> bool:
             and all(v is not None and v["credit"] == sc.user_credit for v in state["users"].values()))
 
 
+STOPPED_IN_FLIGHT = "the run stopped while this checkout was in flight"
+
+
 async def fire_checkouts(client: ShopClient, seeded: Seeded, prices: dict[str, int], history: HistoryWriter,
-                         progress: bool | None) -> None:
-    """Every checkout at once; the client lets at most `concurrency` be in flight. `intended_ns` is
-    the moment the burst was launched, so queueing behind our own limit shows in the history."""
-    launched = time.time_ns()
+                         progress: bool | None, rate: float | None = None) -> None:
+    """The checkouts; the client lets at most `concurrency` be in flight. Without `rate`, all at
+    once, `intended_ns` the moment the burst was launched. With it, open loop: checkout k is due at
+    start + k/rate whatever became of the ones before (a slow reply never delays the next), and
+    `intended_ns` is when it was due. Either way, time spent queueing behind our own limit or a busy
+    client shows as invoke_ns - intended_ns in the history.
+
+    A checkout still in flight when the run stops (Ctrl-C, a fault that failed, the shop dying) is
+    recorded as unknown: it may have happened."""
+    start, start_ns = time.monotonic(), time.time_ns()
     with bar(len(seeded.orders), "checkouts", progress) as pb:
-        async def one(order_id: str, user_id: str, items: list) -> None:
-            reply = await client.checkout(order_id)
-            cost = sum(q * prices.get(i, 0) for i, q in items)
-            history.record("checkout", reply, order_id=order_id, user_id=user_id, items=items,
-                           amount=cost, intended_ns=launched)
+        async def one(order_id: str, user_id: str, items: list, due_ns: int) -> None:
+            def record(reply: Reply) -> None:
+                history.record("checkout", reply, order_id=order_id, user_id=user_id, items=items,
+                               amount=sum(q * prices.get(i, 0) for i, q in items), intended_ns=due_ns)
+
+            sent_ns = time.time_ns()
+            try:
+                reply = await client.checkout(order_id)
+            except asyncio.CancelledError:
+                record(Reply("POST /orders/checkout/{order_id}", f"{client.target.order_url}/orders/checkout/{order_id}",
+                             UNKNOWN, None, sent_ns, time.time_ns(), error=STOPPED_IN_FLIGHT))
+                raise
+            record(reply)
             pb.update()
-        await asyncio.gather(*(one(o, u, items) for o, (u, items) in seeded.orders.items()))
+
+        if rate is None:
+            await asyncio.gather(*(one(o, u, items, start_ns) for o, (u, items) in seeded.orders.items()))
+            return
+        tasks = []
+        try:
+            for k, (order_id, (user_id, items)) in enumerate(seeded.orders.items()):
+                delay = start + k / rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.ensure_future(one(order_id, user_id, items, start_ns + round(k / rate * 1e9))))
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWriter,
                   progress: bool | None = None, on_phase: Callable[[str, float], None] | None = None,
-                  accept_final: Callable[[dict], bool] | None = None) -> dict:
-    """Seed, check out, read back. Returns the state dict that state.json holds.
+                  on_final_read: Callable[[dict, int, bool], None] | None = None,
+                  around_load: Callable[[Awaitable], Awaitable] | None = None) -> dict:
+    """Seed, check out, read back until quiet. Returns the state dict that state.json holds.
 
-    `accept_final(state)` may take the first final read as settled (the caller knows when a read
-    leaves nothing in doubt); otherwise the read-back waits for two reads in a row to agree."""
+    `on_final_read(state, started_ns, changed)` sees every pass of the final read-back, where state
+    is {"initial": ..., "final": that pass} (the shape the checkers take). `around_load(load)` runs
+    the checkouts, for a caller that runs something beside them (a fault schedule)."""
     rng = random.Random(sc.seed)
     clock = time.perf_counter()
 
@@ -258,18 +335,21 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
         with client.at_most(SETUP_IN_FLIGHT):
             seeded = await seed(client, sc, history, rng, progress)
             phase("seed")
-            initial, _, _ = await read_settled_state(
-                client, (seeded.item_ids, seeded.user_ids, []), sc.settle_s, "reading initial state", progress,
-                accept=lambda s: _shows_seeding(sc, s))
+            initial = (await read_until_quiet(
+                client, (seeded.item_ids, seeded.user_ids, []), sc.quiet_s, sc.settle_s, "reading initial state",
+                progress, accept=lambda s: _shows_seeding(sc, s))).state
             initial["after_op"] = history.last_op_id
             phase("initial_read")
         prices = {i: v["price"] for i, v in initial["items"].items() if v is not None}
-        await fire_checkouts(client, seeded, prices, history, progress)
+        load = fire_checkouts(client, seeded, prices, history, progress, sc.rate)
+        await (load if around_load is None else around_load(load))
         phase("checkouts")
         with client.at_most(SETUP_IN_FLIGHT):
-            final, reads, settled = await read_settled_state(
-                client, (seeded.item_ids, seeded.user_ids, list(seeded.orders)), sc.settle_s,
+            final = await read_until_quiet(
+                client, (seeded.item_ids, seeded.user_ids, list(seeded.orders)), sc.quiet_s, sc.settle_s,
                 "reading final state", progress,
-                accept=None if accept_final is None else lambda f: accept_final({"initial": initial, "final": f}))
+                on_read=None if on_final_read is None
+                else lambda f, ns, changed: on_final_read({"initial": initial, "final": f}, ns, changed))
         phase("final_read")
-    return {"initial": initial, "final": final, "final_reads": reads, "final_settled": settled}
+    return {"initial": initial, "final": final.state, "final_reads": final.reads, "final_settled": final.settled,
+            "final_quiet_s": round(final.quiet_for_s, 3)}

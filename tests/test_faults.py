@@ -1,0 +1,226 @@
+"""Faults during a run: the schedule file is checked before any load, the nemesis runs it beside a
+paced load and records every step, the measures say what each fault cost, and the verdict is the
+same checkers over the whole history. The embedded shop's kills land mid-run; an in-memory shop
+proves the checkers catch what a restart loses."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from wdm_lib.errors import ConfigError, WorkbenchError
+from wdm_lib.faults.measures import Request, measure_fault
+from wdm_lib.faults.schedule import parse_schedule
+from wdm_lib.history import FAULT, Op, read_ops
+from wdm_lib.runner import run_consistency
+from wdm_lib.workloads.consistency import ConsistencyScenario
+
+# 600 checkouts at 100/s: a load of 6 s to put faults in, long enough after a fault at 1 s for a
+# shop slow to restart on a busy machine to serve again.
+PACED = dict(n_items=3, item_stock=40, n_users=150, user_credit=2, n_orders=600, rate=100, quiet_s=1, seed=4)
+
+
+def schedule(tmp_path, text, name="faults.yaml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# --- the schedule file ------------------------------------------------------------------------------
+
+GOOD = """
+faults:
+  - name: stock dies
+    at: 2s
+    run: docker compose kill stock-service
+    recover_after: 3s
+    recover: docker compose start stock-service
+  - name: shop paused
+    at: 1.5
+    action: pause shop
+    recover_after: 500ms
+"""
+
+
+def test_a_schedule_is_read_in_time_order():
+    with pytest.raises(ConfigError):  # 500ms is not Locust's notation: one sentence, not a guess
+        parse_schedule(GOOD, "f.yaml", ("shop",), 10)
+    faults = parse_schedule(GOOD.replace("500ms", "0.5s"), "f.yaml", ("shop",), 10)
+    assert [(f.name, f.at_s) for f in faults] == [("shop paused", 1.5), ("stock dies", 2.0)]
+    assert faults[0].action == ("pause", "shop") and faults[0].recover_after_s == 0.5 and faults[0].recovers
+    assert faults[1].run.startswith("docker compose kill") and faults[1].recover.endswith("start stock-service")
+
+
+@pytest.mark.parametrize("text, sentence", [
+    ("faults: [{name: a, at: 2s, run: ls, recovr: 1s}]", "fault 1 ('a') has an unknown key 'recovr'"),
+    ("faults: [{name: a, at: soon, run: ls}]", "fault 1 ('a'): at is 'soon'; expected a duration"),
+    ("faults: [{name: a, at: 20s, run: ls}]", "fault 'a' is at 20 s, but the load lasts 10 s"),
+    ("faults: [{name: a, at: 2s, action: kill stock}]", "names 'stock'; expected one of shop"),
+    ("faults: [{name: a, at: 2s, action: explode shop}]", "expected one of kill, pause, restart"),
+    ("faults: [{name: a, at: 2s}]", "has neither run and action"),
+    ("faults: [{name: a, at: 2s, run: ls, action: kill shop}]", "has both run and action"),
+    ("faults: [{at: 2s, run: ls}]", "has no 'name'"),
+    ("faults: [{name: a, at: 2s, run: ls}, {name: a, at: 3s, run: ls}]", "two faults are named 'a'"),
+    ("faults: [{name: a, at: 2s, run: ls, recover_after: 1s}]", "recover_after but nothing to recover with"),
+    ("faults:\n  - name: a\n   at: 2s", "not valid YAML at line"),
+    ("steps: []", "expected a YAML mapping with one key, faults"),
+])
+def test_a_bad_schedule_is_one_sentence_naming_the_file_and_fault(text, sentence):
+    with pytest.raises(ConfigError) as e:
+        parse_schedule(text, "f.yaml", ("shop",), 10)
+    assert str(e.value).startswith("f.yaml") and sentence in str(e.value)
+
+
+def test_built_in_actions_need_the_embedded_shop():
+    with pytest.raises(ConfigError, match="acts on the embedded reference shop"):
+        parse_schedule("faults: [{name: a, at: 2s, action: kill shop}]", "f.yaml", None, 10)
+
+
+# --- the measures, on hand-made rows ---------------------------------------------------------------
+
+S = 1_000_000_000
+
+
+def step(name, kind, at_s, took_s=0.0, status=0):
+    return Op(0, FAULT, intended_ns=int(at_s * S), invoke_ns=int(at_s * S), complete_ns=int((at_s + took_s) * S),
+              status=status, outcome="ok", fault={"name": name, "step": kind, "what": "kill shop"})
+
+
+def requests_every(ms, until_s, answer):
+    """A request due every `ms` ms, answered 1 ms later by answer(t) -> status (None: no reply)."""
+    out = []
+    for i in range(int(until_s * 1000 / ms)):
+        t = i * ms * 1_000_000
+        status = answer(t / S)
+        outcome = "ok" if status and status < 300 else "fail" if status and status < 500 else "unknown"
+        out.append(Request(t, t, t + 1_000_000, status, outcome))
+    return out
+
+
+def test_downtime_runs_from_the_first_failure_to_the_next_served_reply():
+    # Down from 2.0 s to 3.5 s; the recovery step ends at 3.2 s, the first reply served at 3.5 s.
+    reqs = requests_every(10, 8, lambda t: None if 2.0 <= t < 3.5 else 200)
+    m = measure_fault("f", step("f", "inject", 2.0), step("f", "recover", 3.0, 0.2), reqs, 0, 8 * S)
+    assert m["downtime_s"] == pytest.approx(1.5, abs=0.011)
+    assert m["first_served_after_recover_s"] == pytest.approx(0.3, abs=0.011)
+    assert m["rate_back_after_recover_s"] == pytest.approx(0.3, abs=0.11)
+    assert m["requests"] == {"ok": 0, "fail": 0, "unknown": 121}  # due in [2.0, 3.2], all while down
+    assert m["started_s"] == 2.0 and m["late_ms"] == 0.0
+
+
+def test_a_fault_that_costs_nothing_has_no_downtime_and_4xx_counts_as_served():
+    reqs = requests_every(10, 6, lambda t: 409 if t > 1 else 200)
+    m = measure_fault("f", step("f", "inject", 2.0), step("f", "recover", 3.0), reqs, 0, 6 * S)
+    assert m["downtime_s"] == 0.0 and m["first_served_after_recover_s"] == pytest.approx(0.001, abs=1e-3)
+
+
+def test_a_shop_that_never_comes_back_has_no_recovery_figures():
+    reqs = requests_every(10, 6, lambda t: None if t >= 2.0 else 200)
+    m = measure_fault("f", step("f", "inject", 2.0), step("f", "recover", 3.0), reqs, 0, 6 * S)
+    assert m["downtime_s"] is None and m["first_served_after_recover_s"] is None
+    assert m["rate_back_after_recover_s"] is None
+
+
+# --- end to end on the embedded shop -----------------------------------------------------------------
+
+def test_the_embedded_shop_killed_and_restarted_mid_run_stays_consistent(tmp_path):
+    faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 1s\n    action: kill shop\n"
+                                "    recover_after: 1s\n")
+    run, summary = run_consistency(ConsistencyScenario(**PACED), runs_dir=tmp_path / "runs", faults=faults)
+    assert summary["verdict"] == "consistent", summary["anomalies"]
+    [fault] = summary["faults"]
+    assert fault["name"] == "shop killed" and fault["what"] == "kill shop" and fault["recover"] == "start shop"
+    # Checkouts due while it was down were refused connections: a downtime of about the second it was dead.
+    assert fault["requests"]["fail"] > 50 and 0.5 < fault["downtime_s"] < 4.5
+    assert fault["first_served_after_recover_s"] is not None and fault["acknowledged_writes_lost"] == []
+    steps = [op for op in read_ops(run.file("history.csv")) if op.kind == FAULT]
+    assert [(op.fault["step"], op.fault["what"], op.status) for op in steps] == [
+        ("inject", "kill shop", 0), ("recover", "start shop", 0)]
+    manifest = run.read_json("manifest.json")
+    assert manifest["faults"]["schedule"][0]["action"] == "kill shop" and manifest["status"] == "completed"
+    # Paced: checkout k was due k/rate after the first.
+    checkouts = [op for op in read_ops(run.file("history.csv")) if op.kind == "checkout"]
+    due = sorted(op.intended_ns for op in checkouts)
+    assert (due[-1] - due[0]) / 1e9 == pytest.approx(599 / 100, abs=0.01)
+
+
+def test_a_shop_that_keeps_its_state_in_memory_loses_it_to_a_restart_and_the_verdict_names_what(tmp_path):
+    faults = schedule(tmp_path, "faults:\n  - name: restart\n    at: 1s\n    action: restart shop\n")
+    run, summary = run_consistency(ConsistencyScenario(**PACED), anomaly="volatile", runs_dir=tmp_path / "runs",
+                                   faults=faults)
+    assert summary["verdict"] == "inconsistent"
+    found = {a["name"]: a for a in summary["anomalies"]}
+    assert {"lost-item", "lost-user"} <= set(found)
+    assert found["lost-item"]["count"] == 3 and found["lost-user"]["count"] == 150
+    # The credit the users should still hold went with them, and the verdict says how much.
+    assert found["lost-user"]["under"]["by"] < 0 and found["lost-user"]["magnitude"] == -found["lost-user"]["under"]["by"]
+    assert set(summary["faults"][0]["acknowledged_writes_lost"]) >= {"lost-item", "lost-user"}
+
+
+def test_a_pause_longer_than_the_timeout_leaves_unknowns_that_are_resolved(tmp_path):
+    faults = schedule(tmp_path, "faults:\n  - name: paused\n    at: 0.5s\n    action: pause shop\n"
+                                "    recover_after: 4s\n")
+    run, summary = run_consistency(ConsistencyScenario(**{**PACED, "timeout_s": 2}), runs_dir=tmp_path / "runs",
+                                   faults=faults)
+    timeouts = summary["unknown_by_cause"]["timeout"]
+    assert sum(timeouts.values()) > 0 and timeouts["unresolved"] == 0
+    assert summary["verdict"] == "consistent", summary["anomalies"]
+
+
+def wdm(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "wdm_lib", *args], capture_output=True, text=True,
+                          timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_a_fault_command_that_fails_ends_the_run_with_exit_2_and_keeps_the_history(tmp_path):
+    faults = schedule(tmp_path, "faults:\n  - name: breaks\n    at: 1s\n    run: echo no such container; exit 3\n")
+    r = wdm("consistency", "--runs-dir", str(tmp_path / "runs"), *sum(([f"--{k.replace('_', '-')}", str(v)]
+            for k, v in PACED.items() if k not in ("quiet_s", "rate")), []), "--rate", "100", "--quiet", "1",
+            "--faults", str(faults))
+    assert r.returncode == 2, r.stderr
+    assert "fault 'breaks': inject step `echo no such container; exit 3` exited with status 3" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    [run_dir] = (tmp_path / "runs").iterdir()
+    ops = read_ops(run_dir / "history.csv")
+    fault = next(op for op in ops if op.fault)
+    assert fault.status == 3 and fault.outcome == "fail"
+    # Every checkout sent is a row, those in flight when the run stopped as unknown.
+    checkouts = [op for op in ops if op.kind == "checkout"]
+    assert 50 < len(checkouts) < 600
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
+    log = next((run_dir / "faults").iterdir()).read_text()
+    assert "no such container" in log and "exit status 3" in log
+
+
+def test_faults_need_a_paced_load():
+    with pytest.raises(WorkbenchError, match="--faults needs --rate"):
+        run_consistency(ConsistencyScenario(seed=1), faults="faults/embedded-shop.yaml")
+
+
+def test_the_shipped_example_schedules_are_valid():
+    from wdm_lib.config import PROJECT_ROOT
+    from wdm_lib.faults.schedule import load_schedule
+
+    examples = sorted((PROJECT_ROOT / "faults").glob("*.yaml"))
+    assert {p.name for p in examples} >= {"embedded-shop.yaml", "docker-compose.yaml", "kubernetes.yaml"}
+    for path in examples:
+        embedded = "embedded" in path.name
+        assert load_schedule(path, ("shop",) if embedded else None, 10.0)
+
+
+def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path):
+    # A shell step kills the shop behind the nemesis's back: for the run, an unexpected death.
+    faults = schedule(tmp_path, "faults:\n  - name: behind its back\n    at: 1s\n    run: kill -9 $WDM_PID_SHOP\n")
+    r = wdm("consistency", "--runs-dir", str(tmp_path / "runs"), "--n-orders", "1000", "--rate", "100",
+            "--faults", str(faults))
+    assert r.returncode == 2, r.stderr
+    assert "the embedded reference shop was killed by signal 9 during the run" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    [run_dir] = (tmp_path / "runs").iterdir()
+    ops = read_ops(run_dir / "history.csv")
+    killed = next(op for op in ops if op.fault).complete_ns
+    # Noticed at once: the last checkout it recorded ended soon after (at 100/s, not 9 s later).
+    last = max(op.complete_ns for op in ops if op.kind == "checkout")
+    assert (last - killed) / 1e9 < 3
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"

@@ -1,0 +1,109 @@
+"""Verdicts on asynchronous shops: the workbench judges only a state that stayed unchanged for the
+quiet window, charts how it converged, and tells warnings (facts about replies) from anomalies
+(facts about balances). Each front below is a kind of system course teams build; the delays vary so
+no test is tuned to one."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from shop_proxy import Misbehaviour, ShopProxy
+from wdm_lib.reference.process import ReferenceShopProcess
+from wdm_lib.runner import run_consistency
+from wdm_lib.workloads.consistency import ConsistencyScenario
+
+SMALL = dict(n_items=2, item_stock=30, n_users=100, user_credit=2, n_orders=100, seed=5)
+
+
+@pytest.fixture(scope="module")
+def shop():
+    with ReferenceShopProcess() as s:
+        yield s
+
+
+def run_behind(shop, tmp_path, write_urls, misbehaviour, name="urls.json", **scenario):
+    with ShopProxy(shop.base_url, misbehaviour) as proxy:
+        return run_consistency(ConsistencyScenario(**{**SMALL, **scenario}), urls=write_urls(proxy.urls(), name),
+                               runs_dir=tmp_path)[1]
+
+
+def side_by_side(shop, tmp_path, write_urls, cases):
+    """The summaries of one run per (misbehaviour, scenario options), run at the same time: the
+    waits for quiet overlap instead of adding up."""
+    with ThreadPoolExecutor(len(cases)) as pool:
+        futures = [pool.submit(run_behind, shop, tmp_path, write_urls, m, f"urls{i}.json", **options)
+                   for i, (m, options) in enumerate(cases)]
+        return [f.result() for f in futures]
+
+
+def test_reads_that_lag_by_seconds_are_waited_out(shop, tmp_path, write_urls):
+    lags = (1.5, 3.0)
+    summaries = side_by_side(shop, tmp_path, write_urls,
+                             [(Misbehaviour(read_lag_s=lag), {"quiet_s": lag + 1.5}) for lag in lags])
+    for lag_s, summary in zip(lags, summaries):
+        assert summary["verdict"] == "consistent", (lag_s, summary["anomalies"])
+        assert summary["settled"] is True and summary["regressed"] is False
+        points = summary["convergence"]
+        # The first passes saw the stale state (a verdict on them would have been wrong) ...
+        assert not points[0]["valid"] and points[0]["anomalies"]
+        # ... and it turned consistent once the lag had passed, and stayed so.
+        assert points[-1]["valid"] and summary["time_to_consistency_s"] >= lag_s / 2
+
+
+def test_a_saga_that_compensates_after_it_replied_is_caught(shop, tmp_path, write_urls):
+    summaries = side_by_side(shop, tmp_path, write_urls,
+                             [(Misbehaviour(late_undo_every=3, late_undo_s=after), {"quiet_s": 4}) for after in (1.0, 2.5)])
+    for summary in summaries:
+        # 60 checkouts answered 200; every 3rd had its stock and credit given back after the reply.
+        assert summary["verdict"] == "inconsistent"
+        assert {"stock-mismatch", "credit-mismatch"} <= {a["name"] for a in summary["anomalies"]}
+        credit = next(a for a in summary["anomalies"] if a["name"] == "credit-mismatch")
+        assert credit["over"]["by"] == 20 and credit["under"] == {"ids": 0, "by": 0}  # given back, never taken
+        # The first read added up: only waiting for quiet saw the state break.
+        assert summary["convergence"][0]["valid"] is True
+        assert summary["regressed"] is True and summary["time_to_consistency_s"] is None
+        assert any("then changed" in n for n in summary["notes"])
+
+
+def test_a_queue_that_works_after_the_client_gave_up_is_judged_on_its_work(shop, tmp_path, write_urls):
+    # The client gives up after 2 s; the queue works the checkouts off later, correctly, or (the
+    # last case) takes the stock and forgets the payment.
+    right, later, wrong = side_by_side(shop, tmp_path, write_urls, [
+        (Misbehaviour(queue_s=3.0), {"timeout_s": 2, "quiet_s": 3}),
+        (Misbehaviour(queue_s=4.5), {"timeout_s": 2, "quiet_s": 3}),
+        (Misbehaviour(queue_s=3.0, queue_forgets_payment=True), {"timeout_s": 2, "quiet_s": 3})])
+    for summary in (right, later):
+        assert summary["outcomes"]["unknown"] == 100
+        assert summary["verdict"] == "consistent", summary["anomalies"]
+        # Resolved from the final, quiet state: the late work happened.
+        assert summary["unknown_by_cause"] == {"timeout": {"happened": 60, "not_happened": 40, "unresolved": 0}}
+        assert summary["stock_sold"] == 60
+    # Stock was taken for orders never paid: the first read (before the queue worked) added up.
+    assert wrong["verdict"] == "inconsistent"
+    assert {"stock-mismatch", "conservation"} <= {a["name"] for a in wrong["anomalies"]}
+    assert wrong["regressed"] is True
+
+
+@pytest.mark.parametrize("every", [2, 3])
+def test_a_5xx_after_commit_warns_and_a_dropped_connection_after_commit_does_not_turn_the_verdict(
+        shop, tmp_path, write_urls, every):
+    said_503, dropped = side_by_side(shop, tmp_path, write_urls, [(Misbehaviour(ack_503_every=every), {"quiet_s": 1}),
+                                                                 (Misbehaviour(ack_reset_every=every), {"quiet_s": 1})])
+    lost = 60 // every
+    # Both are consistent: an unknown that happened is allowed. Saying "error" while charging is
+    # worth a warning; it is not a data inconsistency.
+    assert said_503["valid"] and dropped["valid"], (said_503["anomalies"], dropped["anomalies"])
+    assert said_503["verdict"] == "consistent with warnings"
+    assert [(w["name"], w["count"]) for w in said_503["warnings"]] == [("lost-ack", lost)]
+    assert dropped["verdict"] == "consistent" and dropped["warnings"] == []
+    # Counted the same way, whatever the cause.
+    assert said_503["unknown_by_cause"] == {"5xx": {"happened": lost, "not_happened": 0, "unresolved": 0}}
+    assert dropped["unknown_by_cause"] == {"reset": {"happened": lost, "not_happened": 0, "unresolved": 0}}
+
+
+def test_a_state_that_never_goes_quiet_is_judged_as_it_was_and_said_so(shop, tmp_path, write_urls):
+    summary = run_behind(shop, tmp_path, write_urls, Misbehaviour(drift_every_s=0.3), quiet_s=1.5, settle_s=3)
+    assert summary["settled"] is False
+    assert summary["read_back"]["reads"] >= 2
+    assert any("never stayed unchanged for --quiet 1.5 s" in n for n in summary["notes"])
+    assert summary["verdict"] == "inconsistent"  # stock kept appearing from nowhere

@@ -1,0 +1,54 @@
+"""The verdict banner at the top of a report: the verdict in its colour and the headline figures as
+a row of numbers, so a page answers at a glance. Pure: returns HTML, every text escaped (names and
+errors come from targets and files)."""
+
+from __future__ import annotations
+
+import html
+
+# green: consistent or gates passed; amber: with warnings; red: inconsistent or gates failed;
+# grey: no verdict (interrupted, crashed, failed).
+COLORS = {"pass": ("#1a7f37", "#e6f4ea"), "warn": ("#9a6700", "#fff8e1"), "fail": ("#c62828", "#fdecea"),
+          "none": ("#57606a", "#f0f1f3")}
+
+
+def consistency_class(summary: dict) -> str:
+    if summary.get("valid") is None:
+        return "none"
+    if not summary["valid"]:
+        return "fail"
+    return "warn" if summary.get("warnings") else "pass"
+
+
+def consistency_figures(summary: dict) -> list[tuple[str, str]]:
+    """The headline figures of a consistency run: what was tried, what happened, how fast, how soon
+    the state was right, and what the faults cost."""
+    o = summary["outcomes"]
+    figures = [("checkouts", f"{summary['checkouts']:,}"), ("ok", f"{o['ok']:,}"), ("refused", f"{o['fail']:,}"),
+               ("unknown", f"{o['unknown']:,}")]
+    if summary.get("checkouts_happened") is not None:
+        figures.append(("happened", f"{summary['checkouts_happened']:,}"))
+    p99 = (summary.get("latency_ms") or {}).get("ok", {}).get("p99")
+    if p99 is not None:
+        figures.append(("p99 of ok (ms)", f"{p99:,.1f}"))
+    if summary.get("anomalies"):
+        figures.append(("anomalies", f"{len(summary['anomalies'])}"))
+    ttc = summary.get("time_to_consistency_s")
+    if summary.get("valid") is not None:
+        figures.append(("consistent after (s)", "never" if ttc is None else f"{ttc:.2f}"))
+    for f in summary.get("faults") or []:
+        down = f["downtime_s"]
+        figures.append((f"{f['name']}: down (s)", "-" if down is None else f"{down:.2f}"))
+    return figures
+
+
+def banner(verdict: str, cls: str, figures: list[tuple[str, str]], subtitle: str = "") -> str:
+    fg, bg = COLORS[cls]
+    cells = "".join(
+        f'<div style="margin-right:2.2em"><div style="font-size:1.6em;font-weight:600">{html.escape(value)}</div>'
+        f'<div style="font-size:.85em;color:#57606a">{html.escape(label)}</div></div>' for label, value in figures)
+    return (f'<div class="wdm-banner wdm-{cls}" style="border-left:8px solid {fg};background:{bg};'
+            f'padding:.8em 1.2em;margin:.5em 0 1em 0">'
+            f'<div style="font-size:2em;font-weight:700;color:{fg};letter-spacing:.02em">{html.escape(verdict)}</div>'
+            f'<div style="color:#24292f;margin:.2em 0 .7em 0">{html.escape(subtitle)}</div>'
+            f'<div style="display:flex;flex-wrap:wrap">{cells}</div></div>')

@@ -1,0 +1,121 @@
+"""Runs side by side: did my change make it faster, or break it? Verdicts and anomalies, latency
+percentiles with each run's ratio to the first, throughput against p99 per step, and fault recovery,
+for consistency and stress runs alike (what the compare notebook shows). Only each run's summary
+and its latencies are read: five stress runs of a million requests each fit in a few hundred MB."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from wdm_lib import runs
+from wdm_lib.analysis import PERCENTILES, percentile_label
+from wdm_lib.errors import WorkbenchError
+
+CDF_POINTS = 2000  # per run on the overlaid CDF: enough for the eye, few enough for a million rows
+
+
+def open_runs(run_dirs: list[str | Path] | str) -> list[runs.Run]:
+    """The runs to compare, in the order given (the first is the baseline). `run_dirs` may be a list
+    or one comma-separated text (as papermill's -p passes it)."""
+    from wdm_lib.notebook import open_run
+
+    if isinstance(run_dirs, str):
+        run_dirs = [d for d in (p.strip() for p in run_dirs.split(",")) if d]
+    if len(run_dirs) < 2:
+        raise WorkbenchError(f"compare needs at least two run folders, got {len(run_dirs)}; expected RUN_DIR RUN_DIR [...].")
+    return [open_run(d) for d in run_dirs]
+
+
+def summary_of(run: runs.Run) -> dict:
+    from wdm_lib.notebook import consistency_summary
+
+    return consistency_summary(run)[0] if run.kind == "consistency" else run.read_json("summary.json")
+
+
+def latencies_ms(run: runs.Run) -> np.ndarray:
+    """Every measured latency of the run: its checkouts (consistency) or its raw requests (stress)."""
+    import pandas as pd
+
+    if run.kind == "consistency":
+        frame = pd.read_csv(run.file("history.csv"), usecols=["kind", "invoke_ns", "complete_ns"],
+                            on_bad_lines="skip")
+        frame = frame[frame["kind"] == "checkout"]
+        return ((frame["complete_ns"] - frame["invoke_ns"]) / 1e6).to_numpy(dtype="float64")
+    parts = [pd.read_csv(f, usecols=["latency_us"], dtype={"latency_us": "float64"}, on_bad_lines="skip", engine="c")
+             for f in sorted(run.path.glob("requests-*.csv"))]
+    values = np.concatenate([p["latency_us"].to_numpy() for p in parts]) if parts else np.empty(0)
+    return values[~np.isnan(values)] / 1000
+
+
+def verdict_of(run: runs.Run, summary: dict) -> str:
+    if run.kind == "consistency":
+        return summary["verdict"]
+    if summary.get("verdict"):
+        return summary["verdict"]
+    verify = summary.get("verify")
+    return run.status if verify is None else ("books balance" if verify["valid"] else "books violated")
+
+
+def verdicts(opened: list[runs.Run], summaries: list[dict]):
+    """One row per run: what it was, how it ended, what went wrong."""
+    import pandas as pd
+
+    rows = []
+    for run, s in zip(opened, summaries):
+        found = ", ".join(f"{a['name']} ×{a['count']}" for a in s.get("anomalies", [])) or "none"
+        warned = ", ".join(f"{w['name']} ×{w['count']}" for w in s.get("warnings", [])) or "none"
+        rows.append({"run": run.id, "kind": run.kind, "target": (run.manifest.get("target") or {}).get("source", ""),
+                     "verdict": verdict_of(run, s), "anomalies": found if run.kind == "consistency" else "",
+                     "warnings": warned if run.kind == "consistency" else ""})
+    return pd.DataFrame(rows)
+
+
+def percentiles(opened: list[runs.Run], latencies: list[np.ndarray]):
+    """Exact (nearest-rank) latency percentiles per run, then each one's ratio to the first run's:
+    above 1 is slower than the baseline."""
+    import pandas as pd
+
+    table = pd.DataFrame({
+        percentile_label(p): [float(np.percentile(v, p, method="inverted_cdf")) if len(v) else np.nan
+                              for v in latencies] for p in PERCENTILES}, index=[r.id for r in opened])
+    table.insert(0, "count", [len(v) for v in latencies])
+    for p in PERCENTILES:
+        col = percentile_label(p)
+        table[f"{col} ×first"] = table[col] / table[col].iloc[0]
+    table.index.name = "run"
+    return table
+
+
+def cdf(values: np.ndarray, points: int = CDF_POINTS):
+    """The CDF of `values` at `points` evenly spaced fractions (nearest rank), max included."""
+    import pandas as pd
+
+    if not len(values):
+        return pd.DataFrame({"value": [], "fraction": []})
+    fractions = np.linspace(0, 1, min(points, len(values)) + 1)[1:]
+    frame = pd.DataFrame({"value": np.percentile(values, fractions * 100, method="inverted_cdf"), "fraction": fractions})
+    frame.attrs["count"] = len(values)
+    return frame
+
+
+def steps(opened: list[runs.Run], summaries: list[dict]):
+    """Throughput and p99 per step of every stress run made with a step load."""
+    import pandas as pd
+
+    rows = [{"run": run.id, "users": st["users"], "throughput_rps": st["throughput_rps"], "p99_ms": st["p99_ms"]}
+            for run, s in zip(opened, summaries) for st in (s.get("steps") or [])]
+    return pd.DataFrame(rows, columns=["run", "users", "throughput_rps", "p99_ms"])
+
+
+def fault_recovery(opened: list[runs.Run], summaries: list[dict]):
+    """Each run's faults: downtime and how soon it served again, side by side."""
+    import pandas as pd
+
+    rows = [{"run": run.id, "fault": f["name"], "what": f["what"], "downtime (s)": f["downtime_s"],
+             "served again after (s)": f["first_served_after_recover_s"],
+             "rate back after (s)": f["rate_back_after_recover_s"]}
+            for run, s in zip(opened, summaries) for f in (s.get("faults") or [])]
+    return pd.DataFrame(rows, columns=["run", "fault", "what", "downtime (s)", "served again after (s)",
+                                       "rate back after (s)"])

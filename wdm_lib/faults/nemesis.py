@@ -1,0 +1,169 @@
+"""The nemesis: runs a fault schedule while the load runs, and records every step in the history.
+
+Each step (a fault's injection, its recovery) starts at its time after the load started, as a task
+of its own, so a slow command never delays another fault. A shell command runs in a session of its
+own with the fault's timeout; its exit status and output are kept in the run folder
+(`faults/NN-<step>.log`). A built-in action calls the embedded shop's process (kill, pause,
+restart; start and resume to recover) on a worker thread, so the load's event loop never waits.
+
+The nemesis judges nothing: measures.py and the checkers read its rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+from pathlib import Path
+from typing import Awaitable
+
+from wdm_lib.errors import WorkbenchError
+from wdm_lib.faults.schedule import UNDO, Fault
+from wdm_lib.history import FAIL, OK, HistoryWriter
+
+OUTPUT_CAP = 1 << 20  # of a command's output, kept in its log file
+INJECT, RECOVER = "inject", "recover"
+
+
+class FaultFailed(WorkbenchError):
+    """A step of the fault schedule did not do what it says: the run cannot say what it tested."""
+
+
+class Nemesis:
+    def __init__(self, faults: list[Fault], history: HistoryWriter, folder: Path, shop=None):
+        """`shop`: the embedded shop's process (ReferenceShopProcess or ReferenceServices), for built-in
+        actions; None when the target is a urls file."""
+        self.faults = faults
+        self.history = history
+        self.folder = folder
+        self.shop = shop
+        self._t0 = 0.0
+        self._t0_ns = 0
+        self._logs = 0
+        self._tasks: list[asyncio.Task] = []
+        self._load_ended: asyncio.Event | None = None
+        self._failure: asyncio.Future | None = None
+        # Services the schedule has taken down on purpose: their death is no error of the run.
+        self._down: set[str] = set()
+
+    # --- what the workload's load runs alongside -----------------------------------------------------
+    async def alongside(self, load: Awaitable) -> None:
+        """Run the load with the schedule beside it. A step that fails stops the load (its in-flight
+        requests are recorded as they end) and raises FaultFailed. When the load ends, faults not yet
+        due never happen, and every fault injected recovers at once if it has not yet, so the final
+        state can be read; the same on Ctrl-C, so a user's containers are not left down."""
+        self._t0, self._t0_ns = time.monotonic(), time.time_ns()
+        self._load_ended = asyncio.Event()
+        self._failure = asyncio.get_running_loop().create_future()
+        load_task = asyncio.ensure_future(load)
+        self._tasks = [asyncio.ensure_future(self._fault(fault)) for fault in self.faults]
+        try:
+            await asyncio.wait({load_task, self._failure}, return_when=asyncio.FIRST_COMPLETED)
+            if not load_task.done():
+                load_task.cancel()
+                await asyncio.gather(load_task, return_exceptions=True)
+            else:
+                load_task.result()
+        finally:
+            load_task.cancel()
+            self._load_ended.set()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._failure.done():
+            raise self._failure.result()
+
+    def down_on_purpose(self, service: str) -> bool:
+        return service in self._down or "shop" in self._down
+
+    # --- the steps -------------------------------------------------------------------------------------
+    async def _until(self, offset_s: float | None) -> int | None:
+        """Wait until offset_s after the load started (None: until the load ends). Returns when it
+        was due in wall-clock ns, or None if the load ended first."""
+        delay = None if offset_s is None else self._t0 + offset_s - time.monotonic()
+        if delay is None or delay > 0:
+            try:
+                await asyncio.wait_for(self._load_ended.wait(), delay)
+                return None
+            except asyncio.TimeoutError:
+                pass
+        return self._t0_ns + int(offset_s * 1e9)
+
+    async def _fault(self, fault: Fault) -> None:
+        due_ns = await self._until(fault.at_s)
+        if due_ns is None or self._failure.done():
+            return  # the load ended (or the run failed) before this fault was due: it never happens
+        await self._step(fault, INJECT, due_ns)
+        if fault.recovers:
+            recover_at = None if fault.recover_after_s is None else fault.at_s + fault.recover_after_s
+            due_ns = await self._until(recover_at)
+            await self._step(fault, RECOVER, due_ns or time.time_ns())
+
+    async def _step(self, fault: Fault, step: str, due_ns: int) -> None:
+        if fault.action is not None:
+            verb, service = fault.action
+            what = f"{verb} {service}" if step == INJECT else f"{UNDO[verb]} {service}"
+        else:
+            what = fault.run if step == INJECT else fault.recover
+        started_ns = time.time_ns()
+        if fault.action is not None:
+            status, error = await self._act(what)
+        else:
+            status, error = await self._shell(fault, step, what)
+        self.history.record_fault(fault.name, step, what, due_ns, started_ns, time.time_ns(), status,
+                                  OK if error is None else FAIL, error or "")
+        if error is not None:
+            failure = FaultFailed(f"fault {fault.name!r}: {step} step `{what}` {error}; expected it to succeed. "
+                                  f"The run stopped; everything recorded up to it is kept.")
+            if not self._failure.done():
+                self._failure.set_result(failure)
+            raise failure
+
+    async def _act(self, what: str) -> tuple[int | None, str | None]:
+        verb, service = what.split()
+        if verb in ("kill", "restart"):
+            self._down.add(service)
+        try:
+            await asyncio.to_thread(getattr(self.shop, verb), service)
+        except (WorkbenchError, OSError) as e:
+            return None, f"failed: {e}"
+        if verb in ("start", "restart"):
+            self._down.discard(service)
+        return 0, None
+
+    def _environment(self) -> dict[str, str]:
+        """A command's environment: the workbench's, plus WDM_PID_<SERVICE> for each process of the
+        embedded shop, so a command can signal one (`kill -STOP $WDM_PID_SHOP`)."""
+        env = dict(os.environ)
+        if self.shop is not None:
+            env.update({f"WDM_PID_{service.upper()}": str(pid) for service, pid in self.shop.pids.items()})
+        return env
+
+    async def _shell(self, fault: Fault, step: str, command: str) -> tuple[int | None, str | None]:
+        self._logs += 1
+        slug = re.sub(r"[^a-z0-9]+", "-", fault.name.lower()).strip("-")[:40] or "fault"
+        log = self.folder / "faults" / f"{self._logs:02d}-{slug}-{step}.log"
+        log.parent.mkdir(exist_ok=True)
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_shell(command, stdin=asyncio.subprocess.DEVNULL,
+                                                     stdout=asyncio.subprocess.PIPE,
+                                                     stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                                                     env=self._environment())
+        try:
+            output, _ = await asyncio.wait_for(proc.communicate(), fault.timeout_s)
+            error = None if proc.returncode == 0 else f"exited with status {proc.returncode}"
+        except asyncio.TimeoutError:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the command and all it started
+            output, _ = await proc.communicate()
+            error = f"did not finish within its timeout of {fault.timeout_s:g} s"
+        except asyncio.CancelledError:
+            os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            raise
+        text = output[:OUTPUT_CAP].decode(errors="replace")
+        log.write_text(f"$ {command}\n{text}\n[exit status {proc.returncode}, "
+                       f"{time.monotonic() - started:.3f} s]\n", encoding="utf-8")
+        if error is not None:
+            tail = " | ".join(text.strip().splitlines()[-2:])
+            error += f" ({tail[:200]})" if tail else ""
+        return proc.returncode, error
