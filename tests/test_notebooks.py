@@ -301,6 +301,20 @@ def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):
     assert figures(nb, "steps") == 1
 
 
+def test_fail_on_inconsistent_makes_papermill_fail_and_by_default_it_does_not(tmp_path):
+    from wdm_lib.runner import run_consistency
+
+    made, _ = run_consistency(ConsistencyScenario(n_users=100, n_orders=100, quiet_s=0.2, seed=3),
+                              anomaly="phantom-success", runs_dir=tmp_path / "runs")
+    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "ok.ipynb"), kernel_name="python3",
+                               parameters={"run_dir": str(made.path)}, progress_bar=False, cwd=str(NOTEBOOKS))
+    assert "verdict: INCONSISTENT" in text(nbformat.read(tmp_path / "ok.ipynb", as_version=4), "final-verdict")
+    with pytest.raises(papermill.PapermillExecutionError, match="is inconsistent"):
+        papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "fail.ipynb"), kernel_name="python3",
+                                   parameters={"run_dir": str(made.path), "fail_on_inconsistent": True},
+                                   progress_bar=False, cwd=str(NOTEBOOKS))
+
+
 def test_stress_notebook_makes_a_paced_gated_verified_run_and_shows_its_verdict(tmp_path):
     papermill.execute_notebook(str(STRESS), str(tmp_path / "out.ipynb"), kernel_name="python3",
                                parameters={"runs_dir": str(tmp_path / "runs"), "n_items": 100, "n_users": 100,
@@ -323,17 +337,3 @@ def test_stress_notebook_makes_a_paced_gated_verified_run_and_shows_its_verdict(
     assert as_row(rate, "response time (from the intended start)")["p99"] == \
         pytest.approx(summary["response_ms"]["p99"], abs=1e-3)
     assert "of 40 requests/s" in text(nb, "rate")
-
-
-def test_fail_on_inconsistent_makes_papermill_fail_and_by_default_it_does_not(tmp_path):
-    from wdm_lib.runner import run_consistency
-
-    made, _ = run_consistency(ConsistencyScenario(n_users=100, n_orders=100, quiet_s=0.2, seed=3),
-                              anomaly="phantom-success", runs_dir=tmp_path / "runs")
-    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "ok.ipynb"), kernel_name="python3",
-                               parameters={"run_dir": str(made.path)}, progress_bar=False, cwd=str(NOTEBOOKS))
-    assert "verdict: INCONSISTENT" in text(nbformat.read(tmp_path / "ok.ipynb", as_version=4), "final-verdict")
-    with pytest.raises(papermill.PapermillExecutionError, match="is inconsistent"):
-        papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "fail.ipynb"), kernel_name="python3",
-                                   parameters={"run_dir": str(made.path), "fail_on_inconsistent": True},
-                                   progress_bar=False, cwd=str(NOTEBOOKS))

@@ -60,21 +60,35 @@ def test_index_lists_every_run_with_its_headline_figures_and_link(reports):
     o = summary["outcomes"]
     assert f'<a href="{run.id}.html">' in mine[0]
     assert mine[1:3] == ["consistency", "completed"] and "(no-rollback)" in mine[4]
-    assert mine[5] == "inconsistent" and mine[6] == f"{o['ok']} / {o['fail']} / {o['unknown']}"
+    assert mine[5] == "inconsistent" and mine[6] == f"{o['ok']:,} / {o['fail']:,} / {o['unknown']:,}"
     assert all(a["name"] in mine[7] for a in summary["anomalies"])
     stress_summary = json.loads((stress / "summary.json").read_text())
     theirs = cells[stress.name]
-    assert theirs[8] == f"{stress_summary['requests']:,}" and theirs[10] == f"{stress_summary['latency_ms']['p99']:.1f}"
+    assert theirs[8] == f"{stress_summary['requests']:,}" and theirs[10] == f"{stress_summary['latency_ms']['p99']:,.1f}"
     assert offline(index)
 
 
-def test_index_shows_an_unrendered_run_without_a_link(reports, tmp_path):
+def test_index_renders_the_reports_runs_made_elsewhere_lack(reports, tmp_path):
+    # As runs a notebook made under papermill: in the runs folder, with no HTML report yet.
     reports_dir, run, _, _ = reports
     copy = tmp_path / "reports"
     shutil.copytree(reports_dir / "runs", copy / "runs")
     assert main(["report", "--index", "--reports-dir", str(copy)]) == 0
     index = (copy / "index.html").read_text()
-    assert run.id in index and "<a href" not in index
+    assert f'<a href="{run.id}.html">' in index and (copy / f"{run.id}.html").is_file()
+    assert "2 runs in" in index
+
+
+def test_index_cuts_a_long_error_to_one_line_and_counts_in_words(tmp_path):
+    from wdm_lib import runs
+
+    run = runs.Run.create(tmp_path / "runs", "consistency", {}, {"source": "t.json"})
+    long_error = "http://127.0.0.1:9/stock/item/create/1: cannot connect: refused while creating the first item; " * 5
+    run.finish(runs.FAILED, long_error + "\nsecond line")
+    index = report.write_index(tmp_path, tmp_path / "runs").read_text()
+    [note] = re.findall(r"<td>(http://127[^<]*)</td>", index)
+    assert len(note) <= report.NOTE_CHARS and note.endswith("…") and "second line" not in index
+    assert "1 run in" in index and '<td class="verdict none">no verdict</td>' in index
 
 
 def test_report_errors_are_one_sentence_naming_the_path(tmp_path, capsys):

@@ -139,7 +139,8 @@ def _add_report(sub: argparse._SubParsersAction) -> None:
                        description="Executes the notebook of the run's kind on RUN_DIR and writes "
                                    "<reports-dir>/<run id>.html and <reports-dir>/index.html.")
     p.add_argument("run_dir", nargs="?", metavar="RUN_DIR", help="a run folder (under reports/runs/)")
-    p.add_argument("--index", action="store_true", help="only rewrite index.html, listing every run")
+    p.add_argument("--index", action="store_true",
+                   help="rewrite index.html, listing every run, and render the reports missing from it")
     p.add_argument("--reports-dir", default=None, metavar="DIR",
                    help="where reports go (default: the folder above the run's runs folder, so "
                         "reports/ for reports/runs/<id>; with --index alone, reports/)")
@@ -154,7 +155,7 @@ def _report(args: argparse.Namespace) -> int:
     if args.run_dir is not None:
         print(f"report: {render(args.run_dir, args.reports_dir)}")
     else:
-        print(f"index: {write_index(args.reports_dir)}")
+        print(f"index: {write_index(args.reports_dir, render_missing=True, say=lambda m: print(m, file=sys.stderr))}")
     return EXIT_OK
 
 
@@ -173,6 +174,47 @@ def _compare(args: argparse.Namespace) -> int:
     from wdm_lib.report import render_compare
 
     print(f"comparison: {render_compare(args.run_dirs, args.reports_dir)}")
+    return EXIT_OK
+
+
+def _add_grade(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("grade", help="grade a class: a consistency and a stress run per urls file, a league table",
+                       description="For each urls file in turn, a consistency run and a stress run (batch init, "
+                                   "then load), each with its report; then a league table (HTML and CSV) of every "
+                                   "team. Options after the files that grade does not know go to `wdm stress run` "
+                                   "(e.g. -u 100 -r 20 -t 60s --threshold 'p99<500ms').")
+    p.add_argument("urls_files", nargs="+", metavar="URLS_FILE", help="one urls.json per team (the team is its file's name)")
+    p.add_argument("--rate", default=None, metavar="N",
+                   help="both runs open loop at N checkouts (requests) per second (needed with --faults)")
+    p.add_argument("--faults", default=None, metavar="FILE", help="a fault schedule for both runs of every team")
+    p.add_argument("--seed", default=None, help="the consistency run's seed, the same for every team")
+    p.add_argument("--quiet", default=None, metavar="SECONDS", help="the consistency run's quiet window (default 5)")
+    p.add_argument("--runs-dir", default=None, metavar="DIR", help="where run folders go (default reports/runs)")
+    p.add_argument("--reports-dir", default=None, metavar="DIR",
+                   help="where reports and the league go (default: the folder above the runs folder)")
+    p.set_defaults(handler=_grade, takes_extra=True)
+
+
+def _grade(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from wdm_lib.config import find_urls_file
+    from wdm_lib.grade import grade
+    from wdm_lib.runs import default_runs_dir
+
+    files = [find_urls_file(f) for f in args.urls_files]  # a missing file is one sentence before any run
+    runs_dir = Path(args.runs_dir) if args.runs_dir is not None else default_runs_dir()
+    reports_dir = Path(args.reports_dir) if args.reports_dir is not None else runs_dir.parent
+    consistency_args = []
+    for flag in ("rate", "faults", "seed", "quiet"):
+        if getattr(args, flag) is not None:
+            consistency_args += [f"--{flag}", str(getattr(args, flag))]
+    stress_args = list(args.extra) + [arg for flag in ("rate", "faults") if getattr(args, flag) is not None
+                                      for arg in (f"--{flag}", str(getattr(args, flag)))]
+    _, html_path, csv_path = grade(files, consistency_args, stress_args, runs_dir, reports_dir,
+                                   say=lambda s: print(s, file=sys.stderr))
+    print(f"league: {html_path}")
+    print(f"league table: {csv_path}")
     return EXIT_OK
 
 
@@ -324,12 +366,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stress(sub)
     _add_report(sub)
     _add_compare(sub)
+    _add_grade(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra and not getattr(args, "takes_extra", False):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return args.handler(args)
     except WorkbenchError as e:

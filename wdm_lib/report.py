@@ -62,7 +62,7 @@ def to_html(executed: Path, title: str) -> str:
     return body
 
 
-def render(run_path: str | Path, reports_dir: str | Path | None = None) -> Path:
+def render(run_path: str | Path, reports_dir: str | Path | None = None, index: bool = True) -> Path:
     """Execute the notebook of the run's kind on it, write <reports_dir>/<run_id>.html, refresh the
     index of the runs beside it, and return the report's path. reports_dir defaults to the folder
     above the run's runs folder: reports/ for reports/runs/<id>. The executed notebook stays in the
@@ -81,7 +81,8 @@ def render(run_path: str | Path, reports_dir: str | Path | None = None) -> Path:
     execute(notebook, executed, {"run_dir": str(path)})
     report = reports_dir / f"{run.id}.html"
     runs.write_atomic(report, to_html(executed, f"{run.kind} run {run.id}"))
-    write_index(reports_dir, path.parent)
+    if index:
+        write_index(reports_dir, path.parent)
     return report
 
 
@@ -111,7 +112,8 @@ def render_compare(run_dirs: list[str | Path], reports_dir: str | Path | None = 
 # --- the index ------------------------------------------------------------------------------------
 
 INDEX_COLUMNS = ("run", "kind", "status", "started", "target", "verdict", "ok / fail / unknown", "anomalies",
-                 "requests", "req/s", "p99 ms")
+                 "requests", "req/s", "p99 ms", "note")
+NOTE_CHARS = 90  # an error in the index is one line; the whole text is in the run's report
 
 
 def headline(run: runs.Run) -> dict:
@@ -123,12 +125,13 @@ def headline(run: runs.Run) -> dict:
     try:
         summary = run.read_json("summary.json")
     except (OSError, ValueError):
-        row["verdict"] = m.get("error") or ""
+        row["verdict"] = "no verdict" if run.status != runs.RUNNING else ""
+        row["note"] = m.get("error") or ""
         return row
     if run.kind == "consistency":
         o = summary["outcomes"]
         row["verdict"] = summary["verdict"]
-        row["ok / fail / unknown"] = f"{o['ok']} / {o['fail']} / {o['unknown']}"
+        row["ok / fail / unknown"] = f"{o['ok']:,} / {o['fail']:,} / {o['unknown']:,}"
         row["anomalies"] = ", ".join(f"{a['name']} ×{a['count']}" for a in summary["anomalies"]) or "none"
     elif run.kind == "stress":
         verify = summary.get("verify")
@@ -136,27 +139,61 @@ def headline(run: runs.Run) -> dict:
         row["verdict"] = summary.get("verdict") or (
             "" if verify is None else "books balance" if verify["valid"] else "books violated")
         row["requests"] = f"{summary['requests']:,}"
-        row["req/s"] = f"{summary['throughput_rps']:.1f}"
+        row["req/s"] = f"{summary['throughput_rps']:,.1f}"
         p99 = (summary.get("latency_ms") or {}).get("p99")
-        row["p99 ms"] = "" if p99 is None else f"{p99:.1f}"
+        row["p99 ms"] = "" if p99 is None else f"{p99:,.1f}"
     return row
 
 
-def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | None = None) -> Path:
+def one_line(text: str, limit: int = NOTE_CHARS) -> str:
+    """The first line of a text, cut to `limit` characters."""
+    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
+    return first if len(first) <= limit else first[:limit - 1].rstrip() + "…"
+
+
+def verdict_class(verdict: str) -> str:
+    """The index colours a verdict as the report's banner does."""
+    v = verdict.lower()
+    if not v or v == "no verdict":
+        return "none"
+    if v.startswith("inconsistent") or "fail" in v or "violated" in v or "degraded" in v:
+        return "fail"
+    if "warning" in v:
+        return "warn"
+    return "pass"
+
+
+def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | None = None,
+                render_missing: bool = False, say=None) -> Path:
     """reports/index.html: every run under <reports_dir>/runs (or runs_dir), newest first, with its
-    headline figures and a link to its report where one has been rendered."""
+    headline figures and a link to its report. With render_missing, a run that has none yet (one a
+    notebook made under papermill, say) gets its report rendered first."""
     reports_dir = Path(reports_dir) if reports_dir is not None else default_reports_dir()
     runs_dir = Path(runs_dir) if runs_dir is not None else reports_dir / "runs"
     reports_dir.mkdir(parents=True, exist_ok=True)
+    found = runs.list_runs(runs_dir)
+    if render_missing:
+        missing = [r for r in found if r.status != runs.RUNNING and not (reports_dir / f"{r.id}.html").is_file()]
+        for i, run in enumerate(missing, 1):
+            if say:
+                say(f"rendering the report of {run.id} ({i} of {len(missing)})")
+            try:
+                render(run.path, reports_dir, index=False)
+            except WorkbenchError as e:
+                if say:
+                    say(f"no report for {run.id}: {e}")
     rows = []
-    for run in reversed(runs.list_runs(runs_dir)):
+    for run in reversed(found):
         row = headline(run)
         cells = []
         for col in INDEX_COLUMNS:
-            text = html.escape(str(row.get(col, "")))
+            value = row.get(col, "")
+            text = html.escape(one_line(str(value)) if col == "note" else str(value))
             if col == "run" and (reports_dir / f"{run.id}.html").is_file():
                 text = f'<a href="{html.escape(run.id)}.html">{text}</a>'
-            cls = f' class="verdict {text}"' if col == "verdict" else ""
+            cls = f' class="verdict {verdict_class(str(value))}"' if col == "verdict" else ""
+            if col in ("requests", "req/s", "p99 ms", "ok / fail / unknown"):
+                cls = ' class="number"'
             cells.append(f"<td{cls}>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     head = "".join(f"<th>{html.escape(c)}</th>" for c in INDEX_COLUMNS)
@@ -166,15 +203,19 @@ def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | No
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: 0.35em 0.8em; text-align: left; vertical-align: top; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 0.35em 0.8em; text-align: left; vertical-align: top;
+         max-width: 24em; overflow-wrap: anywhere; }}
 th {{ background: #f4f4f4; }}
-td.verdict {{ font-weight: bold; }}
-.consistent {{ color: #1a7f37; }}
-.inconsistent {{ color: #c62828; }}
+td.number {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
+td.verdict {{ font-weight: 600; white-space: nowrap; }}
+.pass {{ color: #1a7f37; }}
+.warn {{ color: #9a6700; }}
+.fail {{ color: #c62828; }}
+.none {{ color: #57606a; }}
 </style></head>
 <body><h1>Runs</h1>
-<p>{len(rows)} runs in {html.escape(str(runs_dir))}. A run without a link has no rendered report yet:
-<code>wdm report RUN_DIR</code> makes one.</p>
+<p>{len(rows)} {'run' if len(rows) == 1 else 'runs'} in {html.escape(str(runs_dir))}. A run without a link has
+no rendered report yet: <code>wdm report --index</code> renders the missing ones.</p>
 <table><thead><tr>{head}</tr></thead>
 <tbody>
 {body}

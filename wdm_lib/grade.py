@@ -1,0 +1,165 @@
+"""Grade a class: for each team's urls file, one after the other, a consistency run and a stress run
+(batch init, then load) with the same options, each rendered to its report; then a league table of
+every team side by side, as an HTML page linking every report and as a CSV of the same rows.
+
+Each run is the `wdm` command a user would type, in a process of its own: a team whose system is
+down, or breaks the API, or crashes a run, gets a row saying so, and the class goes on. Teams run
+one after the other, never side by side: systems under test must not share the machine's load."""
+
+from __future__ import annotations
+
+import csv
+import html
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from wdm_lib import runs
+
+COLUMNS = ("team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault downtime s",
+           "problem")
+
+
+@dataclass
+class Outcome:
+    """What one `wdm` command of a team's grading left: its run folder (if it made one), exit code,
+    and the last thing it said on stderr (the one sentence of a run that could not be made)."""
+    run: runs.Run | None
+    code: int
+    said: str
+    report: Path | None = None
+
+
+@dataclass
+class TeamRow:
+    team: str
+    urls: Path
+    consistency: Outcome | None = None
+    stress: Outcome | None = None
+    cells: dict = field(default_factory=dict)
+
+
+def _run_wdm(args: list[str], runs_dir: Path, kind: str) -> Outcome:
+    before = {r.path for r in runs.list_runs(runs_dir)}
+    done = subprocess.run([sys.executable, "-m", "wdm_lib", *args, "--runs-dir", str(runs_dir), "--report"],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    made = [r for r in runs.list_runs(runs_dir) if r.path not in before and r.kind == kind]
+    said = (done.stderr.strip().splitlines() or [""])[-1]
+    run = made[-1] if made else None
+    report = None
+    for line in done.stdout.splitlines():
+        if line.startswith("report: "):
+            report = Path(line[len("report: "):].strip())
+    return Outcome(run, done.returncode, said, report)
+
+
+def _summary(outcome: Outcome | None) -> dict | None:
+    if outcome is None or outcome.run is None or not outcome.run.file("summary.json").is_file():
+        return None
+    return outcome.run.read_json("summary.json")
+
+
+def league_cells(row: TeamRow) -> dict:
+    """The league table's cells for one team, from what its two runs left."""
+    cells = {"team": row.team}
+    c, s = _summary(row.consistency), _summary(row.stress)
+    problems = []
+    if c is not None:
+        cells["consistency"] = c["verdict"]
+        cells["anomalies"] = ", ".join(f"{a['name']} ×{a['count']}" for a in c["anomalies"]) or "none"
+    elif row.consistency is not None:
+        cells["consistency"] = "could not be run"
+        problems.append(row.consistency.said)
+    if s is not None:
+        gates = s.get("gates")
+        cells["stress"] = s.get("verdict") or ("gates passed" if gates and all(g["passed"] for g in gates)
+                                               else row.stress.run.status)
+        lat = s.get("latency_ms") or {}
+        cells["p50 ms"] = lat.get("p50")
+        cells["p99 ms"] = lat.get("p99")
+        cells["requests/s"] = s.get("throughput_rps")
+    elif row.stress is not None:
+        cells["stress"] = "could not be run"
+        problems.append(row.stress.said)
+    downtimes = [f["downtime_s"] for summary in (c, s) if summary for f in summary.get("faults") or []]
+    if downtimes:
+        cells["fault downtime s"] = None if None in downtimes else max(downtimes)
+    cells["problem"] = " ".join(p for p in problems if p)
+    return cells
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)
+
+
+def write_league(rows: list[TeamRow], reports_dir: Path, stamp: str) -> tuple[Path, Path]:
+    """league-<stamp>.html and league-<stamp>.csv in reports_dir."""
+    csv_path = reports_dir / f"league-{stamp}.csv"
+    with open(csv_path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        for row in rows:
+            writer.writerow(["" if row.cells.get(c) is None else row.cells.get(c) for c in COLUMNS])
+    body = []
+    for row in rows:
+        tds = []
+        for col in COLUMNS:
+            text = html.escape(_fmt(row.cells.get(col)))
+            outcome = {"consistency": row.consistency, "stress": row.stress}.get(col)
+            if outcome is not None and outcome.report is not None and outcome.report.is_file():
+                text = f'<a href="{html.escape(outcome.report.name)}">{text}</a>'
+            cls = " ".join(w for w in str(row.cells.get(col, "")).split() if w.isalpha())
+            tds.append(f'<td class="{html.escape(col.split()[0])} {html.escape(cls)}">{text}</td>')
+        body.append("<tr>" + "".join(tds) + "</tr>")
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>wdm league {html.escape(stamp)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; }}
+table {{ border-collapse: collapse; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: .35em .8em; text-align: left; vertical-align: top; max-width: 28em;
+         overflow-wrap: anywhere; }}
+th {{ background: #f4f4f4; }}
+td.p50, td.p99, td.requests, td.fault {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.consistent {{ color: #1a7f37; font-weight: 600; }}
+.warnings {{ color: #9a6700; font-weight: 600; }}
+.inconsistent, .failed {{ color: #c62828; font-weight: 600; }}
+</style></head>
+<body><h1>League</h1>
+<p>{len(rows)} {'team' if len(rows) == 1 else 'teams'}, graded {html.escape(stamp)}: a consistency run and a stress
+run each, one team after the other. Each verdict links to its run's report; the same table is in
+<a href="{html.escape(csv_path.name)}">{html.escape(csv_path.name)}</a>.</p>
+<table><thead><tr>{head}</tr></thead>
+<tbody>
+{chr(10).join(body)}
+</tbody></table></body></html>
+"""
+    html_path = reports_dir / f"league-{stamp}.html"
+    runs.write_atomic(html_path, page)
+    return html_path, csv_path
+
+
+def grade(urls_files: list[str | Path], consistency_args: list[str], stress_args: list[str],
+          runs_dir: Path, reports_dir: Path, say=print) -> tuple[list[TeamRow], Path, Path]:
+    """Grade every team in turn; returns the rows and the league's HTML and CSV paths."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    rows = []
+    for i, urls in enumerate(urls_files, 1):
+        path = Path(urls)
+        row = TeamRow(path.stem, path)
+        say(f"[{i}/{len(urls_files)}] {row.team}: consistency ...")
+        row.consistency = _run_wdm(["consistency", "--urls", str(path), *consistency_args], runs_dir, "consistency")
+        say(f"[{i}/{len(urls_files)}] {row.team}: stress ...")
+        row.stress = _run_wdm(["stress", "run", "--urls", str(path), "--init", *stress_args], runs_dir, "stress")
+        row.cells = league_cells(row)
+        say(f"[{i}/{len(urls_files)}] {row.team}: {row.cells.get('consistency', '')}; stress {row.cells.get('stress', '')}"
+            + (f" ({row.cells['problem']})" if row.cells.get("problem") else ""))
+        rows.append(row)
+    html_path, csv_path = write_league(rows, reports_dir, stamp)
+    return rows, html_path, csv_path
