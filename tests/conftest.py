@@ -1,10 +1,43 @@
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helpers (shop_proxy)
+
+# The suite must leave nothing behind in the temporary folder (a shop's data folder, a run's files).
+# It gets a folder of its own as TMPDIR, inherited by every process it starts (xdist's workers, the
+# shops, `wdm` itself), so what other users of /tmp do meanwhile is never counted. At the end, only
+# pytest's own tmp_path folders may be in it; a session that passed removes it.
+PYTEST_OWN = "pytest-of-"
+TEMP_FOLDER = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):  # an xdist worker: the controller's TMPDIR is already set
+        return
+    folder = tempfile.mkdtemp(prefix="wdm-tests-")
+    os.environ["TMPDIR"] = folder
+    tempfile.tempdir = None  # tempfile reads TMPDIR again
+    config.stash[TEMP_FOLDER] = folder
+
+
+def pytest_sessionfinish(session, exitstatus):
+    folder = session.config.stash.get(TEMP_FOLDER, None)
+    if folder is None:
+        return
+    left = sorted(name for name in os.listdir(folder) if not name.startswith(PYTEST_OWN))
+    if left:
+        session.config.get_terminal_writer().line(
+            f"\nthe suite left {len(left)} entries in its temporary folder {folder}: {', '.join(left)}",
+            red=True, bold=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif session.exitstatus == pytest.ExitCode.OK:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -107,9 +107,11 @@ SMALL = dict(n_items=2, item_stock=30, n_users=100, user_credit=2, n_orders=100,
 
 
 def test_a_slow_system_with_too_short_a_timeout_still_gets_a_right_verdict(tmp_path, write_urls, shop_for_proxies):
-    # Checkouts one at a time, 20 ms each: 100 of them take 2 s, and the timeout gives up after 0.5 s.
-    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(checkout_delay_s=0.02)) as proxy:
-        run, summary = run_consistency(ConsistencyScenario(timeout_s=0.5, **SMALL),
+    # Checkouts one at a time, 60 ms each: 100 of them take 6 s, and the timeout gives up after 3 s.
+    # (Seconds, not fractions: the timeout bounds seeding too, which must not time out on a busy
+    # machine.)
+    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(checkout_delay_s=0.06)) as proxy:
+        run, summary = run_consistency(ConsistencyScenario(timeout_s=3, **SMALL),
                                        urls=write_urls(proxy.urls()), runs_dir=tmp_path)
     assert summary["outcomes"]["unknown"] > 0
     assert summary["valid"] is True, summary["anomalies"]

@@ -10,7 +10,7 @@ import sys
 import pytest
 
 from wdm_lib.errors import ConfigError, WorkbenchError
-from wdm_lib.faults.measures import Request, measure_fault
+from wdm_lib.faults.measures import Requests, measure_fault
 from wdm_lib.faults.schedule import parse_schedule
 from wdm_lib.history import FAULT, Op, read_ops
 from wdm_lib.runner import run_consistency
@@ -89,13 +89,10 @@ def step(name, kind, at_s, took_s=0.0, status=0):
 
 def requests_every(ms, until_s, answer):
     """A request due every `ms` ms, answered 1 ms later by answer(t) -> status (None: no reply)."""
-    out = []
-    for i in range(int(until_s * 1000 / ms)):
-        t = i * ms * 1_000_000
-        status = answer(t / S)
-        outcome = "ok" if status and status < 300 else "fail" if status and status < 500 else "unknown"
-        out.append(Request(t, t, t + 1_000_000, status, outcome))
-    return out
+    due = [i * ms * 1_000_000 for i in range(int(until_s * 1000 / ms))]
+    statuses = [answer(t / S) for t in due]
+    outcomes = ["ok" if s and s < 300 else "fail" if s and s < 500 else "unknown" for s in statuses]
+    return Requests.of(due, due, [t + 1_000_000 for t in due], statuses, outcomes)
 
 
 def test_downtime_runs_from_the_first_failure_to_the_next_served_reply():
@@ -203,10 +200,12 @@ def test_the_shipped_example_schedules_are_valid():
     from wdm_lib.faults.schedule import load_schedule
 
     examples = sorted((PROJECT_ROOT / "faults").glob("*.yaml"))
-    assert {p.name for p in examples} >= {"embedded-shop.yaml", "docker-compose.yaml", "kubernetes.yaml"}
+    assert {p.name for p in examples} >= {"embedded-shop.yaml", "embedded-services.yaml", "docker-compose.yaml",
+                                          "kubernetes.yaml"}
     for path in examples:
-        embedded = "embedded" in path.name
-        assert load_schedule(path, ("shop",) if embedded else None, 10.0)
+        actions = {"embedded-shop.yaml": ("shop",), "embedded-services.yaml": ("shop", "gateway", "order", "stock",
+                                                                              "payment")}.get(path.name)
+        assert load_schedule(path, actions, 10.0)
 
 
 def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path):
@@ -224,3 +223,83 @@ def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path
     last = max(op.complete_ns for op in ops if op.kind == "checkout")
     assert (last - killed) / 1e9 < 3
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
+
+
+# --- stress runs ---------------------------------------------------------------------------------------
+
+STRESS = ["--n-items", "200", "--n-users", "200", "--n-orders", "200", "--rate", "100", "-t", "6s"]
+
+
+def test_a_stress_run_with_the_shop_killed_measures_the_downtime_from_its_raw_rows(tmp_path):
+    faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 2s\n    action: kill shop\n"
+                                "    recover_after: 1s\n")
+    r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))
+    assert r.returncode == 0, r.stderr
+    assert "shop killed" in r.stdout
+    [run_dir] = (tmp_path / "runs").iterdir()
+    summary = json.loads((run_dir / "summary.json").read_text())
+    [fault] = summary["faults"]
+    assert fault["what"] == "kill shop" and fault["recover"] == "start shop"
+    assert fault["downtime_s"] is not None and fault["downtime_s"] > 0.5
+    assert fault["requests"]["unknown"] > 20  # requests due while it was down got no reply
+    assert fault["acknowledged_writes_lost"] is None  # a stress run's books do not say
+    steps = [op for op in read_ops(run_dir / "history.csv") if op.kind == FAULT]
+    assert [op.fault["step"] for op in steps] == ["inject", "recover"]
+    assert json.loads((run_dir / "manifest.json").read_text())["faults"]["schedule"][0]["name"] == "shop killed"
+
+
+def test_a_stress_run_whose_fault_command_fails_ends_with_exit_2_and_keeps_what_was_measured(tmp_path):
+    faults = schedule(tmp_path, "faults:\n  - name: breaks\n    at: 2s\n    run: exit 4\n")
+    r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))
+    assert r.returncode == 2, r.stderr
+    assert "fault 'breaks': inject step `exit 4` exited with status 4" in r.stderr and "Traceback" not in r.stderr
+    [run_dir] = (tmp_path / "runs").iterdir()
+    assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
+    assert list(run_dir.glob("requests-*.csv")) and (run_dir / "history.csv").is_file()
+
+
+# --- the three-service shop under a schedule -------------------------------------------------------------
+
+# The order service dies while checkouts wait on a paused payment service: their stock is taken and
+# their payment not yet, which is where a shop that does not resume its sagas loses stock.
+ORDER_DIES_MID_SAGA = """faults:
+  - name: payment stalls
+    at: 1s
+    action: pause payment
+    recover_after: 2s
+  - name: order dies
+    at: 1.5s
+    action: kill order
+    recover_after: 1s
+"""
+# The payment service stops answering for longer than the order service waits for a step, so the
+# order service retries payments whose first try the payment service will still apply.
+PAYMENT_STALLS_PAST_THE_STEP_TIMEOUT = """faults:
+  - name: payment stalls
+    at: 1s
+    action: pause payment
+    recover_after: 3s
+"""
+SERVICES_SCENARIO = dict(n_items=8, item_stock=60, n_users=100, user_credit=4, n_orders=400, rate=100,
+                         timeout_s=30, quiet_s=1.5, seed=9)
+
+
+@pytest.mark.parametrize("anomaly, schedule_text, caught", [
+    (None, ORDER_DIES_MID_SAGA, set()),
+    ("no-recovery", ORDER_DIES_MID_SAGA, {"stock-mismatch"}),
+    (None, PAYMENT_STALLS_PAST_THE_STEP_TIMEOUT, set()),
+    ("retry-double-charge", PAYMENT_STALLS_PAST_THE_STEP_TIMEOUT, {"credit-mismatch", "conservation"}),
+], ids=["saga-survives-order-death", "no-recovery", "saga-survives-payment-stall", "retry-double-charge"])
+def test_a_schedule_naming_a_service_runs_the_three_service_shop_and_catches_its_bugs(
+        tmp_path, anomaly, schedule_text, caught):
+    faults = schedule(tmp_path, schedule_text)
+    run, summary = run_consistency(ConsistencyScenario(**SERVICES_SCENARIO), anomaly=anomaly,
+                                   runs_dir=tmp_path / "runs", faults=faults)
+    assert [f["name"] for f in summary["faults"]] == [f["name"] for f in run.manifest["faults"]["schedule"]]
+    assert all(f["inject_status"] == 0 and f["recover_status"] == 0 for f in summary["faults"])
+    names = {a["name"] for a in summary["anomalies"]}
+    if caught:
+        assert summary["verdict"] == "inconsistent" and caught <= names, summary["anomalies"]
+    else:
+        assert summary["valid"], summary["anomalies"]
+        assert summary["outcomes"]["unknown"] > 0  # the faults hit checkouts in flight

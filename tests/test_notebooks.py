@@ -123,7 +123,7 @@ def test_stress_parameters_are_every_option_of_wdm_stress_run():
 
     params = papermill.inspect_notebook(str(STRESS))
     # --report renders this very notebook: the one option a notebook cannot take.
-    assert set(params) == {"run_dir"} | set(stress_run_options()) - {"report"}
+    assert set(params) == {"run_dir", "fail_on_inconsistent"} | set(stress_run_options()) - {"report"}
     assert all(p["default"] == "None" for p in params.values())
 
 
@@ -282,9 +282,12 @@ def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):
                                parameters={"run_dir": str(run)}, progress_bar=False, cwd=str(NOTEBOOKS))
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
 
-    assert f"**{summary['requests']:,} requests**, {summary['failures']:,} failures" in text(nb, "headline")
+    assert f"{summary['requests']:,} requests, {summary['failures']:,} failures" in text(nb, "headline")
     assert f"{summary['throughput_rps']:.1f} requests/s" in text(nb, "headline")
-    assert as_row(tables(nb, "outcomes")[0], "count") == {k: float(v) for k, v in summary["outcomes"].items()}
+    [shown_banner] = banners(nb)
+    assert shown_banner["figures"]["requests/s"] == f"{summary['throughput_rps']:,.1f}"
+    assert as_row(tables(nb, "outcomes")[0], "0") == {k: float(v) for k, v in summary["outcomes"].items()}
+    assert cell(nb, "rate").outputs == [] and cell(nb, "faults").outputs == []  # no empty sections
     exact = tables(nb, "percentiles")[0]
     assert_percentiles_shown(as_row(exact, "Aggregated"), summary["latency_ms"])
     assert as_row(exact, "Aggregated")["locust p99"] == summary["locust"]["p99_ms"]
@@ -327,7 +330,10 @@ def test_stress_notebook_makes_a_paced_gated_verified_run_and_shows_its_verdict(
     assert manifest["scenario"]["rate"] == 40 and manifest["scenario"]["thresholds"] == ["p99<10s", "rps>100000"]
     assert summary["verdict"] == "1 of 2 gates failed" and summary["verify"]["valid"]
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert "**1 OF 2 GATES FAILED**" in text(nb, "headline")
+    [shown_banner] = banners(nb)
+    assert shown_banner["verdict"] == "1 OF 2 GATES FAILED" and shown_banner["class"] == "fail"
+    assert shown_banner["figures"]["requests"] == f"{summary['requests']:,}"
+    assert "verdict: 1 OF 2 GATES FAILED" in text(nb, "final-verdict")
     gates = tables(nb, "verdict")[0]
     shown = {gate: dict(zip(gates["columns"], gates[gate])) for gate in ("p99<10s", "rps>100000")}
     assert shown["p99<10s"]["passed"] == "True" and shown["rps>100000"]["passed"] == "False"

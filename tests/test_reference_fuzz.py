@@ -1,4 +1,4 @@
-"""Schemathesis against the reference shop: every operation of its /openapi.json, with values at
+"""Schemathesis against the reference shop, single process and three services: every operation of its /openapi.json, with values at
 and beyond the limits it states, must get an answer that the description allows (never a 5xx,
 never a valid request refused or an invalid one accepted). Bounded (examples per operation) and
 deterministic, so it runs in the suite in seconds."""
@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 
 from wdm_lib.reference.process import ReferenceShopProcess
+from wdm_lib.reference.services import ReferenceServices
 from wdm_lib.reference.store import MAX_BATCH
 
 # A batch init of MAX_BATCH rows is valid and takes the shop minutes. So valid requests are
@@ -34,9 +35,11 @@ def capped_batches(spec: dict) -> dict:
     return capped
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory):
-    with ReferenceShopProcess(data_dir=tmp_path_factory.mktemp("shop")) as s:
+@pytest.fixture(scope="module", params=["single", "services"])
+def shop(request, tmp_path_factory):
+    """The single process, and the three services behind their gateway: one API, one description."""
+    kind = ReferenceShopProcess if request.param == "single" else ReferenceServices
+    with kind(data_dir=tmp_path_factory.mktemp("shop")) as s:
         yield s
 
 

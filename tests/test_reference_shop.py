@@ -1,5 +1,6 @@
 """The reference shop over real HTTP on loopback: every endpoint, atomicity, concurrency,
-each anomaly, a kill -9 in the middle of a burst, and the OpenAPI description."""
+each anomaly, a kill -9 in the middle of a burst, and the OpenAPI description. The endpoint tests
+run against both shops: the single process and the three services behind their gateway."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import aiohttp
 import pytest
 
 from wdm_lib.reference.process import ReferenceShopProcess
+from wdm_lib.reference.services import ReferenceServices
 from wdm_lib.reference.server import build_app
 from wdm_lib.reference.store import Store
 
@@ -55,8 +57,14 @@ def shop():
 
 
 @pytest.fixture(scope="module")
-def base(shop) -> str:
-    return shop.base_url
+def services():
+    with ReferenceServices() as s:
+        yield s
+
+
+@pytest.fixture(scope="module", params=["single", "services"])
+def base(request) -> str:
+    return request.getfixturevalue("shop" if request.param == "single" else "services").base_url
 
 
 # ---------------------------------------------------------------- endpoints

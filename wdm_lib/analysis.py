@@ -220,8 +220,20 @@ def faults_table(summary: dict):
                      "recovered (s)": f["recovered_s"], "ok / fail / unknown": f"{r['ok']} / {r['fail']} / {r['unknown']}",
                      "downtime (s)": f["downtime_s"], "served again after (s)": f["first_served_after_recover_s"],
                      "rate back after (s)": f["rate_back_after_recover_s"], "slowest reply (ms)": f["slowest_reply_ms"],
-                     "acknowledged writes lost": ", ".join(f["acknowledged_writes_lost"]) or "none"})
+                     "acknowledged writes lost": "not judged" if f["acknowledged_writes_lost"] is None
+                     else ", ".join(f["acknowledged_writes_lost"]) or "none"})
     return pd.DataFrame(rows)
+
+
+def answered(requests):
+    """A stress run's raw rows (load_requests) in the shape per_second reads: when each was sent and
+    answered, its status (no reply, written 0, as missing) and its latency."""
+    import pandas as pd
+
+    status = requests["status"].astype("float64")
+    return pd.DataFrame({"invoke_ns": requests["start_ns"],
+                         "complete_ns": requests["start_ns"] + (requests["latency_ms"] * 1e6).round().astype("int64"),
+                         "status": status.where(status > 0), "latency_ms": requests["latency_ms"]})
 
 
 def per_second(frame, t0_ns: int | None = None, bin_s: float = 1.0):

@@ -52,3 +52,26 @@ def banner(verdict: str, cls: str, figures: list[tuple[str, str]], subtitle: str
             f'<div style="font-size:2em;font-weight:700;color:{fg};letter-spacing:.02em">{html.escape(verdict)}</div>'
             f'<div style="color:#24292f;margin:.2em 0 .7em 0">{html.escape(subtitle)}</div>'
             f'<div style="display:flex;flex-wrap:wrap">{cells}</div></div>')
+
+
+def stress_class(summary: dict) -> str:
+    if "passed" not in summary:  # a run made before gates: nothing was judged
+        return "none"
+    if not summary["passed"]:
+        return "fail"
+    return "warn" if (summary.get("rate") or {}).get("warning") else "pass"
+
+
+def stress_figures(summary: dict) -> list[tuple[str, str]]:
+    """The headline figures of a stress run: how much, how fast, and what the faults cost."""
+    o, lat = summary["outcomes"], summary.get("latency_ms") or {}
+    figures = [("requests", f"{summary['requests']:,}"), ("ok", f"{o['ok']:,}"), ("refused", f"{o['fail']:,}"),
+               ("unknown", f"{o['unknown']:,}"), ("requests/s", f"{summary['throughput_rps']:,.1f}")]
+    figures += [(f"{p} (ms)", f"{lat[p]:,.1f}") for p in ("p50", "p99") if lat.get(p) is not None]
+    rate = summary.get("rate")
+    if rate is not None and (summary.get("response_ms") or {}).get("p99") is not None:
+        figures.append(("p99 from intended start (ms)", f"{summary['response_ms']['p99']:,.1f}"))
+    for f in summary.get("faults") or []:
+        down = f["downtime_s"]
+        figures.append((f"{f['name']}: down (s)", "-" if down is None else f"{down:.2f}"))
+    return figures

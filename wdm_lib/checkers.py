@@ -122,6 +122,11 @@ def _examples(ids: Iterable) -> list[str]:
     return [str(i) for i in list(ids)[:MAX_EXAMPLES]]
 
 
+def _missing_anomaly(name: str, what: str, ids: list[str]) -> list[Anomaly]:
+    """Records that are not there, where nothing is known of what they held."""
+    return [Anomaly(name, len(ids), len(ids), _examples(ids), what)] if ids else []
+
+
 def _balance_anomaly(name: str, what: str, rows: list[dict]) -> list[Anomaly]:
     if not rows:
         return []
@@ -474,9 +479,8 @@ def check_stress_missing(scenario, recorded: dict, state: dict) -> CheckResult:
     at all) makes every other figure meaningless."""
     items = sorted((i for i, v in state["items"].items() if v is None), key=_id_order)
     users = sorted((u for u, v in state["users"].items() if v is None), key=_id_order)
-    anomalies = [Anomaly(name, len(ids), len(ids), _examples(ids), what) for name, what, ids in (
-        ("missing_item", "an item of the batch init is unknown to the target", items),
-        ("missing_user", "a user of the batch init is unknown to the target", users)) if ids]
+    anomalies = _missing_anomaly("missing_item", "an item of the batch init is unknown to the target", items)
+    anomalies += _missing_anomaly("missing_user", "a user of the batch init is unknown to the target", users)
     notes = [f"{len(items)} items and {len(users)} users of the batch init are unknown to the target; was it "
              f"initialised with these sizes (wdm stress init, or --init)?"] if anomalies else []
     return CheckResult.of(anomalies, notes)

@@ -13,15 +13,19 @@ EXIT_OK, EXIT_INCONSISTENT, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _add_serve(sub: argparse._SubParsersAction) -> None:
-    from wdm_lib.reference.anomalies import ANOMALIES
+    from wdm_lib.reference.anomalies import ANOMALIES, SERVICES_ANOMALIES
 
     p = sub.add_parser("serve", help="run the embedded reference shop")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000, help="0 picks a free port (default 8000)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="folder for the SQLite store (default: a temporary folder, removed on exit)")
-    p.add_argument("--anomaly", choices=sorted(ANOMALIES), default=None,
-                   help="turn on one named bug (default: none, the shop is consistent)")
+    p.add_argument("--services", action="store_true",
+                   help="three services (order, stock, payment), each its own process and SQLite file, "
+                        "behind a gateway on --port, with checkout as a durable saga")
+    p.add_argument("--anomaly", default=None, metavar="NAME",
+                   help=f"turn on one named bug (default: none, the shop is consistent): "
+                        f"{', '.join(sorted(ANOMALIES))}; with --services: {', '.join(sorted(SERVICES_ANOMALIES))}")
     p.add_argument("--exit-with", type=int, default=None, metavar="PID",
                    help="stop when process PID is gone (the workbench passes its own, so no shop outlives it)")
     p.add_argument("--temporary", action="store_true",
@@ -31,10 +35,21 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from wdm_lib.reference.server import serve
+    from wdm_lib.reference.anomalies import check_anomaly
 
-    serve(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly, exit_with=args.exit_with,
-          temporary=args.temporary)
+    check_anomaly(args.anomaly, services=args.services)
+    if args.services:
+        from wdm_lib.reference.services import serve_services
+
+        if args.exit_with is not None or args.temporary:
+            raise WorkbenchError("--exit-with and --temporary are for the single-process shop the workbench "
+                                 "starts; expected them without --services.")
+        serve_services(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly)
+    else:
+        from wdm_lib.reference.server import serve
+
+        serve(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly, exit_with=args.exit_with,
+              temporary=args.temporary)
     return EXIT_OK
 
 
@@ -289,6 +304,8 @@ def _add_stress(sub: argparse._SubParsersAction) -> None:
     _add_junit(v, "one test case per gate")
     p.add_argument("--init", action="store_true",
                    help="batch-initialise the target first (always done for the embedded shop)")
+    p.add_argument("--faults", default=None, metavar="FILE",
+                   help="a fault schedule (YAML) to run during the load, timed from Locust's start (see faults/)")
     p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s, metavar="SECONDS",
                    help=f"per batch-init call and --verify read (default {d.timeout_s:g})")
     p.add_argument("--report", action="store_true", help="render the HTML report at the end")
@@ -338,7 +355,7 @@ def _stress_run(args: argparse.Namespace) -> int:
                        bind_port=args.master_bind_port, workers_wait_s=args.workers_wait)
     run, summary = run_stress(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir,
                               init=args.init, check=args.verify, ui=args.ui, web_port=args.web_port, dist=dist,
-                              say=lambda s: print(s, file=sys.stderr))
+                              say=lambda s: print(s, file=sys.stderr), faults=args.faults)
     print(render_table(summary))
     print(f"run folder: {run.path}")
     if args.junit:

@@ -176,6 +176,8 @@ class ShopClient:
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
         self._first_reply_s: float | None = None
+        # Each service's base URL as yarl encodes it, once: the ids are appended already encoded.
+        self._encoded_bases = {base: str(URL(base)) for base in target.as_urls().values()}
 
     async def __aenter__(self) -> "ShopClient":
         raise_open_file_limit()
@@ -216,7 +218,7 @@ class ShopClient:
                     schema: Schema | None = None) -> Reply:
         # encoded=True: the ids in `path` are encoded already, and must not be normalised again
         # (yarl would turn %41 into A and resolve `..`).
-        url = URL(str(URL(base)) + path, encoded=True)
+        url = URL(self._encoded_bases[base] + path, encoded=True)
         shown = str(url)
         first_reply_s = self._first_reply_s
         # The session's timeout unless a first-reply deadline is on (None would mean no timeout at all).

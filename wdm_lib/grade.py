@@ -12,6 +12,7 @@ import csv
 import html
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +31,7 @@ class Outcome:
     code: int
     said: str
     report: Path | None = None
+    seconds: float = 0.0    # the command's wall time, its report included
 
 
 @dataclass
@@ -43,6 +45,7 @@ class TeamRow:
 
 def _run_wdm(args: list[str], runs_dir: Path, kind: str) -> Outcome:
     before = {r.path for r in runs.list_runs(runs_dir)}
+    started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "wdm_lib", *args, "--runs-dir", str(runs_dir), "--report"],
                           capture_output=True, text=True, stdin=subprocess.DEVNULL)
     made = [r for r in runs.list_runs(runs_dir) if r.path not in before and r.kind == kind]
@@ -52,7 +55,7 @@ def _run_wdm(args: list[str], runs_dir: Path, kind: str) -> Outcome:
     for line in done.stdout.splitlines():
         if line.startswith("report: "):
             report = Path(line[len("report: "):].strip())
-    return Outcome(run, done.returncode, said, report)
+    return Outcome(run, done.returncode, said, report, time.perf_counter() - started)
 
 
 def _summary(outcome: Outcome | None) -> dict | None:

@@ -17,8 +17,9 @@ from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
 
 
-# Every character CommonMark lets a backslash escape that could start markup in running text.
-_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_{}\[\]()#+\-.!|~])")
+# The characters that start markup in the middle of a line (emphasis, code, links, tables,
+# strikethrough), and the backslash that would escape them; HTML's are replaced by entities.
+_MARKDOWN_PUNCTUATION = re.compile(r"([\\`*_\[\]|~])")
 
 
 def markdown_text(value: object) -> str:

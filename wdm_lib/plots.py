@@ -156,14 +156,19 @@ def latency_histogram(latencies_ms, marks: dict | None = None, bins: int = 80) -
 
 
 def steps_throughput_p99(steps) -> Figure:
-    """Each step of a step load as a point: throughput against p99, labelled with its users."""
+    """Each step of a step load as a point: throughput against p99, labelled with its users. With a
+    `run` column (compare.steps), one line per run."""
     fig, ax = _figure()
-    ax.plot(steps["throughput_rps"], steps["p99_ms"], marker="o")
-    for users, x, y in zip(steps["users"], steps["throughput_rps"], steps["p99_ms"]):
-        ax.annotate(f"{users} users", (x, y), textcoords="offset points", xytext=(5, 5))
+    runs = steps.groupby("run", sort=False) if "run" in steps else [(None, steps)]
+    for run_id, rows in runs:
+        ax.plot(rows["throughput_rps"], rows["p99_ms"], marker="o", label=run_id)
+        for users, x, y in zip(rows["users"], rows["throughput_rps"], rows["p99_ms"]):
+            ax.annotate(f"{users} users", (x, y), textcoords="offset points", xytext=(5, 5), fontsize="small")
     ax.set_xlabel("throughput (requests/s)")
     ax.set_ylabel("p99 (ms)")
     ax.grid(True, alpha=0.3)
+    if "run" in steps:
+        ax.legend(loc="upper left")
     ax.set_title("Throughput against p99, per step")
     return fig
 
@@ -193,19 +198,4 @@ def convergence(frame, quiet_s: float, settled: bool = True) -> Figure:
     ax.grid(True, alpha=0.3)
     ax.set_title("How the final state converged (green: consistent, red: not)"
                  + ("" if settled else ": it never went quiet"))
-    return fig
-
-
-def steps_compared(frame) -> Figure:
-    """Throughput against p99 per step, one line per run (compare.steps), labelled with users."""
-    fig, ax = _figure()
-    for run_id, rows in frame.groupby("run", sort=False):
-        ax.plot(rows["throughput_rps"], rows["p99_ms"], marker="o", label=run_id)
-        for users, x, y in zip(rows["users"], rows["throughput_rps"], rows["p99_ms"]):
-            ax.annotate(f"{users}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize="small")
-    ax.set_xlabel("throughput (requests/s)")
-    ax.set_ylabel("p99 (ms)")
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left")
-    ax.set_title("Throughput against p99 per step (labels: users)")
     return fig

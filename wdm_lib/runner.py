@@ -14,7 +14,7 @@ from wdm_lib.history import FAULT, HistoryWriter, Op, read_ops
 from wdm_lib.summary import summarize
 from wdm_lib.faults.nemesis import Nemesis
 from wdm_lib.faults.schedule import load_schedule
-from wdm_lib.target import describe, open_target, watch_shop
+from wdm_lib.target import actions_on, describe, open_target, schedule_names_a_service, watch_shop
 from wdm_lib.workloads.consistency import ConsistencyScenario, execute
 
 
@@ -64,9 +64,8 @@ def run_consistency(scenario: ConsistencyScenario, urls: str | Path | None = Non
         raise WorkbenchError("--faults needs --rate: a burst of checkouts is over in well under a second, so no "
                              "fault could land during it; expected e.g. --rate 100 (the default 1000 checkouts "
                              "then last 10 s).")
-    with open_target(urls, anomaly) as target:
-        schedule = None if faults is None else load_schedule(
-            faults, target.shop.SERVICES if target.shop is not None else None, scenario.load_s)
+    with open_target(urls, anomaly, services=schedule_names_a_service(faults, urls)) as target:
+        schedule = None if faults is None else load_schedule(faults, actions_on(target), scenario.load_s)
         run = runs.Run.create(runs_dir, "consistency", scenario.to_dict(), describe(target, anomaly))
         phases: dict[str, float] = {}
         history = HistoryWriter(run.file("history.csv"))

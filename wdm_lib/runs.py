@@ -98,9 +98,13 @@ class Run:
         def beat() -> None:
             while not self._finished.wait(HEARTBEAT_S):
                 with self._lock:
-                    if self.manifest.get("status") == RUNNING:
-                        self.manifest["heartbeat_at"] = _now()
+                    if self.manifest.get("status") != RUNNING:
+                        return
+                    self.manifest["heartbeat_at"] = _now()
+                    try:
                         self.save_manifest()
+                    except OSError:  # the folder is gone (removed under a run): nothing left to beat for
+                        return
         threading.Thread(target=beat, name=f"heartbeat {self.id}", daemon=True).start()
 
     @classmethod

@@ -6,7 +6,7 @@ from collections import Counter
 
 from wdm_lib import convergence
 from wdm_lib.analysis import latency_percentiles
-from wdm_lib.faults.measures import measure_faults, requests_of
+from wdm_lib.faults.measures import fault_lines, measure_faults, requests_of
 from wdm_lib.checkers import (ORIGINAL_CAVEATS, CheckResult, original_figures, resolve_checkouts,
                               unknowns_by_cause)
 from wdm_lib.history import OUTCOMES, Op
@@ -112,26 +112,6 @@ def read_back_line(summary: dict) -> str:
     if ttc is None:
         return head + "; never consistent"
     return head + f"; consistent from {ttc:.2f} s after the last checkout reply"
-
-
-def _s(v: float | None) -> str:
-    return "-" if v is None else f"{v:.2f} s"
-
-
-def fault_lines(faults: list[dict]) -> list[str]:
-    """One line per fault: when it started (and how late), what it cost, how soon the shop was back."""
-    if not faults:
-        return []
-    lines = [f"{'fault':<20} {'started':>8} {'late':>8} {'ok/fail/unknown':>16} {'downtime':>9} "
-             f"{'served again':>13} {'rate back':>10}"]
-    for f in faults:
-        counts = "/".join(str(f["requests"][o]) for o in OUTCOMES)
-        lines.append(f"{f['name'][:20]:<20} {_s(f['started_s']):>8} {f['late_ms']:>6.1f}ms {counts:>16} "
-                     f"{_s(f['downtime_s']):>9} {_s(f['first_served_after_recover_s']):>13} "
-                     f"{_s(f['rate_back_after_recover_s']):>10}")
-    lost = faults[0]["acknowledged_writes_lost"]
-    lines.append("acknowledged writes lost across the faults: " + (", ".join(lost) if lost else "none"))
-    return lines
 
 
 def render_table(summary: dict) -> str:

@@ -15,6 +15,7 @@ import asyncio
 import os
 import re
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Awaitable
@@ -167,3 +168,45 @@ class Nemesis:
             tail = " | ".join(text.strip().splitlines()[-2:])
             error += f" ({tail[:200]})" if tail else ""
         return proc.returncode, error
+
+
+class NemesisThread:
+    """The nemesis on a thread and event loop of its own, beside a load the caller runs and waits
+    for itself (Locust, in a subprocess). start() when the load starts; check() now and then to
+    hear of a step that failed (it raises FaultFailed); stop() when the load has ended: the faults
+    still injected recover, and a step that failed raises."""
+
+    def __init__(self, nemesis: Nemesis):
+        self.nemesis = nemesis
+        self.error: BaseException | None = None
+        self._ready = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ended: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, name="nemesis", daemon=True)
+
+    def _run(self) -> None:
+        async def main() -> None:
+            self._loop, self._ended = asyncio.get_running_loop(), asyncio.Event()
+            self._ready.set()
+            await self.nemesis.alongside(self._ended.wait())
+        try:
+            asyncio.run(main())
+        except BaseException as e:  # handed to the load's thread by check() and stop()
+            self.error = e
+        finally:
+            self._ready.set()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._ready.wait()
+
+    def check(self) -> None:
+        if not self._thread.is_alive() and self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        if self._thread.is_alive() and self._loop is not None:
+            self._loop.call_soon_threadsafe(self._ended.set)
+        self._thread.join()
+        if self.error is not None:
+            raise self.error

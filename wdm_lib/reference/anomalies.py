@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 
+from wdm_lib.errors import WorkbenchError
 from wdm_lib.reference.store import NotEnough, ShopError, Store, item_counts
 
 ANOMALIES: dict[str, str] = {
@@ -24,6 +25,31 @@ ANOMALIES: dict[str, str] = {
 }
 # Anomalies that live in the storage, not in the operations: the server picks the store by them.
 IN_MEMORY = "volatile"
+
+# Modes of the three-service shop (`wdm serve --services`): bugs that only a system whose checkout
+# spans services can have. The order service's saga (saga.py) implements them.
+SERVICES_ANOMALIES: dict[str, str] = {
+    "no-recovery": "the order service forgets the checkouts it had in flight when it restarts: stock "
+                   "taken, never paid, never returned",
+    "retry-double-charge": "when the payment service does not answer in time, the order service sends "
+                           "the payment again without its idempotency key: a payment whose reply was "
+                           "lost is charged twice",
+}
+
+
+def check_anomaly(anomaly: str | None, services: bool) -> None:
+    """One sentence when `anomaly` is not a mode of the single-process shop (or, with `services`,
+    of the three-service shop)."""
+    if anomaly is None:
+        return
+    modes, other = (SERVICES_ANOMALIES, ANOMALIES) if services else (ANOMALIES, SERVICES_ANOMALIES)
+    if anomaly in modes:
+        return
+    shop = "the three-service shop (--services)" if services else "the single-process shop"
+    if anomaly in other:
+        where = "only with --services" if not services else "only without --services"
+        raise WorkbenchError(f"anomaly {anomaly!r} is a mode {where}; {shop} has {', '.join(sorted(modes))}.")
+    raise WorkbenchError(f"unknown anomaly {anomaly!r}; {shop} has {', '.join(sorted(modes))}.")
 
 
 class DroppedAck(ShopError):

@@ -17,7 +17,7 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from wdm_lib.errors import WorkbenchError
-from wdm_lib.reference.anomalies import ANOMALIES, IN_MEMORY, behaviour
+from wdm_lib.reference.anomalies import IN_MEMORY, behaviour, check_anomaly
 from wdm_lib.reference.openapi import SPEC
 from wdm_lib.reference.store import MAX_BATCH, MAX_VALUE, BadInput, ShopError, Store
 
@@ -150,13 +150,16 @@ ROUTES: list[tuple[str, str, str]] = [
 ]
 
 
-def build_app(store: Store, anomaly: str | None = None) -> web.Application:
-    if anomaly is not None and anomaly not in ANOMALIES:
-        raise WorkbenchError(f"unknown anomaly {anomaly!r}; expected one of {', '.join(sorted(ANOMALIES))}")
-    handlers = ShopHandlers(store, anomaly)
-    app = web.Application()
-    for method, path, name in ROUTES:
+def add_routes(app: web.Application, handlers: object, routes: list[tuple[str, str, str]]) -> None:
+    """Each (method, path, handler name) of `routes` to that method of `handlers`, refusals as 4xx text."""
+    for method, path, name in routes:
         app.router.add_route(method, path, _refusals_as_text(getattr(handlers, name)))
+
+
+def build_app(store: Store, anomaly: str | None = None) -> web.Application:
+    check_anomaly(anomaly, services=False)
+    app = web.Application()
+    add_routes(app, ShopHandlers(store, anomaly), ROUTES)
     return app
 
 
@@ -175,29 +178,35 @@ async def _exit_with(pid: int, stopping: asyncio.Event) -> None:
     stopping.set()
 
 
+async def listen_until_signalled(app: web.Application, host: str, port: int, name: str,
+                                 exit_with: int | None = None) -> None:
+    """Serve `app` until SIGTERM or SIGINT, or until process `exit_with` is gone; once listening,
+    print `<name> listening on <url>`."""
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, backlog=1024, reuse_address=True)
+        try:
+            await site.start()
+        except OSError as e:
+            raise WorkbenchError(f"the {name} cannot listen on {_url(host, port)}: {e.strerror or e}") from None
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        watcher = None if exit_with is None else asyncio.ensure_future(_exit_with(exit_with, stopping))
+        print(f"{name} listening on {_url(host, runner.addresses[0][1])}", flush=True)
+        await stopping.wait()
+        if watcher is not None:
+            watcher.cancel()
+    finally:
+        await runner.cleanup()
+
+
 async def _run(host: str, port: int, data_dir: str, anomaly: str | None, exit_with: int | None = None) -> None:
     store = Store(":memory:" if anomaly == IN_MEMORY else os.path.join(data_dir, DB_FILE))
     try:
-        runner = web.AppRunner(build_app(store, anomaly), access_log=None, handle_signals=False)
-        await runner.setup()
-        try:
-            site = web.TCPSite(runner, host, port, backlog=1024)
-            try:
-                await site.start()
-            except OSError as e:
-                raise WorkbenchError(f"the reference shop cannot listen on {_url(host, port)}: "
-                                     f"{e.strerror or e}") from None
-            stopping = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, stopping.set)
-            watcher = None if exit_with is None else asyncio.ensure_future(_exit_with(exit_with, stopping))
-            print(f"wdm reference shop listening on {_url(host, runner.addresses[0][1])}", flush=True)
-            await stopping.wait()
-            if watcher is not None:
-                watcher.cancel()
-        finally:
-            await runner.cleanup()
+        await listen_until_signalled(build_app(store, anomaly), host, port, "wdm reference shop", exit_with)
     finally:
         store.close()
 

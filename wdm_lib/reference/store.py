@@ -12,7 +12,7 @@ import random
 import sqlite3
 import uuid
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 # Amounts larger than this are refused so that no sum can leave SQLite's 64-bit integers.
 MAX_VALUE = 2**62
@@ -46,7 +46,15 @@ CREATE TABLE IF NOT EXISTS items (id TEXT PRIMARY KEY, stock INTEGER NOT NULL, p
 CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, credit INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS orders (id TEXT PRIMARY KEY, user_id TEXT NOT NULL, paid INTEGER NOT NULL,
     items TEXT NOT NULL, total_cost INTEGER NOT NULL) WITHOUT ROWID;
+-- Three-service shop only. The order service's saga log: one row per checkout in flight.
+CREATE TABLE IF NOT EXISTS checkouts (key TEXT PRIMARY KEY, order_id TEXT NOT NULL, user_id TEXT NOT NULL,
+    items TEXT NOT NULL, total_cost INTEGER NOT NULL, step TEXT NOT NULL) WITHOUT ROWID;
+-- The stock and payment services' idempotency keys: what became of each saga step they were sent.
+CREATE TABLE IF NOT EXISTS steps (key TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
 """
+
+# States of an idempotent step in the stock or payment service.
+APPLIED, REFUSED, UNDONE = "applied", "refused", "undone"
 
 
 def new_id() -> str:
@@ -72,6 +80,20 @@ class Order:
     def as_json(self) -> dict:
         return {"order_id": self.order_id, "paid": self.paid, "items": self.items,
                 "user_id": self.user_id, "total_cost": self.total_cost}
+
+
+class Checkout:
+    """One checkout saga as the order service logged it: what to take and charge, and the step
+    it had reached (`TAKING`, `PAYING` or `RETURNING`)."""
+
+    __slots__ = ("key", "order_id", "user_id", "counts", "total_cost", "step")
+
+    def __init__(self, key: str, order_id: str, user_id: str, counts: dict[str, int], total_cost: int, step: str):
+        self.key, self.order_id, self.user_id = key, order_id, user_id
+        self.counts, self.total_cost, self.step = counts, total_cost, step
+
+
+TAKING, PAYING, RETURNING = "taking", "paying", "returning"
 
 
 class Store:
@@ -176,6 +198,10 @@ class Store:
     # ---- orders
     def create_order(self, user_id: str) -> str:
         self.find_credit(user_id)
+        return self.insert_order(user_id)
+
+    def insert_order(self, user_id: str) -> str:
+        """A new empty order for a user the caller knows exists."""
         order_id = new_id()
         self._x("INSERT INTO orders (id, user_id, paid, items, total_cost) VALUES (?, ?, 0, '[]', 0)",
                 (order_id, user_id))
@@ -199,9 +225,13 @@ class Store:
         return Order(order_id, row[0], bool(row[1]), json.loads(row[2]), row[3])
 
     def add_item(self, order_id: str, item_id: str, quantity: int) -> None:
+        _, price = self.find_item(item_id)
+        self.add_priced_item(order_id, item_id, quantity, price)
+
+    def add_priced_item(self, order_id: str, item_id: str, quantity: int, price: int) -> None:
+        """addItem with the price already looked up (by the stock service, in the three-service shop)."""
         with self.transaction():
             order = self.find_order(order_id)
-            _, price = self.find_item(item_id)
             total_cost = order.total_cost + quantity * price
             if total_cost > MAX_VALUE:
                 raise NotEnough(f"total cost of order {order_id} would exceed {MAX_VALUE}")
@@ -219,3 +249,60 @@ class Store:
             self.take_stock(item_counts(order.items))
             self.pay(order.user_id, order.total_cost)
             self.mark_paid(order_id)
+
+    # ---- the three-service shop: the order service's saga log
+    def begin_checkout(self, order_id: str) -> Checkout:
+        """Log a new checkout saga of the order as it is now, before its first step is taken."""
+        order = self.find_order(order_id)
+        c = Checkout(new_id(), order_id, order.user_id, item_counts(order.items), order.total_cost, TAKING)
+        self._x("INSERT INTO checkouts (key, order_id, user_id, items, total_cost, step) VALUES (?, ?, ?, ?, ?, ?)",
+                (c.key, order_id, c.user_id, json.dumps(c.counts), c.total_cost, TAKING))
+        return c
+
+    def log_step(self, c: Checkout, step: str) -> None:
+        self._x("UPDATE checkouts SET step = ? WHERE key = ?", (step, c.key))
+        c.step = step
+
+    def end_checkout(self, c: Checkout, paid: bool) -> None:
+        """The saga is over: the order is paid (every step done) or nothing of it is left. Two
+        commits, not one transaction: a crash between them leaves a paid order whose saga is
+        still logged, and resuming it (its payment step answers what it did) ends the same."""
+        if paid:
+            self.mark_paid(c.order_id)
+        self._x("DELETE FROM checkouts WHERE key = ?", (c.key,))
+
+    def checkouts_in_flight(self) -> list[Checkout]:
+        return [Checkout(key, order_id, user_id, json.loads(items), total_cost, step)
+                for key, order_id, user_id, items, total_cost, step in
+                self._x("SELECT key, order_id, user_id, items, total_cost, step FROM checkouts")]
+
+    # ---- the three-service shop: idempotent steps of the stock and payment services
+    def _step_state(self, key: str) -> str | None:
+        row = self._x("SELECT state FROM steps WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def apply_once(self, key: str, step: Callable[[], None]) -> None:
+        """Run `step` and record its key in one transaction, unless the key was seen before: a
+        retried step answers what the first one did. A refusal is recorded too, so a first attempt
+        that arrives after its retry was refused cannot apply late."""
+        state = self._step_state(key)
+        if state is None:
+            try:
+                with self.transaction():
+                    step()
+                    self._x("INSERT INTO steps (key, state) VALUES (?, ?)", (key, APPLIED))
+            except ShopError:
+                self._x("INSERT INTO steps (key, state) VALUES (?, ?)", (key, REFUSED))
+                raise
+        elif state != APPLIED:
+            raise NotEnough(f"step {key} was {'refused' if state == REFUSED else 'compensated'} before")
+
+    def undo_once(self, key: str, undo: Callable[[], None]) -> None:
+        """Compensate the step of that key if it was applied; either way leave a record, so the
+        step itself, arriving late, is refused. Idempotent."""
+        with self.transaction():
+            state = self._step_state(key)
+            if state == APPLIED:
+                undo()
+            if state in (None, APPLIED):
+                self._x("INSERT OR REPLACE INTO steps (key, state) VALUES (?, ?)", (key, UNDONE))

@@ -10,7 +10,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Awaitable, Callable
 
-from wdm_lib.client import FIRST_REPLY_S, Reply, ShopClient, require_ok
+from wdm_lib.client import FIRST_REPLY_S, Reply, ShopClient, require_ok, segment
 from wdm_lib.config import Target
 from wdm_lib.errors import TargetUnreachable, WorkbenchError
 from wdm_lib.history import OK, UNKNOWN, HistoryWriter
@@ -289,7 +289,8 @@ async def fire_checkouts(client: ShopClient, seeded: Seeded, prices: dict[str, i
             try:
                 reply = await client.checkout(order_id)
             except asyncio.CancelledError:
-                record(Reply("POST /orders/checkout/{order_id}", f"{client.target.order_url}/orders/checkout/{order_id}",
+                record(Reply("POST /orders/checkout/{order_id}",
+                             f"{client.target.order_url}/orders/checkout/{segment(order_id)}",
                              UNKNOWN, None, sent_ns, time.time_ns(), error=STOPPED_IN_FLIGHT))
                 raise
             record(reply)

@@ -16,6 +16,10 @@ from typing import Callable
 
 from wdm_lib import runs
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.faults.measures import measure_faults, requests_of_raw
+from wdm_lib.faults.nemesis import Nemesis, NemesisThread
+from wdm_lib.faults.schedule import load_schedule
+from wdm_lib.history import HistoryWriter, read_ops
 from wdm_lib.progress import progress_wanted
 from wdm_lib.workloads.stress import gates as gates_
 from wdm_lib.workloads.stress.shop import batch_init, check_reachable, verify
@@ -28,6 +32,7 @@ from wdm_lib.workloads.stress.workers import degradation, read_user_counts, read
 
 DEGRADED = "degraded"   # a run that lost part of its load: its figures cover less than was planned
 PROGRESS_EVERY_S = 3.0
+FAULT_CHECK_S = 0.5     # with a fault schedule: how soon a step that failed stops the load
 
 
 def run_init(sc: StressScenario, urls: str | Path | None, runs_dir: str | Path | None = None) -> tuple[runs.Run, dict]:
@@ -60,20 +65,31 @@ def run_init(sc: StressScenario, urls: str | Path | None, runs_dir: str | Path |
 def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str | None = None,
                runs_dir: str | Path | None = None, *, init: bool = False, check: bool = False,
                ui: bool = False, web_port: int = 8089, dist: Distributed | None = None,
-               progress: bool | None = None, say: Callable[[str], None] = lambda s: None) -> tuple[runs.Run, dict]:
+               progress: bool | None = None, say: Callable[[str], None] = lambda s: None,
+               faults: str | Path | None = None) -> tuple[runs.Run, dict]:
     """`wdm stress run`. Without urls the embedded reference shop is started (and, being empty,
     batch-initialised) for the run. Returns the run and its summary; `summary["passed"]` is the
-    verdict (gates, books, nothing lost)."""
-    from wdm_lib.target import describe, open_target
+    verdict (gates, books, nothing lost). `faults`: a fault schedule (YAML) run during the load,
+    its times counted from Locust's start; its steps are the rows of the run's history.csv."""
+    from wdm_lib.target import actions_on, describe, open_target, schedule_names_a_service
 
     if check and not sc.raw_latencies:
         raise WorkbenchError("--verify compares the shop's books with the requests recorded; expected a run "
                              "without --no-raw-latencies.")
     progress = progress_wanted() if progress is None else progress
     dist = dist or Distributed()
-    with open_target(urls, anomaly) as target:
+    if faults is not None and ui:
+        raise WorkbenchError("--faults runs on a schedule from the load's start, which the web UI leaves to "
+                             "its user; expected either --faults or --ui, not both.")
+    with open_target(urls, anomaly, services=schedule_names_a_service(faults, urls)) as target:
         init = init or urls is None
+        schedule = None if faults is None else load_schedule(faults, actions_on(target), sc.planned_s)
         run = runs.Run.create(runs_dir, "stress", sc.to_dict(), describe(target, anomaly))
+        history = nemesis = None
+        if schedule is not None:
+            run.update(faults={"file": str(faults), "schedule": [f.to_dict() for f in schedule]})
+            history = HistoryWriter(run.file("history.csv"))
+            nemesis = Nemesis(schedule, history, run.path, target.shop)
         mode = "master" if dist.master else "processes" if sc.processes != 1 else "local"
         run.update(init=init, verify=check, ui=ui, mode=mode, workers=dist.expect_workers if dist.master else None)
         locust = None
@@ -91,10 +107,10 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
                 say(f"Locust's web UI: http://127.0.0.1:{web_port}  (Ctrl-C here ends the run)")
             else:
                 say(f"Locust running for {sc.planned_s:g} s (log: {run.file(LOCUST_LOG)}) ...")
-            code = _load(sc, run, locust, ui, dist, progress)
+            code = _load(sc, run, locust, ui, dist, progress, nemesis)
             run.update(locust_ended_at=runs._now(), locust_exit_code=code)
             _require_a_run(sc, run, locust, code, ui, dist)
-            summary = _judge(sc, run, started_s, ui)
+            summary = _judge(sc, run, started_s, ui, history)
             run.write_json("summary.json", summary)  # kept if the read-back below cannot be made
             if check:
                 say(f"verifying {sc.n_items:,} items and {sc.n_users:,} users ...")
@@ -110,6 +126,9 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
         except BaseException as e:
             _end_early(run, sc, locust, runs.FAILED, f"{e.__class__.__name__}: {e}")
             raise
+        finally:
+            if history is not None:
+                history.close()
     if summary["degraded"]:
         run.finish(DEGRADED, summary["degraded"][0]["sentence"])
     else:
@@ -118,22 +137,45 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
 
 
 def _load(sc: StressScenario, run: runs.Run, locust: LocustProcess, ui: bool, dist: Distributed,
-          progress: bool) -> int:
+          progress: bool, nemesis: Nemesis | None = None) -> int:
     """The load itself, from Locust's start to its exit: the one place where anything that must
-    happen *during* the load belongs. Returns Locust's exit code."""
+    happen *during* the load belongs — the fault schedule's nemesis runs beside it, on a thread of
+    its own, and a step that fails stops the load. Returns Locust's exit code."""
     live = LiveLine(run.path, f"{LOCUST_PREFIX}_stats_history.csv", None if ui else sc.planned_s, sc.raw_latencies,
                     progress)
+    faults = None if nemesis is None else NemesisThread(nemesis)
     started = time.monotonic()
     bound = None if ui else sc.planned_s + EXIT_GRACE_S + (dist.workers_wait_s if dist.master else 0)
+
+    shown = [0.0]
+
+    def every_few_seconds() -> None:
+        now = time.monotonic() - started
+        if now - shown[0] >= PROGRESS_EVERY_S or faults is None:
+            live.show(now)
+            shown[0] = now
+        if faults is not None:
+            faults.check()
+
     try:
-        locust.wait(bound, PROGRESS_EVERY_S, lambda: live.show(time.monotonic() - started))
-        return locust.close()
+        if faults is not None:
+            faults.start()
+        locust.wait(bound, PROGRESS_EVERY_S if faults is None else FAULT_CHECK_S, every_few_seconds)
+        code = locust.close()
+        if faults is not None:
+            faults.stop()  # recovers what is still injected before anything is read back
+        return code
     except KeyboardInterrupt:
         code = locust.interrupt()  # Locust has a process group of its own: Ctrl-C reaches it here
         if not ui:
             raise
         return code  # in the web UI, Ctrl-C is how a run ends
     finally:
+        if faults is not None:
+            try:
+                faults.stop()
+            except BaseException:  # already said, or the run is ending for another reason
+                pass
         live.done()
 
 
@@ -153,10 +195,11 @@ def _require_a_run(sc: StressScenario, run: runs.Run, locust: LocustProcess, cod
                              f" (see {run.file(LOCUST_LOG)}).")
 
 
-def _judge(sc: StressScenario, run: runs.Run, started_s: float, ui: bool) -> dict:
-    """The figures, the gates and whether the run lost load."""
+def _judge(sc: StressScenario, run: runs.Run, started_s: float, ui: bool, history: HistoryWriter | None = None) -> dict:
+    """The figures, the gates, whether the run lost load, and what each fault cost."""
     df = read_raw(run.path)
     summary = summarize(run.id, sc, run.path, df)
+    summary["faults"] = [] if history is None else measure_faults(read_ops(history.path), requests_of_raw(df), None)
     have_rows = bool(raw_files(run.path))
     locust = summary["locust"] or {}
     summary["gates"] = gates_.judge(sc.gates, df if have_rows else None, summary["duration_s"],

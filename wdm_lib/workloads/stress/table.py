@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from wdm_lib.faults.measures import fault_lines
+
 
 def _ms(v) -> str:
     return "-" if v is None else f"{v:.1f}"
@@ -32,6 +34,7 @@ def render_table(summary: dict) -> str:
         lines.append(f"gate {mark}  {g['gate']:<28} measured {g['shown']}" + ("" if g["passed"] else f"  ({g['why']})"))
     for d in summary.get("degraded") or []:
         lines.append(f"DEGRADED: {d['sentence']}")
+    lines += fault_lines(summary.get("faults") or [])
     if rate is not None and rate["warning"]:
         lines.append(f"warning: {rate['warning']}")
     if summary["requests"] and o["ok"] and o["fail"] > summary["requests"] / 2:
