@@ -72,25 +72,34 @@ def test_a_bad_threshold_is_refused_before_any_load(tmp_path, capsys):
     assert len(err.splitlines()) == 1 and not list(tmp_path.iterdir())
 
 
+def command_line(p: psutil.Process) -> str:
+    """A process's command line; "" for one that ended meanwhile (the shop's helpers come and go)."""
+    try:
+        return " ".join(p.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def test_a_killed_worker_is_reported_and_fails_the_run(tmp_path):
     """One of two Locust worker processes killed mid-run: Locust carries on with half the users and
     exits 0; the run says degraded, which worker, when, and exits 1."""
-    proc = subprocess.Popen([*WDM, "stress", "run", *SMALL, "-u", "4", "-r", "4", "-t", "9s", "--wait", "0.01",
+    # 15 s: Locust calls a worker missing ~4 s after its last heartbeat, and only while the test runs;
+    # a busy machine may take several seconds to get the load going.
+    proc = subprocess.Popen([*WDM, "stress", "run", *SMALL, "-u", "4", "-r", "4", "-t", "15s", "--wait", "0.01",
                              "--processes", "2", "--verify", "--runs-dir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         workers: list[psutil.Process] = []
         while time.monotonic() < deadline and len(workers) < 2:
-            masters = [p for p in psutil.Process(proc.pid).children() if "locust" in " ".join(p.cmdline())]
+            masters = [p for p in psutil.Process(proc.pid).children() if "locust" in command_line(p)]
             workers = masters[0].children() if masters else []
             time.sleep(0.2)
         assert len(workers) == 2
         while time.monotonic() < deadline and not list(tmp_path.glob("*/requests-*.csv")):
             time.sleep(0.2)  # the load is on
-        time.sleep(1)
         workers[0].kill()
-        out, err = proc.communicate(timeout=90)
+        out, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()

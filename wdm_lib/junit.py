@@ -55,6 +55,9 @@ def consistency_cases(checks: list[tuple[str, object]]) -> list[dict]:
     cases = []
     for name, result in checks:
         message = "; ".join(f"{a.name} ×{a.count} (magnitude {a.magnitude})" for a in result.anomalies)
+        # Warnings (facts about replies) pass the case, as they pass the run, but are said.
+        warned = "; ".join(f"warning {w.name} ×{w.count}" for w in result.warnings)
+        message = "; ".join(m for m in (message, warned) if m)
         cases.append({"name": name, "passed": result.valid, "message": message or "no anomaly",
                       "details": "\n".join(f"{a.name}: {a.description}; examples {', '.join(a.examples)}"
                                            for a in result.anomalies) + ("\n" if result.notes else "")
