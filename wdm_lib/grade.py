@@ -127,8 +127,8 @@ def write_league(rows: list[TeamRow], reports_dir: Path, stamp: str) -> tuple[Pa
 body {{ font-family: system-ui, sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: .35em .8em; text-align: left; vertical-align: top; max-width: 28em;
-         overflow-wrap: anywhere; }}
-th {{ background: #f4f4f4; }}
+         overflow-wrap: break-word; }}
+th {{ background: #f4f4f4; white-space: nowrap; }}
 td.p50, td.p99, td.requests, td.fault {{ text-align: right; font-variant-numeric: tabular-nums; }}
 .consistent {{ color: #1a7f37; font-weight: 600; }}
 .warnings {{ color: #9a6700; font-weight: 600; }}

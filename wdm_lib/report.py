@@ -204,8 +204,8 @@ def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | No
 body {{ font-family: system-ui, sans-serif; margin: 2em; }}
 table {{ border-collapse: collapse; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: 0.35em 0.8em; text-align: left; vertical-align: top;
-         max-width: 24em; overflow-wrap: anywhere; }}
-th {{ background: #f4f4f4; }}
+         max-width: 24em; overflow-wrap: break-word; }}
+th {{ background: #f4f4f4; white-space: nowrap; }}
 td.number {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
 td.verdict {{ font-weight: 600; white-space: nowrap; }}
 .pass {{ color: #1a7f37; }}
