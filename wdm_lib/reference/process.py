@@ -38,6 +38,18 @@ def _contents(file) -> str:
     return os.pread(file.fileno(), 1 << 20, 0).decode(errors="replace")
 
 
+def require_starting(what: str, proc: subprocess.Popen, stderr_tail: str, deadline: float, timeout: float) -> None:
+    """While waiting for a shop process to listen: one sentence if it exited instead, or if it has
+    not listened by the deadline (`stderr_tail`: the last of what it wrote, which says why)."""
+    code = proc.poll()
+    if code is not None:
+        raise WorkbenchError(f"{what} (pid {proc.pid}) exited with code {code} before listening: "
+                             f"{stderr_tail or 'no error output'}")
+    if time.monotonic() > deadline:
+        raise WorkbenchError(f"{what} (pid {proc.pid}) did not start listening within {timeout:g} s: "
+                             f"{stderr_tail or 'no error output'}")
+
+
 def _cleanup(proc_holder: list, files: list, data_dir: str | None) -> None:
     proc = proc_holder[0]
     if proc is not None and proc.poll() is None:
@@ -160,13 +172,7 @@ class ReferenceShopProcess:
             for line in _contents(self._stdout).splitlines():
                 if line.startswith(LISTENING):
                     return line[len(LISTENING):].strip()
-            code = self._proc.poll()
-            if code is not None:
-                raise WorkbenchError(f"the reference shop (pid {self.pid}) exited with code {code} "
-                                     f"before listening: {self._stderr_tail() or 'no error output'}")
-            if time.monotonic() > deadline:
-                raise WorkbenchError(f"the reference shop (pid {self.pid}) did not start listening "
-                                     f"within {timeout:g} s: {self._stderr_tail() or 'no error output'}")
+            require_starting("the reference shop", self._proc, self._stderr_tail(), deadline, timeout)
             time.sleep(0.01)
 
     def _stderr_tail(self, lines: int = 5) -> str:

@@ -27,7 +27,7 @@ import weakref
 import wdm_lib
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.reference.anomalies import check_anomaly
-from wdm_lib.reference.process import SHOP, _contents
+from wdm_lib.reference.process import SHOP, _contents, require_starting
 
 
 def _free_port(host: str) -> int:
@@ -145,13 +145,7 @@ class ReferenceServices:
             if child.listening(banner):
                 waiting.pop(0)
                 continue
-            code = child.proc.poll()
-            if code is not None:
-                raise WorkbenchError(f"the {name} service (pid {child.proc.pid}) exited with code {code} "
-                                     f"before listening: {child.stderr_tail() or 'no error output'}")
-            if time.monotonic() > deadline:
-                raise WorkbenchError(f"the {name} service (pid {child.proc.pid}) did not start listening "
-                                     f"within {self.start_timeout:g} s: {child.stderr_tail() or 'no error output'}")
+            require_starting(f"the {name} service", child.proc, child.stderr_tail(), deadline, self.start_timeout)
             time.sleep(0.01)
 
     def _one(self, service: str) -> str:
