@@ -1,6 +1,7 @@
-"""The verdict banner at the top of a report: the verdict in its colour and the headline figures as
-a row of numbers, so a page answers at a glance. Pure: returns HTML, every text escaped (names and
-errors come from targets and files)."""
+"""A run's verdict as every page shows it: its words, its colour, and the banner at the top of a
+report with the headline figures as a row of numbers, so a page answers at a glance. The index, the
+league and the comparison take the words and the colour from here too. Pure: the banner's HTML has
+every text escaped (names and errors come from targets and files)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,26 @@ import html
 # grey: no verdict (interrupted, crashed, failed).
 COLORS = {"pass": ("#1a7f37", "#e6f4ea"), "warn": ("#9a6700", "#fff8e1"), "fail": ("#c62828", "#fdecea"),
           "none": ("#57606a", "#f0f1f3")}
+
+
+def verdict(kind: str, summary: dict) -> str:
+    """The verdict in a few words; "" for a stress run made before gates whose books were not read."""
+    if kind == "consistency":
+        return summary["verdict"]
+    books = summary.get("verify")
+    return summary.get("verdict") or ("" if books is None else "books balance" if books["valid"] else "books violated")
+
+
+def verdict_class(kind: str, summary: dict | None) -> str:
+    """pass, warn, fail or none (no summary: no verdict), as the banner colours it."""
+    if summary is None:
+        return "none"
+    return consistency_class(summary) if kind == "consistency" else stress_class(summary)
+
+
+def anomaly_list(found: list[dict]) -> str:
+    """A consistency run's anomalies (or warnings), each with its count, or "none"."""
+    return ", ".join(f"{a['name']} ×{a['count']}" for a in found) or "none"
 
 
 def consistency_class(summary: dict) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wdm_lib import runs
+from wdm_lib import banner, runs
 from wdm_lib.analysis import PERCENTILES, percentile_label
 from wdm_lib.errors import WorkbenchError
 
@@ -49,26 +49,17 @@ def latencies_ms(run: runs.Run) -> np.ndarray:
     return values[~np.isnan(values)] / 1000
 
 
-def verdict_of(run: runs.Run, summary: dict) -> str:
-    if run.kind == "consistency":
-        return summary["verdict"]
-    if summary.get("verdict"):
-        return summary["verdict"]
-    verify = summary.get("verify")
-    return run.status if verify is None else ("books balance" if verify["valid"] else "books violated")
-
-
 def verdicts(opened: list[runs.Run], summaries: list[dict]):
     """One row per run: what it was, how it ended, what went wrong."""
     import pandas as pd
 
     rows = []
     for run, s in zip(opened, summaries):
-        found = ", ".join(f"{a['name']} ×{a['count']}" for a in s.get("anomalies", [])) or "none"
-        warned = ", ".join(f"{w['name']} ×{w['count']}" for w in s.get("warnings", [])) or "none"
+        consistency = run.kind == "consistency"
         rows.append({"run": run.id, "kind": run.kind, "target": (run.manifest.get("target") or {}).get("source", ""),
-                     "verdict": verdict_of(run, s), "anomalies": found if run.kind == "consistency" else "",
-                     "warnings": warned if run.kind == "consistency" else ""})
+                     "verdict": banner.verdict(run.kind, s) or run.status,
+                     "anomalies": banner.anomaly_list(s["anomalies"]) if consistency else "",
+                     "warnings": banner.anomaly_list(s["warnings"]) if consistency else ""})
     return pd.DataFrame(rows)
 
 

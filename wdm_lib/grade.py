@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from wdm_lib import runs
+from wdm_lib import banner, runs
 
 COLUMNS = ("team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault downtime s",
            "problem")
@@ -70,15 +70,13 @@ def league_cells(row: TeamRow) -> dict:
     c, s = _summary(row.consistency), _summary(row.stress)
     problems = []
     if c is not None:
-        cells["consistency"] = c["verdict"]
-        cells["anomalies"] = ", ".join(f"{a['name']} ×{a['count']}" for a in c["anomalies"]) or "none"
+        cells["consistency"] = banner.verdict("consistency", c)
+        cells["anomalies"] = banner.anomaly_list(c["anomalies"])
     elif row.consistency is not None:
         cells["consistency"] = "could not be run"
         problems.append(row.consistency.said)
     if s is not None:
-        gates = s.get("gates")
-        cells["stress"] = s.get("verdict") or ("gates passed" if gates and all(g["passed"] for g in gates)
-                                               else row.stress.run.status)
+        cells["stress"] = banner.verdict("stress", s) or row.stress.run.status
         lat = s.get("latency_ms") or {}
         cells["p50 ms"] = lat.get("p50")
         cells["p99 ms"] = lat.get("p99")
@@ -90,6 +88,10 @@ def league_cells(row: TeamRow) -> dict:
     if downtimes:
         cells["fault downtime s"] = None if None in downtimes else max(downtimes)
     cells["problem"] = " ".join(p for p in problems if p)
+    # Each verdict coloured as its report's banner is; a run that could not be made as no verdict.
+    cells["classes"] = {kind: banner.verdict_class(kind, summary)
+                        for kind, summary, outcome in (("consistency", c, row.consistency), ("stress", s, row.stress))
+                        if outcome is not None}
     return cells
 
 
@@ -117,8 +119,8 @@ def write_league(rows: list[TeamRow], reports_dir: Path, stamp: str) -> tuple[Pa
             outcome = {"consistency": row.consistency, "stress": row.stress}.get(col)
             if outcome is not None and outcome.report is not None and outcome.report.is_file():
                 text = f'<a href="{html.escape(outcome.report.name)}">{text}</a>'
-            cls = " ".join(w for w in str(row.cells.get(col, "")).split() if w.isalpha())
-            tds.append(f'<td class="{html.escape(col.split()[0])} {html.escape(cls)}">{text}</td>')
+            cls = row.cells.get("classes", {}).get(col, "")
+            tds.append(f'<td class="{html.escape(col.split()[0])} {cls}">{text}</td>')
         body.append("<tr>" + "".join(tds) + "</tr>")
     head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
     page = f"""<!DOCTYPE html>
@@ -130,9 +132,10 @@ th, td {{ border-bottom: 1px solid #ddd; padding: .35em .8em; text-align: left; 
          overflow-wrap: break-word; }}
 th {{ background: #f4f4f4; white-space: nowrap; }}
 td.p50, td.p99, td.requests, td.fault {{ text-align: right; font-variant-numeric: tabular-nums; }}
-.consistent {{ color: #1a7f37; font-weight: 600; }}
-.warnings {{ color: #9a6700; font-weight: 600; }}
-.inconsistent, .failed {{ color: #c62828; font-weight: 600; }}
+.pass {{ color: #1a7f37; font-weight: 600; }}
+.warn {{ color: #9a6700; font-weight: 600; }}
+.fail {{ color: #c62828; font-weight: 600; }}
+.none {{ color: #57606a; font-weight: 600; }}
 </style></head>
 <body><h1>League</h1>
 <p>{len(rows)} {'team' if len(rows) == 1 else 'teams'}, graded {html.escape(stamp)}: a consistency run and a stress

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from wdm_lib import runs
+from wdm_lib import banner, runs
 from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
 
@@ -126,18 +126,17 @@ def headline(run: runs.Run) -> dict:
         summary = run.read_json("summary.json")
     except (OSError, ValueError):
         row["verdict"] = "no verdict" if run.status != runs.RUNNING else ""
+        row["class"] = banner.verdict_class(run.kind, None)
         row["note"] = m.get("error") or ""
         return row
+    if run.kind in ("consistency", "stress"):
+        row["verdict"] = banner.verdict(run.kind, summary)
+        row["class"] = banner.verdict_class(run.kind, summary)
     if run.kind == "consistency":
         o = summary["outcomes"]
-        row["verdict"] = summary["verdict"]
         row["ok / fail / unknown"] = f"{o['ok']:,} / {o['fail']:,} / {o['unknown']:,}"
-        row["anomalies"] = ", ".join(f"{a['name']} ×{a['count']}" for a in summary["anomalies"]) or "none"
+        row["anomalies"] = banner.anomaly_list(summary["anomalies"])
     elif run.kind == "stress":
-        verify = summary.get("verify")
-        # Gates, lost load and the books in a few words; runs made before gates only had the books.
-        row["verdict"] = summary.get("verdict") or (
-            "" if verify is None else "books balance" if verify["valid"] else "books violated")
         row["requests"] = f"{summary['requests']:,}"
         row["req/s"] = f"{summary['throughput_rps']:,.1f}"
         p99 = (summary.get("latency_ms") or {}).get("p99")
@@ -149,18 +148,6 @@ def one_line(text: str, limit: int = NOTE_CHARS) -> str:
     """The first line of a text, cut to `limit` characters."""
     first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     return first if len(first) <= limit else first[:limit - 1].rstrip() + "…"
-
-
-def verdict_class(verdict: str) -> str:
-    """The index colours a verdict as the report's banner does."""
-    v = verdict.lower()
-    if not v or v == "no verdict":
-        return "none"
-    if v.startswith("inconsistent") or "fail" in v or "violated" in v or "degraded" in v:
-        return "fail"
-    if "warning" in v:
-        return "warn"
-    return "pass"
 
 
 def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | None = None,
@@ -191,7 +178,7 @@ def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | No
             text = html.escape(one_line(str(value)) if col == "note" else str(value))
             if col == "run" and (reports_dir / f"{run.id}.html").is_file():
                 text = f'<a href="{html.escape(run.id)}.html">{text}</a>'
-            cls = f' class="verdict {verdict_class(str(value))}"' if col == "verdict" else ""
+            cls = f' class="verdict {row.get("class", "none")}"' if col == "verdict" else ""
             if col in ("requests", "req/s", "p99 ms", "ok / fail / unknown"):
                 cls = ' class="number"'
             cells.append(f"<td{cls}>{text}</td>")
