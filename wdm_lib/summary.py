@@ -12,12 +12,25 @@ from wdm_lib.checkers import (ORIGINAL_CAVEATS, CheckResult, original_figures, r
 from wdm_lib.history import OUTCOMES, Op
 
 
+def _checkout_figures(history: list[Op]) -> dict:
+    """What the checkouts' replies say, with or without a verdict: counts and latency per outcome."""
+    checkouts = [op for op in history if op.kind == "checkout"]
+    outcomes = Counter(op.outcome for op in checkouts)
+    return {
+        "checkouts": len(checkouts),
+        "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
+        "original_counts_unknowns": outcomes.get("unknown", 0),
+        "latency_ms": {outcome: latency_percentiles(
+            (op.complete_ns - op.invoke_ns) / 1e6 for op in checkouts if op.outcome == outcome)
+            for outcome in OUTCOMES if outcomes.get(outcome)},
+    }
+
+
 def summarize(run_id: str, scenario, history: list[Op], state: dict, result: CheckResult,
               phases_s: dict[str, float], points: list[dict] | None = None) -> dict:
     """`points`: the convergence timeline, one checkers' verdict per pass of the final read-back."""
     points = points or []
-    checkouts = [op for op in history if op.kind == "checkout"]
-    outcomes = Counter(op.outcome for op in checkouts)
+    figures = _checkout_figures(history)
     resolution = resolve_checkouts(history, state)
     i0, i1 = state["initial"]["items"], state["final"]["items"]
     u0, u1 = state["initial"]["users"], state["final"]["users"]
@@ -31,8 +44,8 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
         "anomalies": [a.__dict__ for a in result.anomalies],
         "warnings": [a.__dict__ for a in result.warnings],
         "notes": _read_back_notes(scenario, state, regression) + result.notes,
-        "checkouts": len(checkouts),
-        "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
+        "checkouts": figures["checkouts"],
+        "outcomes": figures["outcomes"],
         "checkouts_happened": len(resolution.happened),
         "unknown_resolved": {"happened": len(resolution.resolved_happened),
                              "not_happened": len(resolution.resolved_not),
@@ -48,10 +61,8 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
         "regressed": regression is not None,
         "original": original_figures(scenario, history, state),
         "original_caveats": ORIGINAL_CAVEATS,
-        "original_counts_unknowns": outcomes.get("unknown", 0),
-        "latency_ms": {outcome: latency_percentiles(
-            (op.complete_ns - op.invoke_ns) / 1e6 for op in checkouts if op.outcome == outcome)
-            for outcome in OUTCOMES if outcomes.get(outcome)},
+        "original_counts_unknowns": figures["original_counts_unknowns"],
+        "latency_ms": figures["latency_ms"],
         "phases_s": {k: round(v, 4) for k, v in phases_s.items()},
         "faults": faults,
     }
@@ -61,21 +72,15 @@ def summarize_recorded(run_id: str, status: str, error: str | None, history: lis
     """What a run that ended without a verdict (interrupted, crashed, failed) recorded: its
     checkouts' outcomes and latencies and its faults, with `valid` None and no balances, so its
     report shows what was measured under a "no verdict" banner. The same keys as summarize()."""
-    checkouts = [op for op in history if op.kind == "checkout"]
-    outcomes = Counter(op.outcome for op in checkouts)
     return {
         "run_id": run_id, "kind": "consistency", "valid": None, "verdict": f"{status}: no verdict",
         "anomalies": [], "warnings": [], "notes": [error] if error else [],
-        "checkouts": len(checkouts), "outcomes": {k: outcomes.get(k, 0) for k in OUTCOMES},
         "checkouts_happened": None, "unknown_resolved": None, "unknown_by_cause": {},
         "stock_sold": None, "credit_spent": None, "settled": None, "read_back": None, "convergence": [],
         "time_to_consistency_s": None, "regressed": None, "original": None,
-        "original_caveats": ORIGINAL_CAVEATS, "original_counts_unknowns": outcomes.get("unknown", 0),
-        "latency_ms": {outcome: latency_percentiles(
-            (op.complete_ns - op.invoke_ns) / 1e6 for op in checkouts if op.outcome == outcome)
-            for outcome in OUTCOMES if outcomes.get(outcome)},
-        "phases_s": {},
+        "original_caveats": ORIGINAL_CAVEATS, "phases_s": {},
         "faults": measure_faults(history, requests_of(history), []),
+        **_checkout_figures(history),
     }
 
 
