@@ -243,11 +243,13 @@ def per_second(frame, t0_ns: int | None = None, bin_s: float = 1.0):
     import numpy as np
     import pandas as pd
 
+    from wdm_lib.faults import measures
+
     if frame.empty:
         return pd.DataFrame(columns=["t_s", "served_per_s", "not_served_per_s", "p50_ms", "p99_ms"])
     t0 = frame["invoke_ns"].min() if t0_ns is None else t0_ns
     t = (frame["complete_ns"].astype("float64") - t0) / 1e9
-    served = frame["status"].notna() & (frame["status"].astype("float64") < 500)
+    served = pd.Series(measures.served(frame["status"].astype("float64").to_numpy()), index=frame.index)
     bins = np.floor(t / bin_s).astype("int64")
     grouped = pd.DataFrame({"bin": bins, "served": served, "not_served": ~served,
                             "latency_ms": frame["latency_ms"]}).groupby("bin")

@@ -35,14 +35,19 @@ class Requests:
     @classmethod
     def of(cls, intended_ns, invoke_ns, complete_ns, status, outcome) -> "Requests":
         """status: the HTTP status, None or NaN (or 0, as raw rows write it) when no reply came."""
-        status = _statuses(status)
         order = np.argsort(np.asarray(complete_ns, dtype="int64"), kind="stable")
-        served = ~np.isnan(status) & (status > 0) & (status < 500)
         return cls(np.asarray(intended_ns, dtype="int64")[order], np.asarray(invoke_ns, dtype="int64")[order],
-                   np.asarray(complete_ns, dtype="int64")[order], served[order], np.asarray(outcome, dtype=object)[order])
+                   np.asarray(complete_ns, dtype="int64")[order], served(status)[order], np.asarray(outcome, dtype=object)[order])
 
     def __len__(self) -> int:
         return len(self.complete_ns)
+
+
+def served(status) -> np.ndarray:
+    """Which replies the system answered definitively, 2xx or 4xx; no reply is None, NaN or 0 (as
+    raw rows write it)."""
+    status = _statuses(status)
+    return ~np.isnan(status) & (status > 0) & (status < 500)
 
 
 def _statuses(values) -> np.ndarray:
