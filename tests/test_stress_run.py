@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -134,9 +135,34 @@ def test_master_and_two_workers_count_every_request(tmp_path, write_urls):
     assert run.read_json("summary.json")["requests"] == made
 
 
+def _wait_for_file(folder: Path, pattern: str, proc: subprocess.Popen, bound_s: float = 60.0) -> None:
+    deadline = time.monotonic() + bound_s
+    while not any(folder.glob(pattern)):
+        assert proc.poll() is None and time.monotonic() < deadline, f"no {pattern} in {folder}"
+        time.sleep(0.1)
+
+
+def _hold_port(port: int) -> socket.socket | None:
+    """A listener on `port`, or None when something else already has it (which is the same test)."""
+    s = socket.socket()
+    try:
+        s.bind(("0.0.0.0", port))
+        s.listen()
+        return s
+    except OSError:
+        s.close()
+        return None
+
+
 def test_step_load_over_two_processes(tmp_path):
-    code = cli.main(["stress", "run", *SMALL, "--steps", "1,3", "--step-time", "2s", "-r", "20", "--wait", "0.01",
-                     "--processes", "2", "--runs-dir", str(tmp_path)])
+    # Locust's default master port is taken, as by another run on this machine: each run has its own.
+    held = _hold_port(5557)
+    try:
+        code = cli.main(["stress", "run", *SMALL, "--steps", "1,3", "--step-time", "2s", "-r", "20", "--wait",
+                         "0.01", "--processes", "2", "--runs-dir", str(tmp_path)])
+    finally:
+        if held is not None:
+            held.close()
     assert code == cli.EXIT_OK
     run = only_run(tmp_path)
     assert run.manifest["scenario"]["steps"] == [1, 3] and run.manifest["scenario"]["step_time"] == 2.0
@@ -158,7 +184,8 @@ def test_a_shop_that_dies_mid_run_keeps_what_was_measured(tmp_path, write_urls):
         proc = subprocess.Popen([*WDM, "stress", "run", "--urls", str(urls), "--init", *SMALL, "-u", "2", "-t", "4s",
                                  "--wait", "0.01", "--verify", "--runs-dir", str(tmp_path / "runs")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2.5)
+        _wait_for_file(tmp_path / "runs", "*/requests-*.csv", proc)  # Locust is making requests
+        time.sleep(1.0)
         shop.kill()
         out, err = proc.communicate(timeout=60)
     assert proc.returncode == cli.EXIT_ERROR, out + err
@@ -175,9 +202,7 @@ def test_a_shop_that_dies_mid_run_keeps_what_was_measured(tmp_path, write_urls):
 def test_ctrl_c_keeps_the_csvs_and_says_interrupted(tmp_path):
     proc = subprocess.Popen([*WDM, "stress", "run", *SMALL, "-u", "2", "-t", "60s", "--wait", "0.01",
                              "--runs-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and not list(tmp_path.glob("*/requests-*.csv")):
-        time.sleep(0.2)
+    _wait_for_file(tmp_path, "*/requests-*.csv", proc)
     time.sleep(1.5)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)

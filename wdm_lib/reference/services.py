@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,14 +25,9 @@ import weakref
 
 import wdm_lib
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.ports import free_port
 from wdm_lib.reference.anomalies import check_anomaly
 from wdm_lib.reference.process import SHOP, _contents, require_starting
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def _cleanup(procs: dict[str, subprocess.Popen], data_dir: str | None) -> None:
@@ -80,8 +74,8 @@ class ReferenceServices:
             os.makedirs(self.data_dir, exist_ok=True)
         except OSError as e:
             raise WorkbenchError(f"cannot use {self.data_dir} as the shop's data folder: {e.strerror or e}") from None
-        self.ports = {name: _free_port(host) for name in ("order", "stock", "payment")}
-        self.ports["gateway"] = gateway_port or _free_port(host)
+        self.ports = {name: free_port(host) for name in ("order", "stock", "payment")}
+        self.ports["gateway"] = gateway_port or free_port(host)
         self.base_url = self._url("gateway")
         self._children: dict[str, _Child] = {}
         self._procs: dict[str, subprocess.Popen] = {}

@@ -19,6 +19,7 @@ from typing import Callable
 
 from wdm_lib.config import Target
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.ports import free_port
 from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfile.py"
@@ -65,7 +66,11 @@ def locust_command(sc: StressScenario, target: Target, folder: Path, *, ui: bool
                 "--expect-workers-max-wait", str(math.ceil(dist.workers_wait_s)),
                 "--master-bind-host", dist.bind_host, "--master-bind-port", str(dist.bind_port)]
     elif sc.processes != 1:
-        cmd += ["--processes", str(sc.processes)]
+        # Locust's own master for its forked workers listens on 5557 of every interface unless told
+        # otherwise: two such runs on one machine would share it (and each other's workers).
+        port = str(free_port())
+        cmd += ["--processes", str(sc.processes), "--master-bind-host", "127.0.0.1",
+                "--master-bind-port", port, "--master-port", port]
     cmd += locust_options(sc, target)
     if sc.raw_latencies:
         cmd += ["--wdm-raw-dir", str(folder)]
@@ -100,9 +105,12 @@ class LocustProcess:
         self._copier.start()
 
     def _copy(self) -> None:
-        for raw in self.proc.stdout:
-            self._log.write(raw.decode("utf-8", "replace"))
-            self._log.flush()
+        # The copier closes the log itself: Locust's forked workers may hold the pipe open a little
+        # after their parent exits, and their last lines still belong in the log.
+        with self._log:
+            for raw in self.proc.stdout:
+                self._log.write(raw.decode("utf-8", "replace"))
+                self._log.flush()
 
     def wait(self, bound_s: float | None, every_s: float = 2.0, tick: Callable[[], None] = lambda: None) -> int:
         """Locust's exit code, calling `tick` every `every_s` meanwhile; a Locust still running
@@ -132,7 +140,6 @@ class LocustProcess:
     def close(self) -> int:
         code = self.proc.wait()
         self._copier.join(5)
-        self._log.close()
         return code
 
     def log_tail(self, lines: int = 40) -> list[str]:
