@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helpers (shop_proxy)
+import wdm_lib.report  # noqa: E402,F401  before any test imports papermill: see its note on rfc3987-syntax
 
 # The suite must leave nothing behind in the temporary folder (a shop's data folder, a run's files).
 # It gets a folder of its own as TMPDIR, inherited by every process it starts (xdist's workers, the

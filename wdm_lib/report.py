@@ -5,6 +5,7 @@ A report opens with no network: nothing in it is fetched from elsewhere."""
 from __future__ import annotations
 
 import html
+import sys
 from pathlib import Path
 
 from wdm_lib import banner, runs
@@ -26,6 +27,12 @@ OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 """
 INDEX = "index.html"
+
+# papermill and nbconvert validate notebooks with jsonschema, which imports rfc3987-syntax when it is
+# installed (JupyterLab brings it), and that builds an Earley parser for IRIs as it is imported: a
+# second of CPU for every process that renders a report, for a string format no notebook holds.
+# Marked absent, jsonschema leaves out that one format check, as it does where the package is missing.
+sys.modules.setdefault("rfc3987_syntax", None)
 
 
 def default_reports_dir() -> Path:
