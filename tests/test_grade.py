@@ -19,7 +19,7 @@ def test_two_teams_one_of_them_down(tmp_path):
         (teams / "team02.json").write_text(json.dumps(dict.fromkeys(("ORDER_URL", "PAYMENT_URL", "STOCK_URL"), down)))
         r = subprocess.run([sys.executable, "-m", "wdm_lib", "grade", str(teams / "team01.json"), str(teams / "team02.json"),
                             "--runs-dir", str(tmp_path / "reports" / "runs"), "--seed", "3", "--quiet", "0.5",
-                            "-u", "4", "-r", "4", "-t", "3s", "--wait", "0",
+                            "-u", "4", "-r", "4", "-t", "3s", "--wait", "0.05",
                             "--n-items", "50", "--n-users", "50", "--n-orders", "50"],
                            capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stderr

@@ -70,12 +70,17 @@ def test_index_lists_every_run_with_its_headline_figures_and_link(reports):
 
 def test_index_renders_the_reports_runs_made_elsewhere_lack(reports, tmp_path):
     # As runs a notebook made under papermill: in the runs folder, with no HTML report yet.
-    reports_dir, run, _, _ = reports
+    # The stress run's report came along; only the consistency run lacks one.
+    reports_dir, run, stress, rendered = reports
     copy = tmp_path / "reports"
     shutil.copytree(reports_dir / "runs", copy / "runs")
+    kept = copy / rendered["stress"].name
+    kept.write_text("<p>rendered before</p>")
     assert main(["report", "--index", "--reports-dir", str(copy)]) == 0
     index = (copy / "index.html").read_text()
     assert f'<a href="{run.id}.html">' in index and (copy / f"{run.id}.html").is_file()
+    assert "INCONSISTENT" in (copy / f"{run.id}.html").read_text()
+    assert f'<a href="{stress.name}.html">' in index and kept.read_text() == "<p>rendered before</p>"  # not again
     assert "2 runs in" in index
 
 
