@@ -41,6 +41,13 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `long` start first: xdist hands tests out in the order collected as workers
+    free up (pyproject.toml), and a long test handed out last keeps every other worker waiting idle
+    at the end of the suite."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture
 def write_urls(tmp_path):
     """urls.json for a base URL (or a dict of the three), in a temporary folder."""

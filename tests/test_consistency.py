@@ -66,11 +66,11 @@ def test_the_same_seed_builds_the_same_orders(tmp_path):
 
 
 # Each anomaly under a load that makes it show, and the anomaly the verdict must name. The default
-# 100 in flight is enough for the races to show.
+# 100 in flight is enough for the races to show; 400 orders for the 100 in stock are plenty.
 ANOMALY_CASES = {
-    "lost-update": ({}, {"oversold", "stock-mismatch"}),
-    "no-rollback": ({"n_users": 100}, {"stock-mismatch", "conservation"}),
-    "phantom-success": ({}, {"paid-flag", "stock-mismatch", "credit-mismatch"}),
+    "lost-update": ({"n_users": 400, "n_orders": 400}, {"oversold", "stock-mismatch"}),
+    "no-rollback": ({"n_users": 100, "n_orders": 400}, {"stock-mismatch", "conservation"}),
+    "phantom-success": ({"n_users": 400, "n_orders": 400}, {"paid-flag", "stock-mismatch", "credit-mismatch"}),
 }
 
 
@@ -90,7 +90,8 @@ def test_each_anomaly_turns_the_verdict_and_is_named(tmp_path, anomaly):
 def test_a_lost_ack_warns_without_turning_the_verdict(tmp_path):
     # Every 3rd successful checkout commits and answers 500: API.md allows an unknown to have
     # happened, so the balances are right; the replies were wrong, and that is a warning.
-    run, summary = run_consistency(ConsistencyScenario(seed=3, **QUICK), anomaly="lost-ack", runs_dir=tmp_path)
+    run, summary = run_consistency(ConsistencyScenario(n_users=300, n_orders=300, seed=3, **QUICK), anomaly="lost-ack",
+                                   runs_dir=tmp_path)
     assert summary["valid"] is True and summary["verdict"] == "consistent with warnings"
     [warning] = summary["warnings"]
     assert warning["name"] == "lost-ack" and warning["count"] == 33
@@ -158,15 +159,15 @@ def wdm(*args, timeout=60):
                           timeout=timeout, stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.long
 def test_cli_exit_codes_and_verdict_table(tmp_path):
-    ok = wdm("consistency", "--runs-dir", str(tmp_path), "--seed", "1", "--n-users", "200", "--n-orders", "200",
-             "--quiet", "0.5")
+    small = ("--runs-dir", str(tmp_path), "--seed", "1", "--n-users", "200", "--n-orders", "200", "--quiet", "0.5")
+    ok = wdm("consistency", *small)
     assert ok.returncode == 0, ok.stderr
     assert "verdict: CONSISTENT" in ok.stdout
-    bad = wdm("consistency", "--runs-dir", str(tmp_path), "--seed", "1", "--anomaly", "phantom-success", "--quiet", "0.5")
+    bad = wdm("consistency", *small, "--anomaly", "phantom-success")
     assert bad.returncode == 1, bad.stderr
     assert "verdict: INCONSISTENT" in bad.stdout and "paid-flag" in bad.stdout
-    small = ("--runs-dir", str(tmp_path), "--seed", "1", "--n-users", "200", "--n-orders", "200", "--quiet", "0.5")
     warned = wdm("consistency", *small, "--anomaly", "lost-ack")
     assert warned.returncode == 0, warned.stderr
     assert "verdict: CONSISTENT with warnings" in warned.stdout and "warning: lost-ack" in warned.stdout

@@ -230,6 +230,7 @@ def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path
 STRESS = ["--n-items", "200", "--n-users", "200", "--n-orders", "200", "--rate", "100", "-t", "6s"]
 
 
+@pytest.mark.long
 def test_a_stress_run_with_the_shop_killed_measures_the_downtime_from_its_raw_rows(tmp_path):
     faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 2s\n    action: kill shop\n"
                                 "    recover_after: 1s\n")
@@ -284,6 +285,7 @@ SERVICES_SCENARIO = dict(n_items=8, item_stock=60, n_users=100, user_credit=4, n
                          timeout_s=30, quiet_s=1.5, seed=9)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("anomaly, schedule_text, caught", [
     (None, ORDER_DIES_MID_SAGA, set()),
     ("no-recovery", ORDER_DIES_MID_SAGA, {"stock-mismatch"}),

@@ -6,10 +6,13 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from shop_proxy import free_port
 from wdm_lib.reference.process import ReferenceShopProcess
 
 
+@pytest.mark.long
 def test_two_teams_one_of_them_down(tmp_path):
     teams = tmp_path / "teams"
     teams.mkdir()

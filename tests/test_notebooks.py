@@ -247,6 +247,7 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
     assert "read-back: quiet" in text(nb, "verdict")
 
 
+@pytest.mark.long
 def test_consistency_notebook_with_a_fault_schedule_shows_each_fault_and_shades_the_charts(tmp_path):
     faults = tmp_path / "faults.yaml"
     faults.write_text("faults:\n  - name: shop killed\n    at: 0.8s\n    action: kill shop\n    recover_after: 0.5s\n")

@@ -49,6 +49,7 @@ def served_spec(shop) -> dict:
         return json.load(r)
 
 
+@pytest.mark.long
 @pytest.mark.parametrize("mode", ["positive", "negative"])
 def test_schemathesis_finds_nothing(shop, served_spec, tmp_path, mode):
     spec = capped_batches(served_spec) if mode == "positive" else served_spec

@@ -257,17 +257,18 @@ def requests(base: str, calls: list[tuple[str, str]], concurrency: int = 200) ->
     return asyncio.run(_requests(base, calls, concurrency))
 
 
-async def _read_all(base: str, paths: list[str]) -> list[dict]:
+async def _json_all(base: str, method: str, paths: list[str]) -> list[dict]:
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=50)) as session:
         async def one(path: str) -> dict:
-            async with session.get(base + path) as r:
+            async with session.request(method, base + path) as r:
                 assert r.status == 200, (path, r.status)
                 return await r.json()
         return list(await asyncio.gather(*(one(p) for p in paths)))
 
 
 def read_all(base: str, paths: list[str]) -> list[dict]:
-    return asyncio.run(_read_all(base, paths))
+    """The bodies of GET requests to paths, in their order, each of which must answer 200."""
+    return asyncio.run(_json_all(base, "GET", paths))
 
 
 def contention(base: str, n_orders: int = 1000, stock: int = 100, user_credit: int = 1) -> list[str]:
@@ -275,7 +276,8 @@ def contention(base: str, n_orders: int = 1000, stock: int = 100, user_credit: i
     by its own user with `user_credit`. Returns the order ids."""
     ok_json(base, "POST", f"/stock/batch_init/1/{stock}/1")
     ok_json(base, "POST", f"/payment/batch_init/{n_orders}/{user_credit}")
-    order_ids = [ok_json(base, "POST", f"/orders/create/{u}")["order_id"] for u in range(n_orders)]
+    created = asyncio.run(_json_all(base, "POST", [f"/orders/create/{u}" for u in range(n_orders)]))
+    order_ids = [o["order_id"] for o in created]  # user u's order at position u
     assert set(requests(base, [("POST", f"/orders/addItem/{o}/0/1") for o in order_ids])) == {200}
     return order_ids
 
@@ -327,7 +329,8 @@ def test_anomaly_no_rollback_loses_stock():
         # 10 users with credit for 5 units each, 200 orders of 1 unit: 150 payments fail.
         ok_json(base, "POST", "/stock/batch_init/1/1000/1")
         ok_json(base, "POST", "/payment/batch_init/10/5")
-        order_ids = [ok_json(base, "POST", f"/orders/create/{i % 10}")["order_id"] for i in range(200)]
+        order_ids = [o["order_id"] for o in asyncio.run(_json_all(base, "POST", [f"/orders/create/{i % 10}"
+                                                                                  for i in range(200)]))]
         assert set(requests(base, [("POST", f"/orders/addItem/{o}/0/1") for o in order_ids])) == {200}
         statuses = requests(base, [("POST", f"/orders/checkout/{o}") for o in order_ids])
         assert Counter(statuses) == {200: 50, 409: 150}

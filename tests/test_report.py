@@ -17,6 +17,10 @@ from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
 
+# The tests of this rendered pair run in one worker, so it is made once (pyproject.toml: loadgroup).
+SHARES_REPORTS = pytest.mark.xdist_group("reports")
+
+
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     """reports/ with a consistency run (faulty shop) and a stress run in reports/runs, both rendered."""
@@ -34,6 +38,7 @@ def offline(html: str) -> bool:
     return not re.search(r"""<(script|link|img)\b[^>]*(src|href)\s*=\s*["']?(https?:)?//""", html, re.I)
 
 
+@SHARES_REPORTS
 def test_render_writes_an_offline_report_with_code_hidden_and_charts_embedded(reports):
     reports_dir, run, _, rendered = reports
     html = rendered["consistency"].read_text()
@@ -49,6 +54,7 @@ def test_render_writes_an_offline_report_with_code_hidden_and_charts_embedded(re
     assert offline(stress_html) and stress_html.count("data:image/png;base64,") >= 3
 
 
+@SHARES_REPORTS
 def test_index_lists_every_run_with_its_headline_figures_and_link(reports):
     reports_dir, run, stress, _ = reports
     index = (reports_dir / "index.html").read_text()
@@ -68,6 +74,7 @@ def test_index_lists_every_run_with_its_headline_figures_and_link(reports):
     assert offline(index)
 
 
+@SHARES_REPORTS
 def test_index_renders_the_reports_runs_made_elsewhere_lack(reports, tmp_path):
     # As runs a notebook made under papermill: in the runs folder, with no HTML report yet.
     # The stress run's report came along; only the consistency run lacks one.
@@ -117,11 +124,12 @@ def inert(page: str) -> bool:
             and all(src.startswith("data:") for src in re.findall(r"<img\b[^>]*\ssrc=[\"']?([^\"' >]*)", page, re.I)))
 
 
+@SHARES_REPORTS
 def test_a_urls_file_named_with_html_renders_as_text_in_reports_and_index(reports, tmp_path, write_urls):
     _, _, stress, _ = reports
     reports_dir = tmp_path / "reports"
     with ReferenceShopProcess() as shop:
-        run, _ = run_consistency(ConsistencyScenario(n_users=20, n_orders=20, seed=1),
+        run, _ = run_consistency(ConsistencyScenario(n_users=20, n_orders=20, seed=1, quiet_s=0.5),
                                  urls=write_urls(shop.base_url, HOSTILE_NAME), runs_dir=reports_dir / "runs")
     assert run.manifest["target"]["source"].endswith(HOSTILE_NAME)
     # A fault schedule's names and commands come from a file as well.
@@ -148,6 +156,7 @@ def test_a_urls_file_named_with_html_renders_as_text_in_reports_and_index(report
     assert inert(index) and index.count(shown) == 2
 
 
+@SHARES_REPORTS
 def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):
     _, run, _, _ = reports
     broken = tmp_path / run.id
@@ -160,6 +169,7 @@ def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):
     assert not (tmp_path / "out" / f"{run.id}.html").exists()
 
 
+@SHARES_REPORTS
 def test_a_failed_run_is_reported_as_failed_with_its_error(reports, tmp_path):
     _, run, stress, _ = reports
     failed = tmp_path / run.id

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+
+import pytest
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -80,6 +82,7 @@ def command_line(p: psutil.Process) -> str:
         return ""
 
 
+@pytest.mark.long
 def test_a_killed_worker_is_reported_and_fails_the_run(tmp_path):
     """One of two Locust worker processes killed mid-run: Locust carries on with half the users and
     exits 0; the run says degraded, which worker, when, and exits 1."""
@@ -138,7 +141,9 @@ def test_a_paced_run_charges_a_stalling_target_from_the_intended_start(tmp_path,
 
 
 def test_consistency_writes_one_junit_case_per_checker(tmp_path, capsys):
-    code = cli.main(["consistency", "--anomaly", "lost-update", "--seed", "3", "--runs-dir", str(tmp_path / "runs"),
+    # The reference shop is synchronous: a short quiet window judges it as the default's would.
+    code = cli.main(["consistency", "--anomaly", "lost-update", "--seed", "3", "--quiet", "0.5",
+                     "--runs-dir", str(tmp_path / "runs"),
                      "--junit", str(tmp_path / "junit.xml")])
     assert code == cli.EXIT_INCONSISTENT
     from wdm_lib.checkers import CONSISTENCY_CHECKERS

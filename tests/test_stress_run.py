@@ -105,6 +105,7 @@ def test_headless_run_against_the_embedded_shop(tmp_path, capsys):
     assert "verify: VALID" in out
 
 
+@pytest.mark.long
 def test_master_and_two_workers_count_every_request(tmp_path, write_urls):
     port = free_port()
     with ReferenceShopProcess() as shop:
