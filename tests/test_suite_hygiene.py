@@ -19,7 +19,10 @@ def session(tmp_path: Path, body: str) -> tuple[subprocess.CompletedProcess, Pat
     (suite / "test_one.py").write_text(body)
     temp = tmp_path / "temp"  # the small session's /tmp, inside our own tmp_path
     temp.mkdir()
-    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(suite)],
+    # Without the plugins the suite leaves out too (pyproject.toml): each would cost the session a second.
+    quiet = ["-p", "no:cacheprovider", "-p", "no:locust", "-p", "no:anyio", "-p", "no:hypothesispytest",
+             "-p", "no:schemathesis"]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", *quiet, str(suite)],
                           cwd=suite, capture_output=True, text=True, timeout=120,
                           env={**os.environ, "TMPDIR": str(temp)}, stdin=subprocess.DEVNULL)
     return done, temp
