@@ -60,6 +60,28 @@ def _history(folder: Path) -> list[tuple[float, int]]:
                 for r in csv.DictReader(f) if r["Name"] == "Aggregated"]
 
 
+def _run_sampling_cpu(cmd: list[str], env: dict[str, str], shop: psutil.Process,
+                      bound_s: float) -> list[tuple[float, float, float]]:
+    """Run Locust to its end (killed after `bound_s`), sampling (wall s, its CPU s, the shop's CPU s)
+    every SAMPLE_S, from its start to its last moment alive."""
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    locust = psutil.Process(proc.pid)
+    samples = [(time.time(), _cpu(locust), _cpu(shop))]
+    try:
+        deadline = samples[0][0] + bound_s
+        while proc.poll() is None and time.time() < deadline:
+            try:
+                samples.append((time.time(), _cpu(locust), _cpu(shop)))
+            except psutil.NoSuchProcess:
+                break
+            time.sleep(SAMPLE_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+    return samples
+
+
 def one_run(target, shop_pid: int, users: int, seconds: int, client: str, hook: bool) -> dict:
     sc = StressScenario(**SIZES, users=users, spawn_rate=users, run_time=seconds, wait=0, raw_latencies=hook)
     shop = psutil.Process(shop_pid)
@@ -67,21 +89,7 @@ def one_run(target, shop_pid: int, users: int, seconds: int, client: str, hook: 
         folder = Path(d)
         cmd, env = locust_command(sc, target, folder)
         env["WDM_HTTP_CLIENT"] = client
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        locust = psutil.Process(proc.pid)
-        samples = []  # (wall s, generator CPU s, shop CPU s)
-        try:
-            deadline = time.time() + seconds + 60
-            while proc.poll() is None and time.time() < deadline:
-                try:
-                    samples.append((time.time(), _cpu(locust), _cpu(shop)))
-                except psutil.NoSuchProcess:
-                    break
-                time.sleep(SAMPLE_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+        samples = _run_sampling_cpu(cmd, env, shop, seconds + 60)
         history = _history(folder)
     start = history[0][0]
     window = [(t, n) for t, n in history if start + 2 <= t <= start + seconds - 1]
@@ -179,21 +187,8 @@ def paced_run(target, shop_pid: int, rate: float, seconds: int, users: int | Non
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
         cmd, env = locust_command(sc, target, folder)
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        locust = psutil.Process(proc.pid)
-        t0, gen0, shop0 = time.time(), _cpu(locust), _cpu(shop)
-        gen1, shop1, t1 = gen0, shop0, t0
-        try:
-            while proc.poll() is None and time.time() < t0 + seconds + 60:
-                try:
-                    gen1, shop1, t1 = _cpu(locust), _cpu(shop), time.time()
-                except psutil.NoSuchProcess:
-                    break
-                time.sleep(SAMPLE_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait()
+        samples = _run_sampling_cpu(cmd, env, shop, seconds + 60)
+        (t0, gen0, shop0), (t1, gen1, shop1) = samples[0], samples[-1]
         requests = load_requests(folder)
         r = rate_figures(requests, sc)
         late = (requests["response_ms"] - requests["latency_ms"]).to_numpy()
