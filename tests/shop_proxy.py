@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import threading
 import time
 from dataclasses import dataclass
@@ -16,13 +15,6 @@ from urllib.parse import unquote
 import aiohttp
 from aiohttp import web
 from yarl import URL
-
-
-def free_port() -> int:
-    """A loopback port nothing listens on (until someone binds it)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass

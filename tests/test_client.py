@@ -9,11 +9,12 @@ from contextlib import asynccontextmanager
 import pytest
 from aiohttp import web
 
-from shop_proxy import Misbehaviour, ShopProxy, free_port
+from shop_proxy import Misbehaviour, ShopProxy
 from wdm_lib.client import MAX_BODY, ShopClient
 from wdm_lib.history import FAIL, OK, UNKNOWN, Op, unknown_cause
 from wdm_lib.config import parse_urls
 from wdm_lib.errors import ContractError, TargetUnreachable
+from wdm_lib.ports import free_port
 from wdm_lib.reference.process import ReferenceShopProcess
 
 

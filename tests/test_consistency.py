@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from shop_proxy import Misbehaviour, ShopProxy, free_port, shop_id
+from shop_proxy import Misbehaviour, ShopProxy, shop_id
 from wdm_lib.client import FIRST_REPLY_S
 from wdm_lib.history import read_ops
+from wdm_lib.ports import free_port
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario

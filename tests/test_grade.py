@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from shop_proxy import free_port
+from wdm_lib.ports import free_port
 from wdm_lib.reference.process import ReferenceShopProcess
 
 

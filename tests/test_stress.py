@@ -246,7 +246,7 @@ def test_bad_urls_file_is_one_sentence(tmp_path, capsys):
 
 
 def test_unreachable_target_is_one_sentence_and_the_run_says_failed(tmp_path, capsys, write_urls):
-    from shop_proxy import free_port
+    from wdm_lib.ports import free_port
 
     port = free_port()
     urls = write_urls(f"http://127.0.0.1:{port}")

@@ -14,9 +14,9 @@ import time
 from pathlib import Path
 
 import pytest
-from shop_proxy import free_port
 
 from wdm_lib import cli
+from wdm_lib.ports import free_port
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runs import Run
 from wdm_lib.workloads.shop_rows import RAW_COLUMNS
