@@ -73,7 +73,7 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_consistency(sub: argparse._SubParsersAction) -> None:
-    from wdm_lib.workloads.consistency import ConsistencyScenario
+    from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
 
     d = ConsistencyScenario(seed=0)
     p = sub.add_parser("consistency", help="seed, fire concurrent checkouts, check the final state",
@@ -123,7 +123,7 @@ def _consistency(args: argparse.Namespace) -> int:
 
     from wdm_lib.runner import run_consistency
     from wdm_lib.summary import render_table
-    from wdm_lib.workloads.consistency import ConsistencyScenario
+    from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
 
     scenario = ConsistencyScenario(**{f.name: getattr(args, f.name) for f in fields(ConsistencyScenario)})
     _check_junit(args.junit)

@@ -70,7 +70,7 @@ def consistency_checks(run_path: str | Path) -> list[tuple[str, object]]:
     from wdm_lib import checkers
     from wdm_lib.history import read_ops
     from wdm_lib.runs import Run
-    from wdm_lib.workloads.consistency import ConsistencyScenario
+    from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
 
     run = Run.open(run_path)
     scenario = ConsistencyScenario(**run.manifest["scenario"])

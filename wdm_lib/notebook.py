@@ -54,7 +54,7 @@ def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, faults
     if run_dir is not None:
         return open_run(run_dir, "consistency")
     from wdm_lib.runner import run_consistency
-    from wdm_lib.workloads.consistency import ConsistencyScenario
+    from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
 
     # A Jupyter kernel runs an event loop of its own, and asyncio.run refuses to start inside one:
     # the run gets a thread without a loop.
