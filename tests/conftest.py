@@ -9,6 +9,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helpers (shop_proxy)
 import wdm_lib.report  # noqa: E402,F401  before any test imports papermill: see its note on rfc3987-syntax
+from wdm_lib.reference.process import ReferenceShopProcess  # noqa: E402
+from wdm_lib.reference.services import ReferenceServices  # noqa: E402
 
 # The suite must leave nothing behind in the temporary folder (a shop's data folder, a run's files).
 # It gets a folder of its own as TMPDIR, inherited by every process it starts (xdist's workers, the
@@ -46,6 +48,21 @@ def pytest_collection_modifyitems(config, items):
     free up (pyproject.toml), and a long test handed out last keeps every other worker waiting idle
     at the end of the suite."""
     items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
+# The embedded shops, one of each per test process, for every test that only reads what it created
+# itself (every item, user and order id is new): started once, not once per module that uses them.
+@pytest.fixture(scope="session")
+def shop():
+    with ReferenceShopProcess() as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def services():
+    """The three services behind their gateway."""
+    with ReferenceServices() as s:
+        yield s
 
 
 @pytest.fixture

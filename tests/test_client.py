@@ -15,13 +15,6 @@ from wdm_lib.history import FAIL, OK, UNKNOWN, Op, unknown_cause
 from wdm_lib.config import parse_urls
 from wdm_lib.errors import ContractError, TargetUnreachable
 from wdm_lib.ports import free_port
-from wdm_lib.reference.process import ReferenceShopProcess
-
-
-@pytest.fixture(scope="module")
-def shop():
-    with ReferenceShopProcess() as s:
-        yield s
 
 
 def target(urls: dict):

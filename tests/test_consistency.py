@@ -14,7 +14,6 @@ from shop_proxy import Misbehaviour, ShopProxy, shop_id
 from wdm_lib.client import FIRST_REPLY_S
 from wdm_lib.history import read_ops
 from wdm_lib.ports import free_port
-from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
@@ -99,20 +98,14 @@ def test_a_lost_ack_warns_without_turning_the_verdict(tmp_path):
     assert summary["unknown_by_cause"] == {"5xx": {"happened": 33, "not_happened": 0, "unresolved": 0}}
 
 
-@pytest.fixture(scope="module")
-def shop_for_proxies():
-    with ReferenceShopProcess() as shop:
-        yield shop
-
-
 SMALL = dict(n_items=2, item_stock=30, n_users=100, user_credit=2, n_orders=100, seed=5, **QUICK)
 
 
-def test_a_slow_system_with_too_short_a_timeout_still_gets_a_right_verdict(tmp_path, write_urls, shop_for_proxies):
+def test_a_slow_system_with_too_short_a_timeout_still_gets_a_right_verdict(tmp_path, write_urls, shop):
     # Checkouts one at a time, 60 ms each: 100 of them take 6 s, and the timeout gives up after 3 s.
     # (Seconds, not fractions: the timeout bounds seeding too, which must not time out on a busy
     # machine.)
-    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(checkout_delay_s=0.06)) as proxy:
+    with ShopProxy(shop.base_url, Misbehaviour(checkout_delay_s=0.06)) as proxy:
         run, summary = run_consistency(ConsistencyScenario(timeout_s=3, **SMALL),
                                        urls=write_urls(proxy.urls()), runs_dir=tmp_path)
     assert summary["outcomes"]["unknown"] > 0
@@ -121,8 +114,8 @@ def test_a_slow_system_with_too_short_a_timeout_still_gets_a_right_verdict(tmp_p
     assert summary["checkouts_happened"] == 60  # all the stock sold, timeouts or not
 
 
-def test_a_system_that_answers_503_is_judged_on_what_happened(tmp_path, write_urls, shop_for_proxies):
-    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(checkout_503_every=4)) as proxy:
+def test_a_system_that_answers_503_is_judged_on_what_happened(tmp_path, write_urls, shop):
+    with ShopProxy(shop.base_url, Misbehaviour(checkout_503_every=4)) as proxy:
         run, summary = run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()),
                                        runs_dir=tmp_path)
     assert summary["outcomes"]["unknown"] == 25
@@ -130,10 +123,10 @@ def test_a_system_that_answers_503_is_judged_on_what_happened(tmp_path, write_ur
     assert summary["unknown_resolved"] == {"happened": 0, "not_happened": 25, "unresolved": 0}
 
 
-def test_ids_full_of_url_syntax_get_the_same_verdict(tmp_path, write_urls, shop_for_proxies):
+def test_ids_full_of_url_syntax_get_the_same_verdict(tmp_path, write_urls, shop):
     # Every id this target hands out holds / # % ? .., spaces and non-ASCII; it answers 404 unless
     # each id comes back percent-encoded as one path segment, exactly as it was handed out.
-    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(hostile_ids=True)) as proxy:
+    with ShopProxy(shop.base_url, Misbehaviour(hostile_ids=True)) as proxy:
         run, summary = run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()),
                                        runs_dir=tmp_path)
     assert summary["valid"] is True, summary["anomalies"]
@@ -145,10 +138,10 @@ def test_ids_full_of_url_syntax_get_the_same_verdict(tmp_path, write_urls, shop_
     assert {op.order_id for op in ops if op.kind == "checkout"} == set(final["orders"])
 
 
-def test_a_5xx_while_seeding_ends_the_run_with_advice(tmp_path, write_urls, shop_for_proxies):
+def test_a_5xx_while_seeding_ends_the_run_with_advice(tmp_path, write_urls, shop):
     from wdm_lib.errors import ContractError
 
-    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(error_path="/payment/add_funds")) as proxy:
+    with ShopProxy(shop.base_url, Misbehaviour(error_path="/payment/add_funds")) as proxy:
         with pytest.raises(ContractError) as e:
             run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()), runs_dir=tmp_path)
     assert "/payment/add_funds/" in str(e.value) and "HTTP 500" in str(e.value)
@@ -209,8 +202,8 @@ def test_a_port_that_accepts_and_never_answers_ends_in_seconds_not_after_the_tim
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
 
 
-def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_urls, shop_for_proxies):
-    with ShopProxy(shop_for_proxies.base_url, Misbehaviour(garbage_path="/orders/find")) as proxy:
+def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_urls, shop):
+    with ShopProxy(shop.base_url, Misbehaviour(garbage_path="/orders/find")) as proxy:
         r = wdm("consistency", "--urls", str(write_urls(proxy.urls())), "--runs-dir", str(tmp_path / "runs"),
                 "--n-users", "10", "--n-orders", "10")
     assert r.returncode == 2

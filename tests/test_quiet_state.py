@@ -8,17 +8,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from shop_proxy import Misbehaviour, ShopProxy
-from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
 SMALL = dict(n_items=2, item_stock=30, n_users=100, user_credit=2, n_orders=100, seed=5)
-
-
-@pytest.fixture(scope="module")
-def shop():
-    with ReferenceShopProcess() as s:
-        yield s
 
 
 def run_behind(shop, tmp_path, write_urls, misbehaviour, name="urls.json", **scenario):

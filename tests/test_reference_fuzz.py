@@ -10,8 +10,6 @@ import urllib.request
 
 import pytest
 
-from wdm_lib.reference.process import ReferenceShopProcess
-from wdm_lib.reference.services import ReferenceServices
 from wdm_lib.reference.store import MAX_BATCH
 
 # A batch init of MAX_BATCH rows is valid and takes the shop minutes. So valid requests are
@@ -36,28 +34,26 @@ def capped_batches(spec: dict) -> dict:
 
 
 @pytest.fixture(scope="module", params=["single", "services"])
-def shop(request, tmp_path_factory):
+def target(request):
     """The single process, and the three services behind their gateway: one API, one description."""
-    kind = ReferenceShopProcess if request.param == "single" else ReferenceServices
-    with kind(data_dir=tmp_path_factory.mktemp("shop")) as s:
-        yield s
+    return request.getfixturevalue("shop" if request.param == "single" else "services")
 
 
 @pytest.fixture(scope="module")
-def served_spec(shop) -> dict:
-    with urllib.request.urlopen(f"{shop.base_url}/openapi.json", timeout=10) as r:
+def served_spec(target) -> dict:
+    with urllib.request.urlopen(f"{target.base_url}/openapi.json", timeout=10) as r:
         return json.load(r)
 
 
 @pytest.mark.long
 @pytest.mark.parametrize("mode", ["positive", "negative"])
-def test_schemathesis_finds_nothing(shop, served_spec, tmp_path, mode):
+def test_schemathesis_finds_nothing(target, served_spec, tmp_path, mode):
     spec = capped_batches(served_spec) if mode == "positive" else served_spec
     (tmp_path / "openapi.json").write_text(json.dumps(spec))
     # The stateful phase chains valid requests whatever the mode: only with the capped description.
     phases = "examples,coverage,fuzzing,stateful" if mode == "positive" else "examples,coverage,fuzzing"
     done = subprocess.run(
-        [sys.executable, "-m", "schemathesis.cli", "run", str(tmp_path / "openapi.json"), "--url", shop.base_url,
+        [sys.executable, "-m", "schemathesis.cli", "run", str(tmp_path / "openapi.json"), "--url", target.base_url,
          "--mode", mode, "--phases", phases, "--checks", "all", "--max-examples", str(EXAMPLES_PER_OPERATION),
          "--generation-deterministic", "--workers", "1", "--no-color", "--request-timeout", "30"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
