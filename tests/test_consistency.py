@@ -11,6 +11,7 @@ import time
 import pytest
 
 from shop_proxy import Misbehaviour, ShopProxy, shop_id
+from wdm_lib.cli import main
 from wdm_lib.client import FIRST_REPLY_S
 from wdm_lib.history import read_ops
 from wdm_lib.ports import free_port
@@ -223,10 +224,11 @@ def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_u
     (["--urls", "missing.json"], "missing.json: no such file"),
     (["--urls", "urls.json", "--anomaly", "lost-ack"], "applies only to the embedded reference shop"),
 ])
-def test_bad_options_end_in_one_sentence(tmp_path, args, fault):
-    r = wdm("consistency", "--runs-dir", str(tmp_path), *args)
-    assert r.returncode == 2
-    assert fault in r.stderr and "Traceback" not in r.stderr
+def test_bad_options_end_in_one_sentence(tmp_path, args, fault, capsys):
+    assert main(["consistency", "--runs-dir", str(tmp_path), *args]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("wdm: ") and fault in err and len(err.splitlines()) == 1, err
+    assert not list(tmp_path.iterdir())  # refused before anything started
 
 
 def test_ctrl_c_keeps_the_history_and_marks_the_run_interrupted(tmp_path):
