@@ -1,3 +1,4 @@
+import itertools
 import json
 import os
 import shutil
@@ -46,8 +47,18 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_collection_modifyitems(config, items):
     """Tests marked `long` start first: xdist hands tests out in the order collected as workers
     free up (pyproject.toml), and a long test handed out last keeps every other worker waiting idle
-    at the end of the suite."""
-    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+    at the end of the suite. Within each part, the modules take turns: a module's tests tend to be
+    alike (stress runs wait on Locust, notebooks keep a core busy), and in file order the waiting
+    ones came all together, leaving both cores idle while four workers waited."""
+    def modules_in_turn(tests):
+        by_module = {}
+        for test in tests:
+            by_module.setdefault(test.nodeid.split("::")[0], []).append(test)
+        return [test for turn in itertools.zip_longest(*by_module.values()) for test in turn if test is not None]
+
+    long = [item for item in items if item.get_closest_marker("long") is not None]
+    rest = [item for item in items if item.get_closest_marker("long") is None]
+    items[:] = modules_in_turn(long) + modules_in_turn(rest)
 
 
 # The embedded shops, one of each per test process, for every test that only reads what it created

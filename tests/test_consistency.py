@@ -29,6 +29,7 @@ def files(run):
     return {p.name for p in run.path.iterdir()}
 
 
+@pytest.mark.long
 def test_the_default_scenario_on_the_consistent_shop(tmp_path):
     run, summary = run_consistency(ConsistencyScenario(seed=7, **QUICK), runs_dir=tmp_path)
     assert summary["valid"] is True and summary["anomalies"] == [] and summary["warnings"] == []
@@ -102,6 +103,7 @@ def test_a_lost_ack_warns_without_turning_the_verdict(tmp_path):
 SMALL = dict(n_items=2, item_stock=30, n_users=100, user_credit=2, n_orders=100, seed=5, **QUICK)
 
 
+@pytest.mark.long
 def test_a_slow_system_with_too_short_a_timeout_still_gets_a_right_verdict(tmp_path, write_urls, shop):
     # Checkouts one at a time, 60 ms each: 100 of them take 6 s, and the timeout gives up after 3 s.
     # (Seconds, not fractions: the timeout bounds seeding too, which must not time out on a busy
@@ -185,6 +187,7 @@ def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_p
     assert manifest["status"] == "failed" and "cannot connect" in manifest["error"]
 
 
+@pytest.mark.long
 def test_a_port_that_accepts_and_never_answers_ends_in_seconds_not_after_the_timeout(tmp_path, write_urls):
     with socket.socket() as hole:  # the kernel accepts connections to it; nothing ever answers
         hole.bind(("127.0.0.1", 0))

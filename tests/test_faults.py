@@ -121,6 +121,7 @@ def test_a_shop_that_never_comes_back_has_no_recovery_figures():
 
 # --- end to end on the embedded shop -----------------------------------------------------------------
 
+@pytest.mark.long
 def test_the_embedded_shop_killed_and_restarted_mid_run_stays_consistent(tmp_path):
     faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 1s\n    action: kill shop\n"
                                 "    recover_after: 1s\n")
@@ -142,6 +143,7 @@ def test_the_embedded_shop_killed_and_restarted_mid_run_stays_consistent(tmp_pat
     assert (due[-1] - due[0]) / 1e9 == pytest.approx(599 / 100, abs=0.01)
 
 
+@pytest.mark.long
 def test_a_shop_that_keeps_its_state_in_memory_loses_it_to_a_restart_and_the_verdict_names_what(tmp_path):
     faults = schedule(tmp_path, "faults:\n  - name: restart\n    at: 1s\n    action: restart shop\n")
     run, summary = run_consistency(ConsistencyScenario(**PACED), anomaly="volatile", runs_dir=tmp_path / "runs",
@@ -155,6 +157,7 @@ def test_a_shop_that_keeps_its_state_in_memory_loses_it_to_a_restart_and_the_ver
     assert set(summary["faults"][0]["acknowledged_writes_lost"]) >= {"lost-item", "lost-user"}
 
 
+@pytest.mark.long
 def test_a_pause_longer_than_the_timeout_leaves_unknowns_that_are_resolved(tmp_path):
     faults = schedule(tmp_path, "faults:\n  - name: paused\n    at: 0.5s\n    action: pause shop\n"
                                 "    recover_after: 4s\n")
@@ -249,6 +252,7 @@ def test_a_stress_run_with_the_shop_killed_measures_the_downtime_from_its_raw_ro
     assert json.loads((run_dir / "manifest.json").read_text())["faults"]["schedule"][0]["name"] == "shop killed"
 
 
+@pytest.mark.long
 def test_a_stress_run_whose_fault_command_fails_ends_with_exit_2_and_keeps_what_was_measured(tmp_path):
     faults = schedule(tmp_path, "faults:\n  - name: breaks\n    at: 2s\n    run: exit 4\n")
     r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))

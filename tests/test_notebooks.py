@@ -159,6 +159,7 @@ def only_run(runs_dir: Path) -> Path:
     return made[0]
 
 
+@pytest.mark.long
 def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_figures(tmp_path, monkeypatch):
     """The default (original) scenario, made by the notebook itself on a faulty embedded shop."""
     import time
@@ -225,6 +226,7 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     assert "**item**: 2 deviations" in text(nb, "deviations") and f"**user**: {len(users['details'])} deviations" in text(nb, "deviations")
 
 
+@pytest.mark.long
 def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_path, monkeypatch):
     with ReferenceShopProcess() as shop:
         (tmp_path / "team.json").write_text(json.dumps(shop.urls()))
@@ -298,6 +300,7 @@ def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):
     assert figures(nb, "steps") == 1
 
 
+@pytest.mark.long
 def test_fail_on_inconsistent_makes_papermill_fail(tmp_path):
     # (Off by default: the notebook of the inconsistent run in the defaults test above executes to its end.)
     from wdm_lib.runner import run_consistency
@@ -310,6 +313,7 @@ def test_fail_on_inconsistent_makes_papermill_fail(tmp_path):
                                    progress_bar=False, cwd=str(NOTEBOOKS))
 
 
+@pytest.mark.long
 def test_stress_notebook_makes_a_paced_gated_verified_run_and_shows_its_verdict(tmp_path):
     papermill.execute_notebook(str(STRESS), str(tmp_path / "out.ipynb"), kernel_name="python3",
                                parameters={"runs_dir": str(tmp_path / "runs"), "n_items": 100, "n_users": 100,

@@ -29,6 +29,7 @@ def side_by_side(shop, tmp_path, write_urls, cases):
         return [f.result() for f in futures]
 
 
+@pytest.mark.long
 def test_reads_that_lag_by_seconds_are_waited_out(shop, tmp_path, write_urls):
     lags = (1.5, 3.0)
     summaries = side_by_side(shop, tmp_path, write_urls,
@@ -43,6 +44,7 @@ def test_reads_that_lag_by_seconds_are_waited_out(shop, tmp_path, write_urls):
         assert points[-1]["valid"] and summary["time_to_consistency_s"] >= lag_s / 2
 
 
+@pytest.mark.long
 def test_a_saga_that_compensates_after_it_replied_is_caught(shop, tmp_path, write_urls):
     summaries = side_by_side(shop, tmp_path, write_urls,
                              [(Misbehaviour(late_undo_every=3, late_undo_s=after), {"quiet_s": 4}) for after in (1.0, 2.5)])
@@ -58,6 +60,7 @@ def test_a_saga_that_compensates_after_it_replied_is_caught(shop, tmp_path, writ
         assert any("then changed" in n for n in summary["notes"])
 
 
+@pytest.mark.long
 def test_a_queue_that_works_after_the_client_gave_up_is_judged_on_its_work(shop, tmp_path, write_urls):
     # The client gives up after 2 s; the queue works the checkouts off later, correctly, or (the
     # last case) takes the stock and forgets the payment.

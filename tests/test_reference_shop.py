@@ -341,6 +341,7 @@ def test_anomaly_phantom_success_answers_ok_to_refusals():
     assert sum(1 for i, o in enumerate(order_ids) if statuses[o] == 200 and not paid[i]) == 450
 
 
+@pytest.mark.long
 def test_anomaly_lost_ack_answers_500_to_commits():
     with ReferenceShopProcess(anomaly="lost-ack") as s:
         order_ids = contention(s.base_url)

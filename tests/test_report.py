@@ -19,8 +19,10 @@ from wdm_lib.workloads.consistency import ConsistencyScenario
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>_*team*.json"
 
-# The tests of this rendered pair run in one worker, so it is made once (pyproject.toml: loadgroup).
-SHARES_REPORTS = pytest.mark.xdist_group("reports")
+def SHARES_REPORTS(test):
+    """The tests of the rendered pair run in one worker, so it is made once (pyproject.toml:
+    loadgroup); together they take half a minute, so they start among the long tests."""
+    return pytest.mark.long(pytest.mark.xdist_group("reports")(test))
 
 
 @pytest.fixture(scope="module")
@@ -213,6 +215,7 @@ def _wait_for_checkouts(runs_dir, at_least: int):
     raise AssertionError("the run made no checkouts")
 
 
+@pytest.mark.long
 def test_an_interrupted_run_is_reported_with_what_it_recorded_and_its_in_flight_checkouts(tmp_path):
     import signal
     import time
@@ -238,6 +241,7 @@ def test_an_interrupted_run_is_reported_with_what_it_recorded_and_its_in_flight_
     assert "interrupted" in index
 
 
+@pytest.mark.long
 def test_a_killed_run_is_recognised_as_crashed_and_reported(tmp_path):
     import signal
 

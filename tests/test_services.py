@@ -212,6 +212,7 @@ def run_with_fault(tmp_path, write_urls, fault) -> dict:
     return summary
 
 
+@pytest.mark.long
 def test_the_saga_stays_consistent_when_two_services_die_at_once(tmp_path, write_urls):
     summary = run_with_fault(tmp_path, write_urls, crash)
     assert summary["outcomes"]["unknown"] > 0, "no checkout was in doubt: the fault hit nothing"

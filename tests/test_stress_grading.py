@@ -29,6 +29,7 @@ def only_run(runs_dir: Path) -> Run:
     return Run.open(path)
 
 
+@pytest.mark.long
 def test_a_target_that_refuses_everything_fails_the_run(tmp_path, write_urls, capsys):
     """A shop never batch-initialised refuses every checkout (4xx): nothing was measured."""
     with ReferenceShopProcess() as shop:
@@ -120,6 +121,7 @@ def test_a_killed_worker_is_reported_and_fails_the_run(tmp_path):
     assert [a["name"] for a in verify["anomalies"]] == ["checkouts_unaccounted"]
 
 
+@pytest.mark.long
 def test_a_paced_run_charges_a_stalling_target_from_the_intended_start(tmp_path, write_urls, capsys):
     """Checkouts served one at a time, 40 ms each (25/s), asked for 50/s: each user falls behind
     its schedule, so the time from the intended start grows past the service time, and the run
@@ -140,6 +142,7 @@ def test_a_paced_run_charges_a_stalling_target_from_the_intended_start(tmp_path,
     assert run.manifest["scenario"]["rate"] == 50 and run.manifest["scenario"]["wait"] is None
 
 
+@pytest.mark.long
 def test_consistency_writes_one_junit_case_per_checker(tmp_path, capsys):
     # The reference shop is synchronous: a short quiet window judges it as the default's would.
     code = cli.main(["consistency", "--anomaly", "lost-update", "--seed", "3", "--quiet", "0.5",

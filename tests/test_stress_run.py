@@ -61,6 +61,7 @@ def only_run(runs_dir: Path) -> Run:
     return Run.open(path)
 
 
+@pytest.mark.long
 def test_headless_run_against_the_embedded_shop(tmp_path, capsys):
     code = cli.main(["stress", "run", *SMALL, "-u", "3", "-r", "3", "-t", "3s", "--wait", "0.005",
                      "--find-item-weight", "1", "--verify", "--runs-dir", str(tmp_path)])
@@ -155,6 +156,7 @@ def _hold_port(port: int) -> socket.socket | None:
         return None
 
 
+@pytest.mark.long
 def test_step_load_over_two_processes(tmp_path):
     # Locust's default master port is taken, as by another run on this machine: each run has its own.
     held = _hold_port(5557)
@@ -179,6 +181,7 @@ def test_step_load_over_two_processes(tmp_path):
     assert summary["requests"] == int(aggregated(run.path)["Request Count"])
 
 
+@pytest.mark.long
 def test_a_shop_that_dies_mid_run_keeps_what_was_measured(tmp_path, write_urls):
     with ReferenceShopProcess() as shop:
         urls = write_urls(shop.base_url)
@@ -200,6 +203,7 @@ def test_a_shop_that_dies_mid_run_keeps_what_was_measured(tmp_path, write_urls):
     assert (run.path / "locust_stats.csv").is_file() and (run.path / "locust_report.html").is_file()
 
 
+@pytest.mark.long
 def test_ctrl_c_keeps_the_csvs_and_says_interrupted(tmp_path):
     proc = subprocess.Popen([*WDM, "stress", "run", *SMALL, "-u", "2", "-t", "60s", "--wait", "0.01",
                              "--runs-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
