@@ -146,7 +146,7 @@ def test_a_paced_run_charges_a_stalling_target_from_the_intended_start(tmp_path,
 def test_consistency_writes_one_junit_case_per_checker(tmp_path, capsys):
     # The reference shop is synchronous: a short quiet window judges it as the default's would.
     code = cli.main(["consistency", "--anomaly", "lost-update", "--seed", "3", "--quiet", "0.5",
-                     "--runs-dir", str(tmp_path / "runs"),
+                     "--n-users", "400", "--n-orders", "400", "--runs-dir", str(tmp_path / "runs"),
                      "--junit", str(tmp_path / "junit.xml")])
     assert code == cli.EXIT_INCONSISTENT
     from wdm_lib.checkers import CONSISTENCY_CHECKERS
