@@ -34,7 +34,7 @@ def test_a_target_that_refuses_everything_fails_the_run(tmp_path, write_urls, ca
     """A shop never batch-initialised refuses every checkout (4xx): nothing was measured."""
     with ReferenceShopProcess() as shop:
         code = cli.main(["stress", "run", "--urls", str(write_urls(shop.base_url)), *SMALL, "-u", "2", "-r", "2",
-                         "-t", "2s", "--wait", "0.01", "--runs-dir", str(tmp_path / "runs"),
+                         "-t", "2s", "--wait", "0.05", "--runs-dir", str(tmp_path / "runs"),
                          "--junit", str(tmp_path / "junit.xml")])
     out = capsys.readouterr().out
     assert code == cli.EXIT_INCONSISTENT, out
@@ -51,7 +51,7 @@ def test_a_target_that_refuses_everything_fails_the_run(tmp_path, write_urls, ca
 
 
 def test_a_threshold_that_cannot_hold_fails_the_run_and_shows_what_was_measured(tmp_path, capsys):
-    code = cli.main(["stress", "run", *SMALL, "-u", "2", "-r", "2", "-t", "2s", "--wait", "0.01",
+    code = cli.main(["stress", "run", *SMALL, "-u", "2", "-r", "2", "-t", "2s", "--wait", "0.05",
                      "--threshold", "p99<0.001ms", "--threshold", "fail_rate<1%", "--threshold", "checkout:rps>1",
                      "--runs-dir", str(tmp_path / "runs"), "--junit", str(tmp_path / "junit.xml")])
     out = capsys.readouterr().out

@@ -63,7 +63,7 @@ def only_run(runs_dir: Path) -> Run:
 
 @pytest.mark.long
 def test_headless_run_against_the_embedded_shop(tmp_path, capsys):
-    code = cli.main(["stress", "run", *SMALL, "-u", "3", "-r", "3", "-t", "3s", "--wait", "0.005",
+    code = cli.main(["stress", "run", *SMALL, "-u", "3", "-r", "3", "-t", "3s", "--wait", "0.05",
                      "--find-item-weight", "1", "--verify", "--runs-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == cli.EXIT_OK, out
@@ -113,7 +113,7 @@ def test_master_and_two_workers_count_every_request(tmp_path, write_urls):
         urls = write_urls(shop.base_url)
         master = subprocess.Popen(
             [*WDM, "stress", "run", "--urls", str(urls), "--init", *SMALL, "-u", "4", "-r", "4", "-t", "3s",
-             "--wait", "0.005", "--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
+             "--wait", "0.05", "--master", "--expect-workers", "2", "--master-bind-host", "127.0.0.1",
              "--master-bind-port", str(port), "--workers-wait", "30s", "--runs-dir", str(tmp_path / "runs")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         workers = [subprocess.Popen([*WDM, "stress", "worker", "--master-host", "127.0.0.1", "--master-port",
@@ -162,7 +162,7 @@ def test_step_load_over_two_processes(tmp_path):
     held = _hold_port(5557)
     try:
         code = cli.main(["stress", "run", *SMALL, "--steps", "1,3", "--step-time", "2s", "-r", "20", "--wait",
-                         "0.01", "--processes", "2", "--runs-dir", str(tmp_path)])
+                         "0.05", "--processes", "2", "--runs-dir", str(tmp_path)])
     finally:
         if held is not None:
             held.close()
@@ -186,7 +186,7 @@ def test_a_shop_that_dies_mid_run_keeps_what_was_measured(tmp_path, write_urls):
     with ReferenceShopProcess() as shop:
         urls = write_urls(shop.base_url)
         proc = subprocess.Popen([*WDM, "stress", "run", "--urls", str(urls), "--init", *SMALL, "-u", "2", "-t", "4s",
-                                 "--wait", "0.01", "--verify", "--runs-dir", str(tmp_path / "runs")],
+                                 "--wait", "0.05", "--verify", "--runs-dir", str(tmp_path / "runs")],
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         _wait_for_file(tmp_path / "runs", "*/requests-*.csv", proc)  # Locust is making requests
         time.sleep(1.0)
@@ -205,7 +205,7 @@ def test_a_shop_that_dies_mid_run_keeps_what_was_measured(tmp_path, write_urls):
 
 @pytest.mark.long
 def test_ctrl_c_keeps_the_csvs_and_says_interrupted(tmp_path):
-    proc = subprocess.Popen([*WDM, "stress", "run", *SMALL, "-u", "2", "-t", "60s", "--wait", "0.01",
+    proc = subprocess.Popen([*WDM, "stress", "run", *SMALL, "-u", "2", "-t", "60s", "--wait", "0.05",
                              "--runs-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_file(tmp_path, "*/requests-*.csv", proc)
     time.sleep(1.5)
@@ -223,7 +223,7 @@ def test_ctrl_c_keeps_the_csvs_and_says_interrupted(tmp_path):
 def test_the_httpuser_variant_runs_the_same_scenario(tmp_path, monkeypatch, client):
     """The benchmark's comparison point: WDM_HTTP_CLIENT=requests swaps FastHttpUser for HttpUser."""
     monkeypatch.setenv("WDM_HTTP_CLIENT", client)
-    assert cli.main(["stress", "run", *SMALL, "-u", "2", "-t", "2s", "--wait", "0.01",
+    assert cli.main(["stress", "run", *SMALL, "-u", "2", "-t", "2s", "--wait", "0.05",
                      "--runs-dir", str(tmp_path)]) == cli.EXIT_OK
     run = only_run(tmp_path)
     summary = run.read_json("summary.json")
