@@ -33,7 +33,8 @@ def capped_batches(spec: dict) -> dict:
     return capped
 
 
-@pytest.fixture(scope="module", params=["single", "services"])
+# The tests on the three services run in one worker, which starts them once (pyproject.toml: loadgroup).
+@pytest.fixture(scope="module", params=["single", pytest.param("services", marks=pytest.mark.xdist_group("services"))])
 def target(request):
     """The single process, and the three services behind their gateway: one API, one description."""
     return request.getfixturevalue("shop" if request.param == "single" else "services")

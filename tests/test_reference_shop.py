@@ -49,7 +49,8 @@ def order(base: str, order_id: str) -> dict:
     return ok_json(base, "GET", f"/orders/find/{order_id}")
 
 
-@pytest.fixture(scope="module", params=["single", "services"])
+# The tests on the three services run in one worker, which starts them once (pyproject.toml: loadgroup).
+@pytest.fixture(scope="module", params=["single", pytest.param("services", marks=pytest.mark.xdist_group("services"))])
 def base(request) -> str:
     return request.getfixturevalue("shop" if request.param == "single" else "services").base_url
 
