@@ -287,12 +287,12 @@ def checkout_all(base: str, order_ids: list[str]) -> tuple[dict[str, int], int, 
 
 def test_concurrent_checkouts_are_consistent():
     with ReferenceShopProcess() as s:
-        order_ids = contention(s.base_url)
+        order_ids = contention(s.base_url, n_orders=400, stock=40)
         statuses, stock, credits, paid = checkout_all(s.base_url, order_ids)
     counts = Counter(statuses.values())
-    assert counts == {200: 100, 409: 900}
+    assert counts == {200: 40, 409: 360}
     assert stock == 0
-    assert sum(1 - c for c in credits) == 100 and min(credits) == 0
+    assert sum(1 - c for c in credits) == 40 and min(credits) == 0
     for i, o in enumerate(order_ids):
         assert paid[i] == (statuses[o] == 200) == (credits[i] == 0)
 
@@ -335,20 +335,21 @@ def test_anomaly_no_rollback_loses_stock():
 
 def test_anomaly_phantom_success_answers_ok_to_refusals():
     with ReferenceShopProcess(anomaly="phantom-success") as s:
-        order_ids = contention(s.base_url)
+        order_ids = contention(s.base_url, n_orders=400, stock=40)
         statuses, stock, credits, paid = checkout_all(s.base_url, order_ids)
-    assert Counter(statuses.values()) == {200: 550, 409: 450}
-    assert stock == 0 and sum(paid) == 100 and sum(1 - c for c in credits) == 100
-    assert sum(1 for i, o in enumerate(order_ids) if statuses[o] == 200 and not paid[i]) == 450
+    # Every other refusal is answered 200.
+    assert Counter(statuses.values()) == {200: 220, 409: 180}
+    assert stock == 0 and sum(paid) == 40 and sum(1 - c for c in credits) == 40
+    assert sum(1 for i, o in enumerate(order_ids) if statuses[o] == 200 and not paid[i]) == 180
 
 
-@pytest.mark.long
 def test_anomaly_lost_ack_answers_500_to_commits():
     with ReferenceShopProcess(anomaly="lost-ack") as s:
-        order_ids = contention(s.base_url)
+        order_ids = contention(s.base_url, n_orders=400, stock=40)
         statuses, stock, credits, paid = checkout_all(s.base_url, order_ids)
-    assert Counter(statuses.values()) == {200: 67, 500: 33, 409: 900}
-    assert stock == 0 and sum(paid) == 100 and sum(1 - c for c in credits) == 100
+    # Every third commit is answered 500.
+    assert Counter(statuses.values()) == {200: 27, 500: 13, 409: 360}
+    assert stock == 0 and sum(paid) == 40 and sum(1 - c for c in credits) == 40
     assert all(paid[i] for i, o in enumerate(order_ids) if statuses[o] == 500)
 
 
