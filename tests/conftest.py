@@ -2,6 +2,7 @@ import itertools
 import json
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helpers (shop_proxy)
 import wdm_lib.report  # noqa: E402,F401  before any test imports papermill: see its note on rfc3987-syntax
+from wdm_lib.cli import main  # noqa: E402
 from wdm_lib.reference.process import ReferenceShopProcess  # noqa: E402
 from wdm_lib.reference.services import ReferenceServices  # noqa: E402
 
@@ -74,6 +76,18 @@ def services():
     """The three services behind their gateway."""
     with ReferenceServices() as s:
         yield s
+
+
+@pytest.fixture
+def wdm(capsys):
+    """`wdm ARGS` as its console script runs it (`sys.exit(main(ARGS))`), in this process: its exit
+    code and what it wrote. (A `wdm` process of its own costs a second of start-up; the tests that
+    need one, to send it a signal, start it themselves.)"""
+    def run(*args: str) -> subprocess.CompletedProcess:
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["wdm", *args], code, out, err)
+    return run
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import time
 import pytest
 
 from shop_proxy import Misbehaviour, ShopProxy, shop_id
-from wdm_lib.cli import main
 from wdm_lib.client import FIRST_REPLY_S
 from wdm_lib.history import read_ops
 from wdm_lib.ports import free_port
@@ -151,13 +150,8 @@ def test_a_5xx_while_seeding_ends_the_run_with_advice(tmp_path, write_urls, shop
     assert "a --concurrency below 64" in str(e.value)
 
 
-def wdm(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "wdm_lib", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
 @pytest.mark.long
-def test_cli_exit_codes_and_verdict_table(tmp_path):
+def test_cli_exit_codes_and_verdict_table(tmp_path, wdm):
     small = ("--runs-dir", str(tmp_path), "--seed", "1", "--n-users", "200", "--n-orders", "200", "--quiet", "0.5")
     ok = wdm("consistency", *small)
     assert ok.returncode == 0, ok.stderr
@@ -172,7 +166,7 @@ def test_cli_exit_codes_and_verdict_table(tmp_path):
     assert strict.returncode == 1, strict.stderr
 
 
-def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_path, write_urls):
+def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_path, write_urls, wdm):
     port = free_port()
     started = time.monotonic()
     runs_dir = tmp_path / "runs"
@@ -188,7 +182,7 @@ def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_p
 
 
 @pytest.mark.long
-def test_a_port_that_accepts_and_never_answers_ends_in_seconds_not_after_the_timeout(tmp_path, write_urls):
+def test_a_port_that_accepts_and_never_answers_ends_in_seconds_not_after_the_timeout(tmp_path, write_urls, wdm):
     with socket.socket() as hole:  # the kernel accepts connections to it; nothing ever answers
         hole.bind(("127.0.0.1", 0))
         hole.listen(16)
@@ -206,7 +200,7 @@ def test_a_port_that_accepts_and_never_answers_ends_in_seconds_not_after_the_tim
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
 
 
-def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_urls, shop):
+def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_urls, shop, wdm):
     with ShopProxy(shop.base_url, Misbehaviour(garbage_path="/orders/find")) as proxy:
         r = wdm("consistency", "--urls", str(write_urls(proxy.urls())), "--runs-dir", str(tmp_path / "runs"),
                 "--n-users", "10", "--n-orders", "10")
@@ -227,9 +221,10 @@ def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_u
     (["--urls", "missing.json"], "missing.json: no such file"),
     (["--urls", "urls.json", "--anomaly", "lost-ack"], "applies only to the embedded reference shop"),
 ])
-def test_bad_options_end_in_one_sentence(tmp_path, args, fault, capsys):
-    assert main(["consistency", "--runs-dir", str(tmp_path), *args]) == 2
-    err = capsys.readouterr().err.strip()
+def test_bad_options_end_in_one_sentence(tmp_path, args, fault, wdm):
+    r = wdm("consistency", "--runs-dir", str(tmp_path), *args)
+    assert r.returncode == 2
+    err = r.stderr.strip()
     assert err.startswith("wdm: ") and fault in err and len(err.splitlines()) == 1, err
     assert not list(tmp_path.iterdir())  # refused before anything started
 

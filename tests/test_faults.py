@@ -4,8 +4,6 @@ same checkers over the whole history. The embedded shop's kills land mid-run; an
 proves the checkers catch what a restart loses."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -168,12 +166,7 @@ def test_a_pause_longer_than_the_timeout_leaves_unknowns_that_are_resolved(tmp_p
     assert summary["verdict"] == "consistent", summary["anomalies"]
 
 
-def wdm(*args, timeout=120):
-    return subprocess.run([sys.executable, "-m", "wdm_lib", *args], capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
-
-
-def test_a_fault_command_that_fails_ends_the_run_with_exit_2_and_keeps_the_history(tmp_path):
+def test_a_fault_command_that_fails_ends_the_run_with_exit_2_and_keeps_the_history(tmp_path, wdm):
     faults = schedule(tmp_path, "faults:\n  - name: breaks\n    at: 1s\n    run: echo no such container; exit 3\n")
     r = wdm("consistency", "--runs-dir", str(tmp_path / "runs"), *sum(([f"--{k.replace('_', '-')}", str(v)]
             for k, v in PACED.items() if k not in ("quiet_s", "rate")), []), "--rate", "100", "--quiet", "1",
@@ -211,7 +204,7 @@ def test_the_shipped_example_schedules_are_valid():
         assert load_schedule(path, actions, 10.0)
 
 
-def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path):
+def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path, wdm):
     # A shell step kills the shop behind the nemesis's back: for the run, an unexpected death.
     faults = schedule(tmp_path, "faults:\n  - name: behind its back\n    at: 1s\n    run: kill -9 $WDM_PID_SHOP\n")
     r = wdm("consistency", "--runs-dir", str(tmp_path / "runs"), "--n-orders", "1000", "--rate", "100",
@@ -234,7 +227,7 @@ STRESS = ["--n-items", "200", "--n-users", "200", "--n-orders", "200", "--rate",
 
 
 @pytest.mark.long
-def test_a_stress_run_with_the_shop_killed_measures_the_downtime_from_its_raw_rows(tmp_path):
+def test_a_stress_run_with_the_shop_killed_measures_the_downtime_from_its_raw_rows(tmp_path, wdm):
     faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 2s\n    action: kill shop\n"
                                 "    recover_after: 1s\n")
     r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))
@@ -253,7 +246,7 @@ def test_a_stress_run_with_the_shop_killed_measures_the_downtime_from_its_raw_ro
 
 
 @pytest.mark.long
-def test_a_stress_run_whose_fault_command_fails_ends_with_exit_2_and_keeps_what_was_measured(tmp_path):
+def test_a_stress_run_whose_fault_command_fails_ends_with_exit_2_and_keeps_what_was_measured(tmp_path, wdm):
     faults = schedule(tmp_path, "faults:\n  - name: breaks\n    at: 2s\n    run: exit 4\n")
     r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))
     assert r.returncode == 2, r.stderr
