@@ -23,11 +23,10 @@ import threading
 import time
 import weakref
 
-import wdm_lib
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.ports import free_port
 from wdm_lib.reference.anomalies import check_anomaly
-from wdm_lib.reference.process import SHOP, _contents, require_starting
+from wdm_lib.reference.process import SHOP, _contents, require_starting, shop_environment
 
 
 def _cleanup(procs: dict[str, subprocess.Popen], data_dir: str | None) -> None:
@@ -81,10 +80,7 @@ class ReferenceServices:
         self._procs: dict[str, subprocess.Popen] = {}
         # A test that fails half-way must not leave services or their temporary folder behind.
         self._finalizer = weakref.finalize(self, _cleanup, self._procs, self.data_dir if self._owned else None)
-        env = dict(os.environ)
-        package_root = os.path.dirname(os.path.dirname(os.path.abspath(wdm_lib.__file__)))
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        self._env = env
+        self._env = shop_environment()
         try:
             self._start_together(self.SERVICES)
         except BaseException:
