@@ -51,7 +51,7 @@ def pytest_collection_modifyitems(config, items):
     free up (pyproject.toml), and a long test handed out last keeps every other worker waiting idle
     at the end of the suite. Within each part, the modules take turns: a module's tests tend to be
     alike (stress runs wait on Locust, notebooks keep a core busy), and in file order the waiting
-    ones came all together, leaving both cores idle while four workers waited."""
+    ones came all together, leaving both cores idle while every worker waited."""
     def modules_in_turn(tests):
         by_module = {}
         for test in tests:
