@@ -3,8 +3,6 @@ system is down is a row saying so, not the end of the grading."""
 
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
@@ -13,18 +11,16 @@ from wdm_lib.reference.process import ReferenceShopProcess
 
 
 @pytest.mark.long
-def test_two_teams_one_of_them_down(tmp_path):
+def test_two_teams_one_of_them_down(tmp_path, wdm):
     teams = tmp_path / "teams"
     teams.mkdir()
     with ReferenceShopProcess() as shop:
         (teams / "team01.json").write_text(json.dumps(shop.urls()))
         down = f"http://127.0.0.1:{free_port()}"
         (teams / "team02.json").write_text(json.dumps(dict.fromkeys(("ORDER_URL", "PAYMENT_URL", "STOCK_URL"), down)))
-        r = subprocess.run([sys.executable, "-m", "wdm_lib", "grade", str(teams / "team01.json"), str(teams / "team02.json"),
-                            "--runs-dir", str(tmp_path / "reports" / "runs"), "--seed", "3", "--quiet", "0.5",
-                            "-u", "4", "-r", "4", "-t", "3s", "--wait", "0.05",
-                            "--n-items", "50", "--n-users", "50", "--n-orders", "50"],
-                           capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+        r = wdm("grade", str(teams / "team01.json"), str(teams / "team02.json"),
+                "--runs-dir", str(tmp_path / "reports" / "runs"), "--seed", "3", "--quiet", "0.5",
+                "-u", "4", "-r", "4", "-t", "3s", "--wait", "0.05", "--n-items", "50", "--n-users", "50", "--n-orders", "50")
     assert r.returncode == 0, r.stderr
     assert "Traceback" not in r.stderr
     league_csv = next((tmp_path / "reports").glob("league-*.csv"))
