@@ -152,7 +152,7 @@ def test_a_5xx_while_seeding_ends_the_run_with_advice(tmp_path, write_urls, shop
 
 @pytest.mark.long
 def test_cli_exit_codes_and_verdict_table(tmp_path, wdm):
-    small = ("--runs-dir", str(tmp_path), "--seed", "1", "--n-users", "200", "--n-orders", "200", "--quiet", "0.5")
+    small = ("--runs-dir", str(tmp_path), "--seed", "1", "--n-users", "100", "--n-orders", "100", "--quiet", "0.5")
     ok = wdm("consistency", *small)
     assert ok.returncode == 0, ok.stderr
     assert "verdict: CONSISTENT" in ok.stdout

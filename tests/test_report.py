@@ -193,8 +193,9 @@ def _start_paced_run(runs_dir, faults=None):
     import subprocess
     import sys
 
+    # 300 checkouts at 50/s: six seconds of load, stopped after the first second or so.
     args = [sys.executable, "-m", "wdm_lib", "consistency", "--runs-dir", str(runs_dir), "--rate", "50",
-            "--n-orders", "1000", "--n-users", "100"]
+            "--n-orders", "300", "--n-users", "100"]
     if faults is not None:
         args += ["--faults", str(faults)]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
