@@ -89,7 +89,7 @@ def test_a_killed_worker_is_reported_and_fails_the_run(tmp_path):
     exits 0; the run says degraded, which worker, when, and exits 1."""
     # 15 s: Locust calls a worker missing ~4 s after its last heartbeat, and only while the test runs;
     # a busy machine may take several seconds to get the load going.
-    proc = subprocess.Popen([*WDM, "stress", "run", *SMALL, "-u", "4", "-r", "4", "-t", "15s", "--wait", "0.01",
+    proc = subprocess.Popen([*WDM, "stress", "run", *SMALL, "-u", "4", "-r", "4", "-t", "15s", "--wait", "0.05",
                              "--processes", "2", "--verify", "--runs-dir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -102,6 +102,9 @@ def test_a_killed_worker_is_reported_and_fails_the_run(tmp_path):
         assert len(workers) == 2
         while time.monotonic() < deadline and not list(tmp_path.glob("*/requests-*.csv")):
             time.sleep(0.2)  # the load is on
+        # A second of it, well before the worker's first report (every 3 s): about forty requests
+        # made that its master will never hear of.
+        time.sleep(1.0)
         workers[0].kill()
         out, err = proc.communicate(timeout=120)
     finally:
