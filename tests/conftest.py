@@ -2,6 +2,7 @@ import itertools
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -88,6 +89,17 @@ def wdm(capsys):
         out, err = capsys.readouterr()
         return subprocess.CompletedProcess(["wdm", *args], code, out, err)
     return run
+
+
+@pytest.fixture
+def refused_port():
+    """A port on 127.0.0.1 that refuses every connection for the whole test: bound and never
+    listening, so no process started meanwhile can take it. (A port that was merely free when the
+    test began was taken by another test's shop during a 40 s grading on a loaded machine, and the
+    team meant to be down was graded consistent.)"""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        yield s.getsockname()[1]
 
 
 @pytest.fixture

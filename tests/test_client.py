@@ -14,7 +14,6 @@ from wdm_lib.client import MAX_BODY, ShopClient
 from wdm_lib.history import FAIL, OK, UNKNOWN, Op, unknown_cause
 from wdm_lib.config import parse_urls
 from wdm_lib.errors import ContractError, TargetUnreachable
-from wdm_lib.ports import free_port
 
 
 def target(urls: dict):
@@ -53,14 +52,14 @@ def test_outcomes_follow_the_status_codes(shop):
     run(go())
 
 
-def test_5xx_is_unknown_and_a_refused_connection_is_a_definite_failure(shop):
+def test_5xx_is_unknown_and_a_refused_connection_is_a_definite_failure(shop, refused_port):
     with ShopProxy(shop.base_url, Misbehaviour(checkout_503_every=1)) as proxy:
         async def go():
             async with ShopClient(target(proxy.urls()), timeout_s=5) as c:
                 reply = await c.checkout("0")
                 assert reply.outcome == UNKNOWN and reply.status == 503
         run(go())
-    port = free_port()
+    port = refused_port
 
     async def refused():
         async with ShopClient(target({k: f"http://127.0.0.1:{port}" for k in

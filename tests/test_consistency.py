@@ -13,7 +13,6 @@ import pytest
 from shop_proxy import Misbehaviour, ShopProxy, shop_id
 from wdm_lib.client import FIRST_REPLY_S
 from wdm_lib.history import read_ops
-from wdm_lib.ports import free_port
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
@@ -166,8 +165,8 @@ def test_cli_exit_codes_and_verdict_table(tmp_path, wdm):
     assert strict.returncode == 1, strict.stderr
 
 
-def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_path, write_urls, wdm):
-    port = free_port()
+def test_an_unreachable_target_ends_quickly_in_one_sentence_naming_the_url(tmp_path, write_urls, wdm, refused_port):
+    port = refused_port
     started = time.monotonic()
     runs_dir = tmp_path / "runs"
     r = wdm("consistency", "--urls", str(write_urls(f"http://127.0.0.1:{port}")), "--runs-dir", str(runs_dir),

@@ -6,17 +6,16 @@ import json
 
 import pytest
 
-from wdm_lib.ports import free_port
 from wdm_lib.reference.process import ReferenceShopProcess
 
 
 @pytest.mark.long
-def test_two_teams_one_of_them_down(tmp_path, wdm):
+def test_two_teams_one_of_them_down(tmp_path, wdm, refused_port):
     teams = tmp_path / "teams"
     teams.mkdir()
     with ReferenceShopProcess() as shop:
         (teams / "team01.json").write_text(json.dumps(shop.urls()))
-        down = f"http://127.0.0.1:{free_port()}"
+        down = f"http://127.0.0.1:{refused_port}"
         (teams / "team02.json").write_text(json.dumps(dict.fromkeys(("ORDER_URL", "PAYMENT_URL", "STOCK_URL"), down)))
         r = wdm("grade", str(teams / "team01.json"), str(teams / "team02.json"),
                 "--runs-dir", str(tmp_path / "reports" / "runs"), "--seed", "3", "--quiet", "0.5",

@@ -245,10 +245,8 @@ def test_bad_urls_file_is_one_sentence(tmp_path, capsys):
     assert "nope.json: no such file" in capsys.readouterr().err
 
 
-def test_unreachable_target_is_one_sentence_and_the_run_says_failed(tmp_path, capsys, write_urls):
-    from wdm_lib.ports import free_port
-
-    port = free_port()
+def test_unreachable_target_is_one_sentence_and_the_run_says_failed(tmp_path, capsys, write_urls, refused_port):
+    port = refused_port
     urls = write_urls(f"http://127.0.0.1:{port}")
     for argv in (["stress", "run", "--urls", str(urls), "-t", "2s"],
                  ["stress", "run", "--urls", str(urls), "--init", "-t", "2s"],
