@@ -198,8 +198,9 @@ def test_locust_command_steps_processes_master_ui(tmp_path):
 
 
 def test_locustfile_imports_standalone_and_lists_its_user():
-    """By path, in a fresh interpreter, with no wdm_lib on the path: as a worker pod would."""
-    out = subprocess.run([sys.executable, "-m", "locust", "-f", str(stress_locust.LOCUSTFILE), "--list"],
+    """By path, in a fresh interpreter, with no wdm_lib on the path: as a worker pod would. (-B: the
+    bare environment would otherwise let it write bytecode beside the sources.)"""
+    out = subprocess.run([sys.executable, "-B", "-m", "locust", "-f", str(stress_locust.LOCUSTFILE), "--list"],
                          capture_output=True, text=True, timeout=60, cwd="/", env={"PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr
     assert "ShopUser" in out.stdout and "ShopHttpUser" not in out.stdout
