@@ -163,7 +163,7 @@ def _hold_port(port: int) -> socket.socket | None:
 
 
 @pytest.mark.long
-def test_step_load_over_two_processes(tmp_path):
+def test_step_load_over_two_processes(tmp_path, capsys):
     # Locust's default master port is taken, as by another run on this machine: each run has its own.
     held = _hold_port(5557)
     try:
@@ -172,7 +172,8 @@ def test_step_load_over_two_processes(tmp_path):
     finally:
         if held is not None:
             held.close()
-    assert code == cli.EXIT_OK
+    out, err = capsys.readouterr()
+    assert code == cli.EXIT_OK, out + err
     run = only_run(tmp_path)
     assert run.manifest["scenario"]["steps"] == [1, 3] and run.manifest["scenario"]["step_time"] == 2.0
     assert run.manifest["mode"] == "processes"
