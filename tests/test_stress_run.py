@@ -20,6 +20,8 @@ from wdm_lib.ports import free_port
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runs import Run
 from wdm_lib.workloads.shop_rows import RAW_COLUMNS
+from wdm_lib.workloads.stress import locust as stress_locust
+from wdm_lib.workloads.stress.scenario import Distributed
 from wdm_lib.workloads.stress.figures import raw_files
 
 SMALL = ["--n-items", "100", "--n-users", "100", "--n-orders", "100"]
@@ -160,6 +162,52 @@ def _hold_port(port: int) -> socket.socket | None:
     except OSError:
         s.close()
         return None
+
+
+@pytest.fixture
+def taken_port():
+    """A port something else listens on, for the whole test."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+def _one_failed_run(runs_dir: Path, r) -> Run:
+    assert r.returncode == cli.EXIT_ERROR, r.stdout + r.stderr
+    assert "Traceback" not in r.stderr and r.stderr.strip().splitlines()[-1].startswith("wdm: ")
+    run = only_run(runs_dir)
+    assert run.manifest["status"] == "failed" and run.manifest["error"] in r.stderr
+    return run
+
+
+def test_a_master_port_in_use_is_one_sentence_naming_the_option(tmp_path, wdm, taken_port):
+    r = wdm("stress", "run", *SMALL, "-t", "2s", "--master", "--master-bind-host", "127.0.0.1",
+            "--master-bind-port", str(taken_port), "--workers-wait", "5s", "--runs-dir", str(tmp_path))
+    _one_failed_run(tmp_path, r)
+    assert (f"Locust's master could not listen on 127.0.0.1:{taken_port} (Address already in use); "
+            f"expected a --master-bind-port that nothing else listens on.") in r.stderr
+
+
+def test_a_processes_port_taken_before_locust_bound_it_says_run_again():
+    # The race wdm cannot close: the port it picked for --processes is taken before Locust binds it.
+    # (Locust's forked workers then keep its master from exiting for ten seconds, so the log is the
+    # one the test above had Locust write.)
+    tail = ["    raise RPCError(f\"Socket bind failure: {e}\")",
+            "locust.exception.RPCError: Socket bind failure: Address already in use (addr='tcp://127.0.0.1:41234')"]
+    assert stress_locust.locust_failure(1, tail, Distributed()) == (
+        "Locust's master for --processes could not listen on 127.0.0.1:41234 (Address already in use): the "
+        "port wdm picked for it was taken before Locust started; run again.")
+    assert stress_locust.locust_failure(1, tail[:1], Distributed()) is None  # failed requests: a run
+
+
+def test_workers_that_never_connect_are_one_sentence_naming_the_options(tmp_path, wdm):
+    port = free_port()
+    r = wdm("stress", "run", *SMALL, "-t", "2s", "--master", "--expect-workers", "2", "--master-bind-host",
+            "127.0.0.1", "--master-bind-port", str(port), "--workers-wait", "1s", "--runs-dir", str(tmp_path))
+    _one_failed_run(tmp_path, r)
+    assert ("not all --expect-workers 2 workers connected within --workers-wait 1 s; expected them to be "
+            f"started with `wdm stress worker --master-host <this machine> --master-port {port}`.") in r.stderr
 
 
 @pytest.mark.long

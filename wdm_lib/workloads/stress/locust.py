@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -149,9 +150,21 @@ class LocustProcess:
             return []
 
 
+# What Locust's master logs when its port is taken (zmq's words, e.g. "Address already in use").
+BIND_FAILURE = re.compile(r"Socket bind failure: (?P<why>.+?) \(addr='tcp://(?P<addr>[^']+)'\)")
+
+
 def locust_failure(code: int, log_tail: list[str], dist: Distributed | None) -> str | None:
     """One sentence when Locust could not make the run, None when it did (exit 0, or 1: some
     requests failed)."""
+    bind = next((m for m in map(BIND_FAILURE.search, reversed(log_tail)) if m), None)
+    if bind is not None:
+        # Locust exits 1 here, as for a run with failed requests, and writes no statistics.
+        if dist is not None and dist.master:
+            return (f"Locust's master could not listen on {bind['addr']} ({bind['why']}); expected a "
+                    f"--master-bind-port that nothing else listens on.")
+        return (f"Locust's master for --processes could not listen on {bind['addr']} ({bind['why']}): the "
+                f"port wdm picked for it was taken before Locust started; run again.")
     if dist is not None and dist.master and any("Gave up waiting for workers" in line for line in log_tail):
         return (f"not all --expect-workers {dist.expect_workers} workers connected within "
                 f"--workers-wait {dist.workers_wait_s:g} s; expected them to be started with "
