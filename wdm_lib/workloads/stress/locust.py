@@ -141,7 +141,17 @@ class LocustProcess:
     def close(self) -> int:
         code = self.proc.wait()
         self._copier.join(5)
+        self._end_group()
         return code
+
+    def _end_group(self) -> None:
+        """Whatever is left of Locust's process group once its main process has gone: workers that
+        `--processes` forked and whose master died without telling them (they go on trying to reach
+        it for five minutes). Those that ended with their master closed the log's pipe by now."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # the whole group has gone, as it should
+            pass
 
     def log_tail(self, lines: int = 40) -> list[str]:
         try:
