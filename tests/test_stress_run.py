@@ -214,6 +214,31 @@ def test_a_processes_port_taken_before_locust_bound_it_says_run_again_and_leaves
     assert _processes_naming(str(tmp_path)) == []
 
 
+def test_a_worker_whose_master_host_cannot_be_resolved_is_one_sentence(wdm):
+    r = wdm("stress", "worker", "--master-host", "no.such.host.invalid")
+    assert r.returncode == cli.EXIT_ERROR and "Traceback" not in r.stderr
+    assert r.stderr.strip() == ("wdm: --master-host no.such.host.invalid: cannot resolve it (Name or service not "
+                                "known); expected the name or address of the machine running `wdm stress run --master`.")
+
+
+def test_a_worker_killed_takes_its_locust_processes_with_it(refused_port):
+    # Locust runs in a session of its own: a `kill` reaches only wdm, and the worker (still trying to
+    # reach a master that is not there) would go on for five minutes.
+    proc = subprocess.Popen([*WDM, "stress", "worker", "--master-host", "127.0.0.1", "--master-port",
+                             str(refused_port), "--processes", "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    mine = f"--master-port\0{refused_port}"
+    deadline = time.monotonic() + 60
+    while len(_processes_naming(mine)) < 4 and time.monotonic() < deadline:  # wdm, Locust and its two
+        time.sleep(0.1)
+    assert len(_processes_naming(mine)) == 4
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == cli.EXIT_INTERRUPTED, err
+    assert err.strip().splitlines()[-1].startswith("wdm: interrupted") and "Traceback" not in err
+    assert _processes_naming(mine) == []
+
+
 def test_workers_that_never_connect_are_one_sentence_naming_the_options(tmp_path, wdm):
     port = free_port()
     r = wdm("stress", "run", *SMALL, "-t", "2s", "--master", "--expect-workers", "2", "--master-bind-host",

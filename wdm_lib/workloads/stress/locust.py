@@ -11,6 +11,7 @@ import math
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +31,7 @@ LOCUST_LOG = "locust.log"
 WORKERS_CSV = "workers.csv"
 EXIT_GRACE_S = 60.0      # beyond the planned run time, before a hung Locust is stopped
 INTERRUPT_GRACE_S = 30.0  # for Locust to write its files after Ctrl-C
+WORKER_GRACE_S = 5.0      # for a worker to tell its master it leaves
 # At the end, a request in flight may finish (and be counted) for this long before it is cut off.
 STOP_TIMEOUT_S = 10.0
 
@@ -145,13 +147,8 @@ class LocustProcess:
         return code
 
     def _end_group(self) -> None:
-        """Whatever is left of Locust's process group once its main process has gone: workers that
-        `--processes` forked and whose master died without telling them (they go on trying to reach
-        it for five minutes). Those that ended with their master closed the log's pipe by now."""
-        try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:  # the whole group has gone, as it should
-            pass
+        # Those of the group that ended with their master closed the log's pipe by now.
+        end_group(self.proc)
 
     def log_tail(self, lines: int = 40) -> list[str]:
         try:
@@ -162,6 +159,16 @@ class LocustProcess:
 
 # What Locust's master logs when its port is taken (zmq's words, e.g. "Address already in use").
 BIND_FAILURE = re.compile(r"Socket bind failure: (?P<why>.+?) \(addr='tcp://(?P<addr>[^']+)'\)")
+
+
+def end_group(proc: subprocess.Popen) -> None:
+    """Whatever is left of the process group `proc` led, once `proc` has gone: the workers that
+    `--processes` forked and whose master died without telling them (they go on trying to reach it
+    for five minutes)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # the whole group has gone, as it should
+        pass
 
 
 def locust_failure(code: int, log_tail: list[str], dist: Distributed | None) -> str | None:
@@ -192,15 +199,33 @@ def run_worker(master_host: str, master_port: int = 5557, processes: int = 1) ->
         raise WorkbenchError(f"--processes is {processes}; expected at least 1 (or -1 for one per CPU core).")
     if not 0 < master_port < 65536:
         raise WorkbenchError(f"--master-port is {master_port}; expected a TCP port 1..65535.")
+    try:  # Locust would print the resolver's error once and then wait five minutes for nothing
+        socket.getaddrinfo(master_host, master_port, type=socket.SOCK_STREAM)
+    except socket.gaierror as e:
+        raise WorkbenchError(f"--master-host {master_host}: cannot resolve it ({e.strerror}); expected the name "
+                             f"or address of the machine running `wdm stress run --master`.") from None
     proc = subprocess.Popen(worker_command(master_host, master_port, processes), stdin=subprocess.DEVNULL,
                             start_new_session=True)
+    # Locust has a session of its own, so a `kill` or a closed terminal reaches only us: they end it
+    # as Ctrl-C does, or it would work on (or keep trying to reach its master) for minutes.
+    previous = {sig: signal.signal(sig, _as_ctrl_c) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return proc.wait()
     except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)
+        # A worker has nothing to write (its master keeps the figures), and one still trying to
+        # reach its master pays no heed to SIGINT: a short grace, then the whole group goes.
+        os.killpg(proc.pid, signal.SIGINT)
         try:
-            proc.wait(INTERRUPT_GRACE_S)
+            proc.wait(WORKER_GRACE_S)
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            pass
         raise
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        end_group(proc)
+        proc.wait()
+
+
+def _as_ctrl_c(signum, frame) -> None:
+    raise KeyboardInterrupt
