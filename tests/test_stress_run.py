@@ -235,7 +235,7 @@ def test_a_worker_killed_takes_its_locust_processes_with_it(refused_port):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == cli.EXIT_INTERRUPTED, err
-    assert err.strip().splitlines()[-1].startswith("wdm: interrupted") and "Traceback" not in err
+    assert err.strip().splitlines()[-1].startswith("wdm: interrupted (SIGTERM)") and "Traceback" not in err
     assert _processes_naming(mine) == []
 
 
@@ -299,14 +299,18 @@ def test_a_shop_that_dies_mid_run_keeps_what_was_measured(tmp_path, write_urls):
 
 
 @pytest.mark.long
-def test_ctrl_c_keeps_the_csvs_and_says_interrupted(tmp_path):
+@pytest.mark.parametrize("sig, said", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
+def test_ctrl_c_or_a_kill_keeps_the_csvs_says_interrupted_and_stops_locust(tmp_path, sig, said):
+    # Locust runs in a session of its own: wdm must pass the stop on, or its load goes on without it.
     proc = subprocess.Popen([*WDM, "stress", "run", *SMALL, "-u", "2", "-t", "60s", "--wait", "0.05",
                              "--runs-dir", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for_file(tmp_path, "*/requests-*.csv", proc)
     time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == cli.EXIT_INTERRUPTED, out + err
+    assert err.strip().splitlines()[-1] == f"wdm: interrupted ({said}); what was recorded so far is kept."
+    assert _processes_naming(str(tmp_path)) == []
     run = only_run(tmp_path)
     assert run.manifest["status"] == "interrupted"
     summary = run.read_json("summary.json")

@@ -5,7 +5,9 @@ sentence and an exit code (0 consistent / done and every gate passed, 1 inconsis
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 
 from wdm_lib.errors import WorkbenchError
 
@@ -393,11 +395,32 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "takes_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    stopped_by = ["Ctrl-C"]
+    previous = _stop_signals_as_ctrl_c(stopped_by)
     try:
         return args.handler(args)
     except WorkbenchError as e:
         print(f"wdm: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print("wdm: interrupted (Ctrl-C); what was recorded so far is kept.", file=sys.stderr)
+        print(f"wdm: interrupted ({stopped_by[-1]}); what was recorded so far is kept.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_signals_as_ctrl_c(stopped_by: list[str]) -> dict:
+    """A `kill` or a closed terminal stops wdm as Ctrl-C does: what was recorded is kept, the run
+    says `interrupted`, and the processes it started (Locust runs in a session of its own, out of
+    a terminal's reach) are stopped. Otherwise they died with wdm's Python, a run was left `running`
+    until called crashed, and a Locust load or web UI went on without it. (Only the main thread
+    may set signal handlers; `wdm serve` sets its own.)"""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def as_ctrl_c(signum, frame):
+        stopped_by.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    return {sig: signal.signal(sig, as_ctrl_c) for sig in (signal.SIGTERM, signal.SIGHUP)}

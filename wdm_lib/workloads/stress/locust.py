@@ -204,11 +204,9 @@ def run_worker(master_host: str, master_port: int = 5557, processes: int = 1) ->
     except socket.gaierror as e:
         raise WorkbenchError(f"--master-host {master_host}: cannot resolve it ({e.strerror}); expected the name "
                              f"or address of the machine running `wdm stress run --master`.") from None
+    # Locust has a session of its own: Ctrl-C (and a kill, see cli.main) reaches only us, and we end it.
     proc = subprocess.Popen(worker_command(master_host, master_port, processes), stdin=subprocess.DEVNULL,
                             start_new_session=True)
-    # Locust has a session of its own, so a `kill` or a closed terminal reaches only us: they end it
-    # as Ctrl-C does, or it would work on (or keep trying to reach its master) for minutes.
-    previous = {sig: signal.signal(sig, _as_ctrl_c) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -221,11 +219,5 @@ def run_worker(master_host: str, master_port: int = 5557, processes: int = 1) ->
             pass
         raise
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         end_group(proc)
         proc.wait()
-
-
-def _as_ctrl_c(signum, frame) -> None:
-    raise KeyboardInterrupt
