@@ -161,12 +161,12 @@ class LocustProcess:
 BIND_FAILURE = re.compile(r"Socket bind failure: (?P<why>.+?) \(addr='tcp://(?P<addr>[^']+)'\)")
 
 
-def end_group(proc: subprocess.Popen) -> None:
-    """Whatever is left of the process group `proc` led, once `proc` has gone: the workers that
-    `--processes` forked and whose master died without telling them (they go on trying to reach it
-    for five minutes)."""
+def end_group(proc: subprocess.Popen, sig: int = signal.SIGKILL) -> None:
+    """Whatever is left of the process group `proc` led (by default once `proc` has gone): the
+    workers that `--processes` forked and whose master died without telling them (they go on trying
+    to reach it for five minutes)."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
+        os.killpg(proc.pid, sig)
     except ProcessLookupError:  # the whole group has gone, as it should
         pass
 
@@ -212,7 +212,7 @@ def run_worker(master_host: str, master_port: int = 5557, processes: int = 1) ->
     except KeyboardInterrupt:
         # A worker has nothing to write (its master keeps the figures), and one still trying to
         # reach its master pays no heed to SIGINT: a short grace, then the whole group goes.
-        os.killpg(proc.pid, signal.SIGINT)
+        end_group(proc, signal.SIGINT)
         try:
             proc.wait(WORKER_GRACE_S)
         except subprocess.TimeoutExpired:
