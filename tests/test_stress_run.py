@@ -181,10 +181,11 @@ def _one_failed_run(runs_dir: Path, r) -> Run:
     return run
 
 
-def test_a_master_port_in_use_is_one_sentence_naming_the_option(tmp_path, wdm, taken_port):
-    r = wdm("stress", "run", *SMALL, "-t", "2s", "--master", "--master-bind-host", "127.0.0.1",
-            "--master-bind-port", str(taken_port), "--workers-wait", "5s", "--runs-dir", str(tmp_path))
-    _one_failed_run(tmp_path, r)
+def test_a_master_port_in_use_is_one_sentence_naming_the_option(tmp_path, wdm, taken_port, shop, write_urls):
+    r = wdm("stress", "run", "--urls", str(write_urls(shop.base_url)), "-t", "2s", "--master",
+            "--master-bind-host", "127.0.0.1", "--master-bind-port", str(taken_port), "--workers-wait", "5s",
+            "--runs-dir", str(tmp_path / "runs"))
+    _one_failed_run(tmp_path / "runs", r)
     assert (f"Locust's master could not listen on 127.0.0.1:{taken_port} (Address already in use); "
             f"expected a --master-bind-port that nothing else listens on.") in r.stderr
 
@@ -203,12 +204,13 @@ def _processes_naming(text: str) -> list[str]:
 
 @pytest.mark.long
 def test_a_processes_port_taken_before_locust_bound_it_says_run_again_and_leaves_no_worker(
-        tmp_path, wdm, taken_port, monkeypatch):
+        tmp_path, wdm, taken_port, monkeypatch, shop, write_urls):
     # The race wdm cannot close: the port it picked for --processes is taken before Locust binds it.
     # Locust's master dies; the workers it forked would go on trying to reach it for five minutes.
     monkeypatch.setattr(stress_locust, "free_port", lambda *_: taken_port)
-    r = wdm("stress", "run", *SMALL, "-t", "2s", "--processes", "2", "--runs-dir", str(tmp_path))
-    _one_failed_run(tmp_path, r)
+    r = wdm("stress", "run", "--urls", str(write_urls(shop.base_url)), "-t", "2s", "--processes", "2",
+            "--runs-dir", str(tmp_path / "runs"))
+    _one_failed_run(tmp_path / "runs", r)
     assert (f"Locust's master for --processes could not listen on 127.0.0.1:{taken_port} (Address already in "
             f"use): the port wdm picked for it was taken before Locust started; run again.") in r.stderr
     assert _processes_naming(str(tmp_path)) == []
@@ -218,7 +220,8 @@ def test_a_worker_whose_master_host_cannot_be_resolved_is_one_sentence(wdm):
     r = wdm("stress", "worker", "--master-host", "no.such.host.invalid")
     assert r.returncode == cli.EXIT_ERROR and "Traceback" not in r.stderr
     assert r.stderr.strip() == ("wdm: --master-host no.such.host.invalid: cannot resolve it (Name or service not "
-                                "known); expected the name or address of the machine running `wdm stress run --master`.")
+                                "known); expected the name or address of the machine running "
+                                "`wdm stress run --master`.")
 
 
 def test_a_worker_killed_takes_its_locust_processes_with_it(refused_port):
@@ -239,11 +242,12 @@ def test_a_worker_killed_takes_its_locust_processes_with_it(refused_port):
     assert _processes_naming(mine) == []
 
 
-def test_workers_that_never_connect_are_one_sentence_naming_the_options(tmp_path, wdm):
+def test_workers_that_never_connect_are_one_sentence_naming_the_options(tmp_path, wdm, shop, write_urls):
     port = free_port()
-    r = wdm("stress", "run", *SMALL, "-t", "2s", "--master", "--expect-workers", "2", "--master-bind-host",
-            "127.0.0.1", "--master-bind-port", str(port), "--workers-wait", "1s", "--runs-dir", str(tmp_path))
-    _one_failed_run(tmp_path, r)
+    r = wdm("stress", "run", "--urls", str(write_urls(shop.base_url)), "-t", "2s", "--master", "--expect-workers",
+            "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port), "--workers-wait", "1s",
+            "--runs-dir", str(tmp_path / "runs"))
+    _one_failed_run(tmp_path / "runs", r)
     assert ("not all --expect-workers 2 workers connected within --workers-wait 1 s; expected them to be "
             f"started with `wdm stress worker --master-host <this machine> --master-port {port}`.") in r.stderr
 
