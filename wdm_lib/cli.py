@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 
-from wdm_lib.errors import WorkbenchError
+from wdm_lib.errors import WorkbenchError, stopped_by
 
 EXIT_OK, EXIT_INCONSISTENT, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -395,22 +395,21 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "takes_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
-    stopped_by = ["Ctrl-C"]
-    previous = _stop_signals_as_ctrl_c(stopped_by)
+    previous = _stop_signals_as_ctrl_c()
     try:
         return args.handler(args)
     except WorkbenchError as e:
         print(f"wdm: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"wdm: interrupted ({stopped_by[-1]}); what was recorded so far is kept.", file=sys.stderr)
+    except KeyboardInterrupt as e:
+        print(f"wdm: interrupted ({stopped_by(e)}); what was recorded so far is kept.", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
 
 
-def _stop_signals_as_ctrl_c(stopped_by: list[str]) -> dict:
+def _stop_signals_as_ctrl_c() -> dict:
     """A `kill` or a closed terminal stops wdm as Ctrl-C does: what was recorded is kept, the run
     says `interrupted`, and the processes it started (Locust runs in a session of its own, out of
     a terminal's reach) are stopped. Otherwise they died with wdm's Python, a run was left `running`
@@ -420,7 +419,6 @@ def _stop_signals_as_ctrl_c(stopped_by: list[str]) -> dict:
         return {}
 
     def as_ctrl_c(signum, frame):
-        stopped_by.append(signal.Signals(signum).name)
-        raise KeyboardInterrupt
+        raise KeyboardInterrupt(signal.Signals(signum).name)
 
     return {sig: signal.signal(sig, as_ctrl_c) for sig in (signal.SIGTERM, signal.SIGHUP)}

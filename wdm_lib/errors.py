@@ -20,3 +20,9 @@ class ContractError(WorkbenchError):
 
 class TargetDied(WorkbenchError):
     """The embedded shop's process exited during a run, and no fault schedule stopped it."""
+
+
+def stopped_by(interrupt: KeyboardInterrupt) -> str:
+    """What stopped wdm: Ctrl-C, or the signal cli.main turns into one (it raises
+    KeyboardInterrupt("SIGTERM"), say)."""
+    return str(interrupt.args[0]) if interrupt.args else "Ctrl-C"
