@@ -32,6 +32,16 @@ def test_latency_cdf_draws_one_curve_per_outcome_from_zero_to_one():
     assert png(fig).startswith(b"\x89PNG")
 
 
+def test_latencies_within_a_decade_are_labelled_in_plain_numbers():
+    # Within a decade matplotlib labels the minor ticks too, by default as 6×10⁰, 2×10¹...
+    fig = plots.latency_cdf({"ok": analysis.cdf([5.5, 12.0, 45.0])})
+    png(fig)  # the labels are made when the figure is drawn
+    axis = fig.axes[0].xaxis
+    labels = [t.get_text() for t in axis.get_majorticklabels() + axis.get_minorticklabels() if t.get_text()]
+    assert {"10", "20", "30", "40"} <= set(labels), labels
+    assert not any("times" in label or "^" in label for label in labels), labels
+
+
 def test_checkout_timeline_draws_every_checkout_and_the_in_flight_steps():
     tl = pd.DataFrame({"start_s": [0.0, 0.1, 0.2], "end_s": [0.5, 0.3, 0.4], "outcome": ["ok", "fail", "ok"]})
     flight = analysis.in_flight(tl["start_s"], tl["end_s"])

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
 
 OUTCOME_COLORS = {"ok": "tab:green", "fail": "tab:orange", "unknown": "tab:red"}
 
 
 def _plain_log(axis) -> None:
-    """Log-scale tick labels as plain numbers (0.5, 1, 10, 100 ms), not powers of ten."""
+    """Log-scale tick labels as plain numbers (0.5, 1, 10, 100 ms), not powers of ten. When the
+    values span about a decade, matplotlib labels minor ticks too (2, 3, 4, 6, 20 ms): plain as well,
+    not 6×10⁰ beside a major tick that reads 10."""
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
+    axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
 
 
 def _figure(height: float = 4.0, rows: int = 1, **kw) -> tuple[Figure, object]:
