@@ -243,7 +243,12 @@ def test_ctrl_c_or_a_kill_keeps_the_history_and_marks_the_run_interrupted(tmp_pa
         time.sleep(0.1)
     assert history is not None, "the run did not start recording"
     proc.send_signal(sig)
-    out, err = proc.communicate(timeout=30)
+    try:
+        # Seconds, as Ctrl-C takes. (A SIGTERM raised as KeyboardInterrupt inside the event loop once
+        # left the run in its clean-up for ten minutes.)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
     assert proc.returncode == 130, err
     assert err.strip().splitlines()[-1] == f"wdm: interrupted ({said}); what was recorded so far is kept."
     manifest = json.loads((history.parent / "manifest.json").read_text())

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 
-from wdm_lib.errors import WorkbenchError, stopped_by
+from wdm_lib.errors import WorkbenchError, stop_came_from, stopped_by
 
 EXIT_OK, EXIT_INCONSISTENT, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -395,14 +395,15 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "takes_extra", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    stop_came_from("Ctrl-C")
     previous = _stop_signals_as_ctrl_c()
     try:
         return args.handler(args)
     except WorkbenchError as e:
         print(f"wdm: {e}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt as e:
-        print(f"wdm: interrupted ({stopped_by(e)}); what was recorded so far is kept.", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"wdm: interrupted ({stopped_by()}); what was recorded so far is kept.", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
         for sig, handler in previous.items():
@@ -419,6 +420,14 @@ def _stop_signals_as_ctrl_c() -> dict:
         return {}
 
     def as_ctrl_c(signum, frame):
-        raise KeyboardInterrupt(signal.Signals(signum).name)
+        stop_came_from(signal.Signals(signum).name)
+        # Whatever Ctrl-C would do now: Python's handler raises KeyboardInterrupt, asyncio's cancels
+        # the run's task so that it ends cleanly (a KeyboardInterrupt raised inside the event loop
+        # left a consistency run hanging in its clean-up for minutes).
+        on_ctrl_c = signal.getsignal(signal.SIGINT)
+        if callable(on_ctrl_c):
+            on_ctrl_c(signal.SIGINT, frame)
+        else:  # Ctrl-C ignored, as in a shell script's background job: a kill still stops wdm
+            raise KeyboardInterrupt
 
     return {sig: signal.signal(sig, as_ctrl_c) for sig in (signal.SIGTERM, signal.SIGHUP)}

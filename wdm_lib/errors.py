@@ -22,7 +22,15 @@ class TargetDied(WorkbenchError):
     """The embedded shop's process exited during a run, and no fault schedule stopped it."""
 
 
-def stopped_by(interrupt: KeyboardInterrupt) -> str:
-    """What stopped wdm: Ctrl-C, or the signal cli.main turns into one (it raises
-    KeyboardInterrupt("SIGTERM"), say)."""
-    return str(interrupt.args[0]) if interrupt.args else "Ctrl-C"
+_stopped_by = "Ctrl-C"
+
+
+def stop_came_from(name: str) -> None:
+    """Set by cli.main: a SIGTERM or SIGHUP stops wdm as Ctrl-C does, and the run says which came."""
+    global _stopped_by
+    _stopped_by = name
+
+
+def stopped_by() -> str:
+    """What stopped wdm when a KeyboardInterrupt ends a run: Ctrl-C, or the signal taken for one."""
+    return _stopped_by

@@ -80,9 +80,9 @@ def run_consistency(scenario: ConsistencyScenario, urls: str | Path | None = Non
                                                  on_final_read=watch,
                                                  around_load=None if nemesis is None else nemesis.alongside),
                                          target, nemesis))
-        except KeyboardInterrupt as e:
-            history.record(FAULT, error=f"interrupted by the user ({stopped_by(e)})")
-            run.finish(runs.INTERRUPTED, f"interrupted by the user ({stopped_by(e)})")
+        except KeyboardInterrupt:
+            history.record(FAULT, error=f"interrupted by the user ({stopped_by()})")
+            run.finish(runs.INTERRUPTED, f"interrupted by the user ({stopped_by()})")
             raise
         except WorkbenchError as e:
             history.record(FAULT, error=str(e))

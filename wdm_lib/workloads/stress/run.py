@@ -44,8 +44,8 @@ def run_init(sc: StressScenario, urls: str | Path | None, runs_dir: str | Path |
     run = runs.Run.create(runs_dir, "stress-init", sc.to_dict(), describe(target))
     try:
         timings = asyncio.run(batch_init(sc, target))
-    except KeyboardInterrupt as e:
-        run.finish(runs.INTERRUPTED, f"interrupted by the user ({stopped_by(e)})")
+    except KeyboardInterrupt:
+        run.finish(runs.INTERRUPTED, f"interrupted by the user ({stopped_by()})")
         raise
     except WorkbenchError as e:
         run.finish(runs.FAILED, str(e))
@@ -117,8 +117,8 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
                 summary["verify"] = verify(sc, target, summary["recorded"], progress)
             summary.update(_verdict(summary))
             run.write_json("summary.json", summary)
-        except KeyboardInterrupt as e:
-            _end_early(run, sc, locust, runs.INTERRUPTED, f"interrupted by the user ({stopped_by(e)})")
+        except KeyboardInterrupt:
+            _end_early(run, sc, locust, runs.INTERRUPTED, f"interrupted by the user ({stopped_by()})")
             raise
         except WorkbenchError as e:
             _end_early(run, sc, locust, runs.FAILED, str(e))
