@@ -143,12 +143,8 @@ class LocustProcess:
     def close(self) -> int:
         code = self.proc.wait()
         self._copier.join(5)
-        self._end_group()
+        end_group(self.proc)  # those that ended with their master closed the log's pipe by now
         return code
-
-    def _end_group(self) -> None:
-        # Those of the group that ended with their master closed the log's pipe by now.
-        end_group(self.proc)
 
     def log_tail(self, lines: int = 40) -> list[str]:
         try:
