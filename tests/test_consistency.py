@@ -230,8 +230,9 @@ def test_bad_options_end_in_one_sentence(tmp_path, args, fault, wdm):
 
 @pytest.mark.parametrize("sig, said", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
 def test_ctrl_c_or_a_kill_keeps_the_history_and_marks_the_run_interrupted(tmp_path, sig, said):
+    # Signalled once the history passes 20 kB: some 500 users into seeding 5,000, seconds from its end.
     proc = subprocess.Popen([sys.executable, "-m", "wdm_lib", "consistency", "--runs-dir", str(tmp_path),
-                             "--n-users", "50000", "--n-orders", "50000"],
+                             "--n-users", "5000", "--n-orders", "5000"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     history = None
@@ -255,3 +256,4 @@ def test_ctrl_c_or_a_kill_keeps_the_history_and_marks_the_run_interrupted(tmp_pa
     assert manifest["status"] == "interrupted" and manifest["error"] == f"interrupted by the user ({said})"
     ops = read_ops(history)
     assert len(ops) > 100 and ops[-1].kind == "fault"
+    assert sum(op.kind == "create_user" for op in ops) < 5000  # stopped mid-run, not after it
