@@ -12,6 +12,7 @@ from synthetic_stress import make_stress_run
 from wdm_lib import report
 from wdm_lib.cli import main
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.notebook import stress_run
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
@@ -83,20 +84,26 @@ def test_index_lists_every_run_with_its_headline_figures_and_link(reports):
 
 
 @SHARES_REPORTS
-def test_index_renders_the_reports_runs_made_elsewhere_lack(reports, tmp_path):
+def test_index_renders_the_reports_runs_made_elsewhere_lack_and_a_failed_run_says_failed(reports, tmp_path):
     # As runs a notebook made under papermill: in the runs folder, with no HTML report yet.
-    # The stress run's report came along; only the consistency run lacks one.
+    # The stress run's report came along; only the consistency run lacks one, and it failed:
+    # its report has no verdict, and says why. (One render for both: a kernel costs 3 CPU-seconds.)
     reports_dir, run, stress, rendered = reports
     copy = tmp_path / "reports"
     shutil.copytree(reports_dir / "runs", copy / "runs")
+    failed = copy / "runs" / run.id
+    (failed / "summary.json").unlink()
+    manifest = json.loads((failed / "manifest.json").read_text())
+    (failed / "manifest.json").write_text(json.dumps({**manifest, "status": "failed", "error": "target went away"}))
     kept = copy / rendered["stress"].name
     kept.write_text("<p>rendered before</p>")
     assert main(["report", "--index", "--reports-dir", str(copy)]) == 0
     index = (copy / "index.html").read_text()
     assert f'<a href="{run.id}.html">' in index and (copy / f"{run.id}.html").is_file()
-    assert "INCONSISTENT" in (copy / f"{run.id}.html").read_text()
+    page = (copy / f"{run.id}.html").read_text()
+    assert "FAILED: NO VERDICT" in page and "target went away" in page and "INCONSISTENT" not in page
     assert f'<a href="{stress.name}.html">' in index and kept.read_text() == "<p>rendered before</p>"  # not again
-    assert "2 runs in" in index
+    assert "2 runs in" in index and "<td>failed</td>" in index
 
 
 def test_index_cuts_a_long_error_to_one_line_and_counts_in_words(tmp_path):
@@ -172,21 +179,16 @@ def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):
 
 
 @SHARES_REPORTS
-def test_a_failed_run_is_reported_as_failed_with_its_error(reports, tmp_path):
-    _, run, stress, _ = reports
-    failed = tmp_path / run.id
-    shutil.copytree(run.path, failed)
-    (failed / "summary.json").unlink()
-    manifest = json.loads((failed / "manifest.json").read_text())
-    (failed / "manifest.json").write_text(json.dumps({**manifest, "status": "failed", "error": "target went away"}))
-    html = report.render(failed, tmp_path / "out").read_text()
-    assert "FAILED: NO VERDICT" in html and "target went away" in html
-    # A stress run has no history to fall back on: without its summary it is one sentence.
+def test_a_failed_stress_run_has_nothing_to_report_and_says_so(reports, tmp_path):
+    # Unlike a consistency run, a stress run has no history to fall back on: without its summary,
+    # the notebook's first call is one sentence (a notebook's error reaching `wdm report` as one
+    # sentence is the test above).
+    _, _, stress, _ = reports
     broken = tmp_path / "stress"
     shutil.copytree(stress, broken)
     (broken / "summary.json").unlink()
-    with pytest.raises(WorkbenchError, match="without a summary.json"):
-        report.render(broken, tmp_path / "out")
+    with pytest.raises(WorkbenchError, match="without a summary.json; there is nothing to report"):
+        stress_run(broken)
 
 
 def _start_paced_run(runs_dir, faults=None):
