@@ -34,3 +34,8 @@ def stop_came_from(name: str) -> None:
 def stopped_by() -> str:
     """What stopped wdm when a KeyboardInterrupt ends a run: Ctrl-C, or the signal taken for one."""
     return _stopped_by
+
+
+def interruption() -> str:
+    """The note of a run a KeyboardInterrupt ended, in its manifest (and history), naming what came."""
+    return f"interrupted by the user ({_stopped_by})"

@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from wdm_lib import checkers, convergence, runs
-from wdm_lib.errors import WorkbenchError, stopped_by
+from wdm_lib.errors import WorkbenchError, interruption
 from wdm_lib.history import FAULT, HistoryWriter, Op, read_ops
 from wdm_lib.summary import summarize
 from wdm_lib.faults.nemesis import Nemesis
@@ -81,8 +81,9 @@ def run_consistency(scenario: ConsistencyScenario, urls: str | Path | None = Non
                                                  around_load=None if nemesis is None else nemesis.alongside),
                                          target, nemesis))
         except KeyboardInterrupt:
-            history.record(FAULT, error=f"interrupted by the user ({stopped_by()})")
-            run.finish(runs.INTERRUPTED, f"interrupted by the user ({stopped_by()})")
+            note = interruption()
+            history.record(FAULT, error=note)
+            run.finish(runs.INTERRUPTED, note)
             raise
         except WorkbenchError as e:
             history.record(FAULT, error=str(e))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from wdm_lib import runs
-from wdm_lib.errors import WorkbenchError, stopped_by
+from wdm_lib.errors import WorkbenchError, interruption
 from wdm_lib.faults.measures import measure_faults, requests_of_raw
 from wdm_lib.faults.nemesis import Nemesis, NemesisThread
 from wdm_lib.faults.schedule import load_schedule
@@ -45,7 +45,7 @@ def run_init(sc: StressScenario, urls: str | Path | None, runs_dir: str | Path |
     try:
         timings = asyncio.run(batch_init(sc, target))
     except KeyboardInterrupt:
-        run.finish(runs.INTERRUPTED, f"interrupted by the user ({stopped_by()})")
+        run.finish(runs.INTERRUPTED, interruption())
         raise
     except WorkbenchError as e:
         run.finish(runs.FAILED, str(e))
@@ -118,7 +118,7 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
             summary.update(_verdict(summary))
             run.write_json("summary.json", summary)
         except KeyboardInterrupt:
-            _end_early(run, sc, locust, runs.INTERRUPTED, f"interrupted by the user ({stopped_by()})")
+            _end_early(run, sc, locust, runs.INTERRUPTED, interruption())
             raise
         except WorkbenchError as e:
             _end_early(run, sc, locust, runs.FAILED, str(e))
