@@ -252,14 +252,10 @@ def test_a_kill_inside_a_run_cancels_its_task_as_ctrl_c_does():
             seen.append("interrupted mid-step")
             raise
 
-    previous = cli._stop_signals_as_ctrl_c()
-    try:
+    with cli.stop_signals_as_ctrl_c():
         started = time.monotonic()
         with pytest.raises(KeyboardInterrupt):  # asyncio.run says so once the task has ended
             asyncio.run(run())
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     assert seen == ["cancelled"] and time.monotonic() - started < 5
 
 

@@ -5,9 +5,11 @@ sentence and an exit code (0 consistent / done and every gate passed, 1 inconsis
 from __future__ import annotations
 
 import argparse
+import contextlib
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 
 from wdm_lib.errors import WorkbenchError, stop_came_from, stopped_by
 
@@ -396,28 +398,27 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
     stop_came_from("Ctrl-C")
-    previous = _stop_signals_as_ctrl_c()
     try:
-        return args.handler(args)
+        with stop_signals_as_ctrl_c():
+            return args.handler(args)
     except WorkbenchError as e:
         print(f"wdm: {e}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"wdm: interrupted ({stopped_by()}); what was recorded so far is kept.", file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
-def _stop_signals_as_ctrl_c() -> dict:
+@contextlib.contextmanager
+def stop_signals_as_ctrl_c() -> Iterator[None]:
     """A `kill` or a closed terminal stops wdm as Ctrl-C does: what was recorded is kept, the run
     says `interrupted`, and the processes it started (Locust runs in a session of its own, out of
     a terminal's reach) are stopped. Otherwise they died with wdm's Python, a run was left `running`
     until called crashed, and a Locust load or web UI went on without it. (Only the main thread
     may set signal handlers; `wdm serve` sets its own.)"""
     if threading.current_thread() is not threading.main_thread():
-        return {}
+        yield
+        return
 
     def as_ctrl_c(signum, frame):
         stop_came_from(signal.Signals(signum).name)
@@ -430,4 +431,9 @@ def _stop_signals_as_ctrl_c() -> dict:
         else:  # Ctrl-C ignored, as in a shell script's background job: a kill still stops wdm
             raise KeyboardInterrupt
 
-    return {sig: signal.signal(sig, as_ctrl_c) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    previous = {sig: signal.signal(sig, as_ctrl_c) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
