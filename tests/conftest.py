@@ -21,6 +21,10 @@ from wdm_lib.reference.services import ReferenceServices  # noqa: E402
 # shops, `wdm` itself), so what other users of /tmp do meanwhile is never counted. At the end, only
 # pytest's own tmp_path folders may be in it; a session that passed removes it.
 PYTEST_OWN = "pytest-of-"
+# Hypothesis (under schemathesis) builds its Unicode tables, 1.5 CPU-s, unless its storage folder
+# has them: one folder for the whole suite builds them once, not once per schemathesis run. It
+# holds nothing else (deterministic generation keeps no example database).
+HYPOTHESIS_STORAGE = "hypothesis"
 TEMP_FOLDER = pytest.StashKey[str]()
 
 
@@ -30,6 +34,7 @@ def pytest_configure(config):
     folder = tempfile.mkdtemp(prefix="wdm-tests-")
     os.environ["TMPDIR"] = folder
     tempfile.tempdir = None  # tempfile reads TMPDIR again
+    os.environ["HYPOTHESIS_STORAGE_DIRECTORY"] = os.path.join(folder, HYPOTHESIS_STORAGE)
     config.stash[TEMP_FOLDER] = folder
 
 
@@ -37,7 +42,8 @@ def pytest_sessionfinish(session, exitstatus):
     folder = session.config.stash.get(TEMP_FOLDER, None)
     if folder is None:
         return
-    left = sorted(name for name in os.listdir(folder) if not name.startswith(PYTEST_OWN))
+    left = sorted(name for name in os.listdir(folder)
+                  if not name.startswith(PYTEST_OWN) and name != HYPOTHESIS_STORAGE)
     if left:
         session.config.get_terminal_writer().line(
             f"\nthe suite left {len(left)} entries in its temporary folder {folder}: {', '.join(left)}",
