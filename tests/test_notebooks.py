@@ -13,7 +13,6 @@ from bs4 import BeautifulSoup
 
 from synthetic_stress import make_stress_run
 from wdm_lib.config import PROJECT_ROOT
-from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.report import execute
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
@@ -118,6 +117,8 @@ def test_consistency_parameters_are_the_scenarios_with_its_defaults():
     assert {k: params[k]["default"] for k in expected} == expected
     assert {k: params[k]["default"] for k in ("urls", "run_dir", "runs_dir", "anomaly", "faults")} == dict.fromkeys(
         ("urls", "run_dir", "runs_dir", "anomaly", "faults"), "None")
+    # Exploratory by default: the notebook of an inconsistent run executes to its end.
+    assert params["fail_on_inconsistent"]["default"] == "False"
 
 
 def test_stress_parameters_are_every_option_of_wdm_stress_run():
@@ -161,15 +162,17 @@ def only_run(runs_dir: Path) -> Path:
 
 @pytest.mark.long
 def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_figures(tmp_path, monkeypatch):
-    """The default (original) scenario, made by the notebook itself on a faulty embedded shop."""
+    """The default (original) scenario, made by the notebook itself on a faulty embedded shop. Asked
+    to fail on an inconsistent verdict, it does so in its last cell, every figure shown before it."""
     import time
 
     monkeypatch.chdir(NOTEBOOKS)
     started = time.monotonic()
-    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                               parameters={"runs_dir": str(tmp_path / "runs"), "anomaly": "lost-update", "seed": 3,
-                                           "quiet_s": 0.5},
-                               progress_bar=False)
+    with pytest.raises(papermill.PapermillExecutionError, match="is inconsistent"):
+        papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                                   parameters={"runs_dir": str(tmp_path / "runs"), "anomaly": "lost-update", "seed": 3,
+                                               "quiet_s": 0.5, "fail_on_inconsistent": True},
+                                   progress_bar=False)
     assert time.monotonic() - started < 30
     run = only_run(tmp_path / "runs")
     summary = json.loads((run / "summary.json").read_text())
@@ -204,8 +207,10 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     # The original's figures come last, their caveats beside them.
     tags = [c.metadata.get("tags", []) for c in nb.cells if c.cell_type == "code"]
     assert tags[-2:] == [["original"], ["final-verdict"]] and "counts every reply that is not 4xx" in text(nb, "original")
-    # fail_on_inconsistent is off by default: the notebook of an inconsistent run executes to its end.
-    assert "verdict: INCONSISTENT" in text(nb, "final-verdict")
+    # The last cell said the verdict, then failed on it.
+    [final] = [c for c in nb.cells if "final-verdict" in c.metadata.get("tags", [])]
+    assert [o.output_type for o in final.outputs] == ["stream", "error"]
+    assert "verdict: INCONSISTENT" in final.outputs[0].text and final.outputs[1].ename == "RuntimeError"
 
     counts = tables(nb, "outcomes")[0]
     assert as_row(counts, "0") == {k: float(v) for k, v in summary["outcomes"].items()}
@@ -227,14 +232,13 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
 
 
 @pytest.mark.long
-def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_path, monkeypatch):
-    with ReferenceShopProcess() as shop:
-        (tmp_path / "team.json").write_text(json.dumps(shop.urls()))
-        monkeypatch.chdir(tmp_path)
-        papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                                   parameters={"urls": "team.json", "runs_dir": "runs", "n_users": 50,
-                                               "n_orders": 60, "item_stock": 20, "seed": 5, "quiet_s": 0.5},
-                                   progress_bar=False)
+def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_path, monkeypatch, shop):
+    (tmp_path / "team.json").write_text(json.dumps(shop.urls()))
+    monkeypatch.chdir(tmp_path)
+    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               parameters={"urls": "team.json", "runs_dir": "runs", "n_users": 50,
+                                           "n_orders": 60, "item_stock": 20, "seed": 5, "quiet_s": 0.5},
+                               progress_bar=False)
     run = only_run(tmp_path / "runs")
     manifest = json.loads((run / "manifest.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
@@ -298,19 +302,6 @@ def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):
         assert row["p99_ms"] == pytest.approx(step["p99_ms"], abs=1e-3)
     assert figures(nb, "throughput") == figures(nb, "percentiles-over-time") == figures(nb, "histogram") == 1
     assert figures(nb, "steps") == 1
-
-
-@pytest.mark.long
-def test_fail_on_inconsistent_makes_papermill_fail(tmp_path):
-    # (Off by default: the notebook of the inconsistent run in the defaults test above executes to its end.)
-    from wdm_lib.runner import run_consistency
-
-    made, _ = run_consistency(ConsistencyScenario(n_users=100, n_orders=100, quiet_s=0.2, seed=3),
-                              anomaly="phantom-success", runs_dir=tmp_path / "runs")
-    with pytest.raises(papermill.PapermillExecutionError, match="is inconsistent"):
-        papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "fail.ipynb"), kernel_name="python3",
-                                   parameters={"run_dir": str(made.path), "fail_on_inconsistent": True},
-                                   progress_bar=False, cwd=str(NOTEBOOKS))
 
 
 @pytest.mark.long
