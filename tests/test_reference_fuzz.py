@@ -16,7 +16,9 @@ from wdm_lib.reference.store import MAX_BATCH
 # generated from a description whose batches are at most FUZZ_BATCH, and invalid ones (a batch of
 # MAX_BATCH + 1 among them) from the description the shop serves.
 FUZZ_BATCH = 1000
-EXAMPLES_PER_OPERATION = 20
+# Random examples per operation in the fuzzing phase, beside the coverage phase's values at and
+# beyond every limit: 10 make some 260 cases per run, in 2.7 CPU-s; 20 made 460, in 3.6.
+EXAMPLES_PER_OPERATION = 10
 
 
 def capped_batches(spec: dict) -> dict:
