@@ -233,20 +233,23 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
 
 @pytest.mark.long
 def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_path, monkeypatch, shop):
-    (tmp_path / "team.json").write_text(json.dumps(shop.urls()))
+    # Named as a file may be named: the run records it, and the report shows it as written (the
+    # escaping of every name in every report is tests/test_report.py's).
+    name = "<u>team *07*.json"
+    (tmp_path / name).write_text(json.dumps(shop.urls()))
     monkeypatch.chdir(tmp_path)
     papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                               parameters={"urls": "team.json", "runs_dir": "runs", "n_users": 50,
+                               parameters={"urls": name, "runs_dir": "runs", "n_users": 50,
                                            "n_orders": 60, "item_stock": 20, "seed": 5, "quiet_s": 0.5},
                                progress_bar=False)
     run = only_run(tmp_path / "runs")
     manifest = json.loads((run / "manifest.json").read_text())
     summary = json.loads((run / "summary.json").read_text())
-    assert manifest["target"]["source"] == str(tmp_path / "team.json")
+    assert manifest["target"]["source"] == str(tmp_path / name)
     assert summary["verdict"] == "consistent" and summary["outcomes"] == {"ok": 20, "fail": 40, "unknown": 0}
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
     [banner] = banners(nb)
-    assert banner["class"] == "pass" and banner["verdict"] == "CONSISTENT" and "team.json" in banner["subtitle"]
+    assert banner["class"] == "pass" and banner["verdict"] == "CONSISTENT" and name in banner["subtitle"]
     assert "verdict: CONSISTENT" in text(nb, "final-verdict")
     assert as_row(tables(nb, "outcomes")[0], "0") == {"ok": 20.0, "fail": 40.0, "unknown": 0.0}
     assert cell(nb, "deviations").outputs == []  # nothing deviates: no empty section

@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from synthetic_stress import make_stress_run
-from wdm_lib import banner, report
+from wdm_lib import banner, report, runs
 from wdm_lib.cli import main
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.notebook import consistency_run, consistency_summary, stress_run
@@ -18,6 +18,12 @@ from wdm_lib.workloads.consistency import ConsistencyScenario
 
 
 HOSTILE_NAME = "<img src=x onerror=alert(1)>_*team*.json"
+HOSTILE_FAULT = {
+    "name": "<img src=x onerror=alert(2)>", "what": "<script>alert(3)</script>", "recover": None,
+    "due_s": 0.0, "started_s": 0.0, "late_ms": 0.0, "inject_status": 0, "recovered_s": None,
+    "recover_status": None, "requests": {"ok": 1, "fail": 0, "unknown": 0}, "slowest_reply_ms": 1.0,
+    "downtime_s": None, "first_served_after_recover_s": None, "rate_back_after_recover_s": None,
+    "acknowledged_writes_lost": []}
 
 def SHARES_REPORTS(test):
     """The tests of the rendered pair run in one worker, so it is made once (pyproject.toml:
@@ -28,17 +34,21 @@ def SHARES_REPORTS(test):
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
     """reports/ with a consistency run (faulty shop) and a stress run in reports/runs, both rendered.
-    The stress run says it ran against a urls file whose name is HTML (see the test of that)."""
+    Both say they ran against a urls file whose name is HTML, and the consistency run has a fault
+    whose name and command are HTML, as a schedule file may give them (see the test of that)."""
     reports_dir = tmp_path_factory.mktemp("reports")
     run, _ = run_consistency(ConsistencyScenario(n_users=40, n_orders=50, item_stock=10, seed=2, quiet_s=0.5),
                              anomaly="no-rollback", runs_dir=reports_dir / "runs")
+    summary = run.read_json("summary.json")
+    run.write_json("summary.json", {**summary, "faults": [HOSTILE_FAULT]})
     stress = make_stress_run(reports_dir / "runs" / "20250101-000000-stress-abcd", rows=2000, duration_s=10)
-    manifest = json.loads((stress / "manifest.json").read_text())
-    manifest["target"]["source"] = HOSTILE_NAME
-    (stress / "manifest.json").write_text(json.dumps(manifest))
+    for path in (run.path, stress):
+        manifest = json.loads((path / "manifest.json").read_text())
+        manifest["target"]["source"] = HOSTILE_NAME
+        (path / "manifest.json").write_text(json.dumps(manifest))
     # by default, a report lands beside the runs folder that holds its run
     rendered = {"consistency": report.render(run.path), "stress": report.render(stress, reports_dir)}
-    return reports_dir, run, stress, rendered
+    return reports_dir, runs.Run.open(run.path), stress, rendered
 
 
 def offline(html: str) -> bool:
@@ -136,31 +146,19 @@ def inert(page: str) -> bool:
 
 
 @SHARES_REPORTS
-def test_a_urls_file_named_with_html_renders_as_text_in_reports_and_index(reports, tmp_path, write_urls, shop):
-    fixture_dir, _, _, rendered = reports
-    reports_dir = tmp_path / "reports"
-    run, _ = run_consistency(ConsistencyScenario(n_users=20, n_orders=20, seed=1, quiet_s=0.5),
-                             urls=write_urls(shop.base_url, HOSTILE_NAME), runs_dir=reports_dir / "runs")
-    assert run.manifest["target"]["source"].endswith(HOSTILE_NAME)
-    # A fault schedule's names and commands come from a file as well.
-    summary = run.read_json("summary.json")
-    summary["faults"] = [{
-        "name": "<img src=x onerror=alert(2)>", "what": "<script>alert(3)</script>", "recover": None,
-        "due_s": 0.0, "started_s": 0.0, "late_ms": 0.0, "inject_status": 0, "recovered_s": None,
-        "recover_status": None, "requests": {"ok": 1, "fail": 0, "unknown": 0}, "slowest_reply_ms": 1.0,
-        "downtime_s": None, "first_served_after_recover_s": None, "rate_back_after_recover_s": None,
-        "acknowledged_writes_lost": []}]
-    run.write_json("summary.json", summary)
+def test_a_urls_file_named_with_html_renders_as_text_in_reports_and_index(reports):
+    reports_dir, _, _, rendered = reports
     shown = html.escape(HOSTILE_NAME, quote=False)
-    # The stress run of the fixture was rendered with the same name for its urls file.
-    for page_path in (rendered["stress"], report.render(run.path)):
+    for page_path in rendered.values():
         page = page_path.read_text()
         assert inert(page), page_path
         # Shown as written, in the banner or the headline as in the tables.
-        assert re.search(r"against [^<]*" + re.escape(shown) + "(</p>|</div>)", page), page_path
+        assert re.search(r"against [^<]*" + re.escape(shown) + "[^<]*(</p>|</div>)", page), page_path
+    # A fault schedule's names and commands come from a file as well.
+    page = rendered["consistency"].read_text()
     assert "<script>alert(3)" not in page and "&lt;script&gt;alert(3)&lt;/script&gt;" in page
-    for index in ((reports_dir / "index.html").read_text(), (fixture_dir / "index.html").read_text()):
-        assert inert(index) and index.count(shown) == 1
+    index = (reports_dir / "index.html").read_text()
+    assert inert(index) and index.count(shown) == 2
 
 
 @SHARES_REPORTS
