@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import papermill
 import pytest
-from bs4 import BeautifulSoup
 
+from notebook_outputs import as_row, banners, cell, figures, tables, text
 from synthetic_stress import make_stress_run
 from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.report import execute
@@ -21,74 +21,6 @@ CONSISTENCY, STRESS = NOTEBOOKS / "consistency.ipynb", NOTEBOOKS / "stress.ipynb
 
 
 # --- reading an executed notebook ---------------------------------------------------------------------
-
-def cell(nb, tag):
-    found = [c for c in nb.cells if tag in c.metadata.get("tags", [])]
-    assert len(found) == 1, f"one cell tagged {tag!r}"
-    errors = [o for o in found[0].outputs if o.output_type == "error"]
-    assert not errors, errors
-    return found[0]
-
-
-def text(nb, tag) -> str:
-    """What a cell printed and every markdown it displayed."""
-    parts = []
-    for o in cell(nb, tag).outputs:
-        if o.output_type == "stream":
-            parts.append(o.text)
-        elif "text/markdown" in o.get("data", {}):
-            parts.append(o.data["text/markdown"])
-    return "\n".join(parts)
-
-
-def tables(nb, tag) -> list[dict[str, list[str]]]:
-    """Each DataFrame a cell displayed, as {row label: [cell texts]} read from its HTML (the row label
-    joins the index levels with '|'); the header row under the key 'columns'."""
-    out = []
-    for o in cell(nb, tag).outputs:
-        html = o.get("data", {}).get("text/html")
-        if not html:
-            continue
-        table = BeautifulSoup(html, "html.parser").find("table")
-        body = table.find("tbody").find_all("tr")
-        levels = max(len(tr.find_all("th")) for tr in body)
-        head = [th.get_text(strip=True) for th in table.find("thead").find_all("tr")[0].find_all("th")]
-        rows, last = {"columns": head[levels:]}, []
-        for i, tr in enumerate(body):
-            ths, tds = tr.find_all("th"), [td.get_text(strip=True) for td in tr.find_all("td")]
-            # a MultiIndex shows each outer label once (rowspan): carry it down
-            labels = [th.get_text(strip=True) for th in ths]
-            labels = last[: len(last) - len(labels)] + labels if len(labels) < len(last) else labels
-            last = labels
-            rows["|".join(labels) or str(i)] = tds  # a table shown without its index: rows by position
-        out.append(rows)
-    return out
-
-
-def banners(nb) -> list[dict]:
-    """The verdict banners a notebook displayed: their colour class, verdict, subtitle and figures."""
-    out = []
-    for c in nb.cells:
-        for o in c.get("outputs", []):
-            page = o.get("data", {}).get("text/html", "")
-            if "wdm-banner" not in page:
-                continue
-            soup = BeautifulSoup(page, "html.parser").find("div", class_="wdm-banner")
-            verdict, subtitle, row = soup.find_all("div", recursive=False)
-            figures = {pair.find_all("div")[1].get_text(): pair.find_all("div")[0].get_text()
-                       for pair in row.find_all("div", recursive=False)}
-            cls = next(c[len("wdm-"):] for c in soup["class"] if c != "wdm-banner")
-            out.append({"class": cls, "verdict": verdict.get_text(), "subtitle": subtitle.get_text(), "figures": figures})
-    return out
-
-
-def figures(nb, tag) -> int:
-    return sum("image/png" in o.get("data", {}) for o in cell(nb, tag).outputs)
-
-
-def as_row(table, label) -> dict[str, float]:
-    return {col: float(v) for col, v in zip(table["columns"], table[label])}
-
 
 def assert_percentiles_shown(row: dict, figures: dict):
     """The notebook shows figures rounded to 3 decimals: each within half a thousandth of its value.
@@ -229,18 +161,22 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     first = users["details"][0]
     assert user_table["0"] == ["credit-mismatch", first["id"], str(first["expected"]), str(first["actual"]), str(first["diff"])]
     assert "**item**: 2 deviations" in text(nb, "deviations") and f"**user**: {len(users['details'])} deviations" in text(nb, "deviations")
+    assert cell(nb, "faults").outputs == []  # no fault schedule: no fault section
 
 
 @pytest.mark.long
 def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_path, monkeypatch, shop):
     # Named as a file may be named: the run records it, and the report shows it as written (the
-    # escaping of every name in every report is tests/test_report.py's).
+    # escaping of every name in every report is tests/test_report.py's). With a fault schedule that
+    # any target can take, a shell command (its section is tests/test_report.py's too).
     name = "<u>team *07*.json"
     (tmp_path / name).write_text(json.dumps(shop.urls()))
+    (tmp_path / "faults.yaml").write_text("faults:\n  - name: noted\n    at: 0.1s\n    run: echo noted\n")
     monkeypatch.chdir(tmp_path)
     papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                               parameters={"urls": name, "runs_dir": "runs", "n_users": 50,
-                                           "n_orders": 60, "item_stock": 20, "seed": 5, "quiet_s": 0.5},
+                               parameters={"urls": name, "runs_dir": "runs", "n_users": 50, "rate": 200,
+                                           "faults": "faults.yaml", "n_orders": 60, "item_stock": 20,
+                                           "seed": 5, "quiet_s": 0.5},
                                progress_bar=False)
     run = only_run(tmp_path / "runs")
     manifest = json.loads((run / "manifest.json").read_text())
@@ -253,29 +189,9 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
     assert "verdict: CONSISTENT" in text(nb, "final-verdict")
     assert as_row(tables(nb, "outcomes")[0], "0") == {"ok": 20.0, "fail": 40.0, "unknown": 0.0}
     assert cell(nb, "deviations").outputs == []  # nothing deviates: no empty section
-    assert cell(nb, "faults").outputs == []  # no fault schedule: no fault section
+    assert [row[:2] for label, row in tables(nb, "faults")[0].items() if label != "columns"] == [["noted", "echo noted"]]
     assert [row[0] for label, row in tables(nb, "findings")[0].items() if label != "columns"] == ["no anomaly"]
     assert "read-back: quiet" in text(nb, "verdict")
-
-
-@pytest.mark.long
-def test_consistency_notebook_with_a_fault_schedule_shows_each_fault_and_shades_the_charts(tmp_path):
-    faults = tmp_path / "faults.yaml"
-    faults.write_text("faults:\n  - name: shop killed\n    at: 0.8s\n    action: kill shop\n    recover_after: 0.5s\n")
-    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
-                               parameters={"runs_dir": str(tmp_path / "runs"), "faults": str(faults), "rate": 100,
-                                           "n_orders": 400, "n_users": 200, "quiet_s": 0.5, "seed": 2},
-                               progress_bar=False, cwd=str(NOTEBOOKS))
-    run = only_run(tmp_path / "runs")
-    summary = json.loads((run / "summary.json").read_text())
-    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert "## Faults" in text(nb, "faults")
-    [table] = tables(nb, "faults")
-    [row] = [r for label, r in table.items() if label != "columns"]
-    fault = summary["faults"][0]
-    assert row[:3] == ["shop killed", "kill shop", "start shop"]
-    assert row[table["columns"].index("downtime (s)")] == f"{fault['downtime_s']:.2f}"
-    assert figures(nb, "faults") == 1 and figures(nb, "timeline") == 1
 
 
 def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):

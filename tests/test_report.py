@@ -200,7 +200,8 @@ def _start_paced_run(runs_dir, faults=None):
                             stdin=subprocess.DEVNULL)
 
 
-def _wait_for_checkouts(runs_dir, at_least: int):
+def _wait_for_history(runs_dir, shows, what: str):
+    """The run folder under runs_dir once its history shows what `shows(ops)` looks for."""
     import time
 
     from wdm_lib.history import read_ops
@@ -208,25 +209,37 @@ def _wait_for_checkouts(runs_dir, at_least: int):
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         found = list(runs_dir.glob("*/history.csv"))
-        if found and sum(op.kind == "checkout" for op in read_ops(found[0])) >= at_least:
+        if found and shows(read_ops(found[0])):
             return found[0].parent
         time.sleep(0.2)
-    raise AssertionError("the run made no checkouts")
+    raise AssertionError(f"the run's history never showed {what}")
+
+
+def _wait_for_checkouts(runs_dir, at_least: int):
+    return _wait_for_history(runs_dir, lambda ops: sum(op.kind == "checkout" for op in ops) >= at_least,
+                             f"{at_least} checkouts")
 
 
 @pytest.mark.long
-def test_an_interrupted_run_is_reported_with_what_it_recorded_and_its_in_flight_checkouts(tmp_path):
+def test_an_interrupted_run_is_reported_with_what_it_recorded_its_faults_and_its_in_flight_checkouts(tmp_path):
     import signal
     import time
 
+    import nbformat
+
+    from notebook_outputs import figures, tables, text
     from wdm_lib.history import read_ops
 
-    # The shop is paused 1 s into the load, so checkouts are in flight when Ctrl-C comes.
-    faults = tmp_path / "pause.yaml"
-    faults.write_text("faults:\n  - name: paused\n    at: 1s\n    action: pause shop\n    recover_after: 15s\n")
+    # The shop is killed half a second into the load and started again; later it is paused, so
+    # checkouts are in flight when Ctrl-C comes.
+    faults = tmp_path / "faults.yaml"
+    faults.write_text("faults:\n"
+                      "  - name: shop killed\n    at: 0.5s\n    action: kill shop\n    recover_after: 0.5s\n"
+                      "  - name: paused\n    at: 2.5s\n    action: pause shop\n    recover_after: 15s\n")
     proc = _start_paced_run(tmp_path / "runs", faults)
-    run_dir = _wait_for_checkouts(tmp_path / "runs", 25)  # half a second of load at 50/s
-    time.sleep(2.0)
+    run_dir = _wait_for_history(tmp_path / "runs", lambda ops: any(op.fault.get("name") == "paused" for op in ops),
+                                "the shop paused")
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
@@ -238,6 +251,15 @@ def test_an_interrupted_run_is_reported_with_what_it_recorded_and_its_in_flight_
     assert "INTERRUPTED: NO VERDICT" in html and "Checkout latency per outcome" in html
     index = (tmp_path / "index.html").read_text()
     assert "interrupted" in index
+    # Each fault of the schedule, in a section of its own, and shaded on the charts.
+    nb = nbformat.read(run_dir / "report.ipynb", as_version=4)
+    assert "## Faults" in text(nb, "faults")
+    [table] = tables(nb, "faults")
+    rows = [row for label, row in table.items() if label != "columns"]
+    assert [row[:3] for row in rows] == [["shop killed", "kill shop", "start shop"], ["paused", "pause shop", "resume shop"]]
+    killed = consistency_summary(consistency_run(str(run_dir)))[0]["faults"][0]
+    assert rows[0][table["columns"].index("downtime (s)")] == f"{killed['downtime_s']:.2f}"
+    assert figures(nb, "faults") == 1 and figures(nb, "timeline") == 1
 
 
 @pytest.mark.long
