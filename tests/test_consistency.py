@@ -228,11 +228,13 @@ def test_bad_options_end_in_one_sentence(tmp_path, args, fault, wdm):
     assert not list(tmp_path.iterdir())  # refused before anything started
 
 
-def test_a_kill_inside_a_run_cancels_its_task_as_ctrl_c_does():
+@pytest.mark.parametrize("ctrl_c", [signal.default_int_handler, signal.SIG_IGN], ids=["taken", "ignored"])
+def test_a_kill_inside_a_run_cancels_its_task_as_ctrl_c_does(ctrl_c):
     """SIGTERM goes where Ctrl-C goes: asyncio's handler cancels the run's task, which then ends
     cleanly. Raised as KeyboardInterrupt in the middle of the event loop instead, it once left a
     50,000-order run in its clean-up for ten minutes; the test of a real run above cannot catch that
-    (where the exception lands is luck), this one can."""
+    (where the exception lands is luck), this one can. Where Ctrl-C is ignored (a shell script's
+    background job), asyncio sets no handler of its own, and a kill must still end the task cleanly."""
     import asyncio
     import os
 
@@ -252,10 +254,14 @@ def test_a_kill_inside_a_run_cancels_its_task_as_ctrl_c_does():
             seen.append("interrupted mid-step")
             raise
 
-    with cli.stop_signals_as_ctrl_c():
-        started = time.monotonic()
-        with pytest.raises(KeyboardInterrupt):  # asyncio.run says so once the task has ended
-            asyncio.run(run())
+    previous = signal.signal(signal.SIGINT, ctrl_c)
+    try:
+        with cli.stop_signals_as_ctrl_c():
+            started = time.monotonic()
+            with pytest.raises(KeyboardInterrupt):  # asyncio.run says so once the task has ended
+                asyncio.run(run())
+    finally:
+        signal.signal(signal.SIGINT, previous)
     assert seen == ["cancelled"] and time.monotonic() - started < 5
 
 

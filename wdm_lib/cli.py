@@ -409,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
 
 
+def _interrupt() -> None:
+    raise KeyboardInterrupt
+
+
 @contextlib.contextmanager
 def stop_signals_as_ctrl_c() -> Iterator[None]:
     """A `kill` or a closed terminal stops wdm as Ctrl-C does: what was recorded is kept, the run
@@ -428,8 +432,17 @@ def stop_signals_as_ctrl_c() -> Iterator[None]:
         on_ctrl_c = signal.getsignal(signal.SIGINT)
         if callable(on_ctrl_c):
             on_ctrl_c(signal.SIGINT, frame)
-        else:  # Ctrl-C ignored, as in a shell script's background job: a kill still stops wdm
-            raise KeyboardInterrupt
+            return
+        # Ctrl-C ignored, as in a shell script's background job, so asyncio set no handler of its
+        # own: a kill still stops wdm, raised between two steps of the event loop if one runs, never
+        # inside one. asyncio.run then cancels the run's tasks, and each ends cleanly as above.
+        import asyncio
+
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise KeyboardInterrupt from None
+        loop.call_soon_threadsafe(_interrupt)
 
     previous = {sig: signal.signal(sig, as_ctrl_c) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
