@@ -2,6 +2,7 @@ import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -31,6 +32,10 @@ TEMP_FOLDER = pytest.StashKey[str]()
 def pytest_configure(config):
     if hasattr(config, "workerinput"):  # an xdist worker: the controller's TMPDIR is already set
         return
+    # Started from a shell script's background job, the suite would inherit Ctrl-C ignored, and so
+    # would the workers and everything they start: the tests that press Ctrl-C could not.
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     folder = tempfile.mkdtemp(prefix="wdm-tests-")
     os.environ["TMPDIR"] = folder
     tempfile.tempdir = None  # tempfile reads TMPDIR again
