@@ -258,6 +258,11 @@ def test_a_stress_run_whose_fault_command_fails_ends_with_exit_2_and_keeps_what_
 
 # --- the three-service shop under a schedule -------------------------------------------------------------
 
+ORDER_DIES = """  - name: order dies
+    at: 1.5s
+    action: kill order
+    recover_after: 1s
+"""
 # The order service dies while checkouts wait on a paused payment service: their stock is taken and
 # their payment not yet, which is where a shop that does not resume its sagas loses stock.
 ORDER_DIES_MID_SAGA = """faults:
@@ -265,11 +270,7 @@ ORDER_DIES_MID_SAGA = """faults:
     at: 1s
     action: pause payment
     recover_after: 2s
-  - name: order dies
-    at: 1.5s
-    action: kill order
-    recover_after: 1s
-"""
+""" + ORDER_DIES
 # The payment service stops answering for longer than the order service waits for a step, so the
 # order service retries payments whose first try the payment service will still apply.
 PAYMENT_STALLS_PAST_THE_STEP_TIMEOUT = """faults:
@@ -279,16 +280,7 @@ PAYMENT_STALLS_PAST_THE_STEP_TIMEOUT = """faults:
     recover_after: 3s
 """
 # Both at once, for the correct saga: it must come through either, so one run proves both.
-BOTH = """faults:
-  - name: payment stalls
-    at: 1s
-    action: pause payment
-    recover_after: 3s
-  - name: order dies
-    at: 1.5s
-    action: kill order
-    recover_after: 1s
-"""
+BOTH = PAYMENT_STALLS_PAST_THE_STEP_TIMEOUT + ORDER_DIES
 SERVICES_SCENARIO = dict(n_items=8, item_stock=60, n_users=100, user_credit=4, n_orders=400, rate=100,
                          timeout_s=30, quiet_s=1.5, seed=9)
 
