@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wdm_lib import analysis, checkers, history, junit
+from wdm_lib import analysis, checkers, client, history, junit
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.workloads import shop_rows
 from wdm_lib.workloads.stress import gates
@@ -272,9 +272,10 @@ def test_outcome_names_and_row_columns_have_one_definition():
     assert [shop_rows.outcome(s) for s in (200, 204, 400, 409, 500, 0, 302)] == \
         ["ok", "ok", "fail", "fail", "unknown", "unknown", "unknown"]
     text = LOCUSTFILE.read_text()
-    # the locustfile takes both from shop_rows and spells neither out itself
-    assert re.search(r"^from shop_rows import RAW_COLUMNS, outcome$", text, re.M)
-    assert not re.search(r"""["']unknown["']|["']latency_us["']""", text)
+    # the locustfile takes both (and the body cap) from shop_rows and spells none out itself
+    assert re.search(r"^from shop_rows import MAX_BODY, RAW_COLUMNS, STOPPED, outcome$", text, re.M)
+    assert not re.search(r"""["']unknown["']|["']latency_us["']|1 << 20""", text)
+    assert client.MAX_BODY is shop_rows.MAX_BODY  # both clients cap bodies at the one figure
 
 
 def test_the_locustfile_puts_every_id_into_its_url_as_one_percent_encoded_segment():

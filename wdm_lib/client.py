@@ -30,12 +30,9 @@ from yarl import URL
 from wdm_lib.config import Target
 from wdm_lib.errors import ContractError, TargetUnreachable
 from wdm_lib.history import FAIL, INCOMPLETE_ERROR, OK, TIMEOUT_ERROR, UNKNOWN
+from wdm_lib.workloads.shop_rows import MAX_BODY
 
 BODY_EXCERPT = 200
-# Every reply API.md allows is a few hundred bytes (an order with thousands of items stays far
-# below this); a longer one is the target breaking the contract, and an endless one must not be
-# read for ever.
-MAX_BODY = 1 << 20
 # The first request of a run waits this long for a first byte, whatever --timeout says: a port that
 # accepts connections and never answers is told from a slow shop in seconds, not after a minute
 # (the whole run then ends within about 10 s). A shop is slow under load, not on its first request.

@@ -29,16 +29,23 @@ not a custom argument, because Locust picks its shape class when it imports this
 Workers: with `--wdm-workers-file FILE` a master writes one CSV row each time a worker goes missing
 (no heartbeat), comes back or leaves while the test runs, so a run that lost part of its load
 says so instead of quietly measuring less.
+
+Body cap: a reply body longer than 1 MiB decoded, whatever its status, breaks the contract (README,
+as the consistency client holds it): it is read no further, counted as a failure naming the URL,
+and the whole test stops (a worker asks its master) with exit code 2 and the line `STOPPED + the
+sentence` in the log, which `wdm stress run` reads, as a reader of a Kubernetes pod's log can.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import os
 import random
 import re
 import socket
 import time
+import zlib
 from urllib.parse import quote
 
 import gevent
@@ -46,7 +53,7 @@ from locust import FastHttpUser, HttpUser, LoadTestShape, events
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 from locust.stats import CSV_STATS_INTERVAL_SEC
 # Beside this file, here and in the Kubernetes ConfigMap: the one definition of the row's columns.
-from shop_rows import RAW_COLUMNS, outcome
+from shop_rows import MAX_BODY, RAW_COLUMNS, STOPPED, outcome
 
 RAW_KEY = "wdm_raw"  # where a worker's rows ride in its stats report to the master
 
@@ -71,6 +78,8 @@ OPTIONS = [
 # A local run writes its buffer every this many rows, or seconds: the live line and a run that is
 # killed see rows at most that old.
 FLUSH_ROWS, FLUSH_S = 5000, 2.0
+READ_CHUNK = 64 << 10  # a body is read this much at a time and dropped: the scenario never uses it
+STOP_MESSAGE = "wdm_stop"  # a worker to its master: the test must end, and why
 
 
 @events.init_command_line_parser.add_listener
@@ -130,12 +139,28 @@ class ShopTasks:
     tasks = [one_operation]  # a plain list: Locust collects @task only from User classes themselves
 
     def _call(self, method, url, name):
-        # catch_response: the failure is named by its status only, so Locust's failure table has
-        # one row per status instead of one per order id in the URL.
-        with self.client.request(method, url, name=name, catch_response=True,
+        # catch_response: a failure is named by its status only, so Locust's failure table has one
+        # row per status instead of one per order id in the URL (a body past the cap names its URL:
+        # it ends the run). stream: the body is read here, capped, never whole; its time still
+        # counts, as it did when Locust read it.
+        started = time.perf_counter()
+        with self.client.request(method, url, name=name, catch_response=True, stream=True,
                                  context={"intended_ns": self.intended_ns}) as response:
             status = response.status_code or 0
-            if 200 <= status < 300:
+            try:
+                size = body_size(response) if status else 0
+            except Exception as e:  # the connection broke, or went quiet, while the body came
+                response.failure(f"HTTP {status}, its body did not arrive whole: {e!r}")
+                return
+            finally:
+                response.request_meta["response_time"] = (time.perf_counter() - started) * 1000
+            response.request_meta["response_length"] = min(size, MAX_BODY)
+            if size > MAX_BODY:
+                response.failure(f"{method} {url}: a reply body of more than {MAX_BODY >> 20} MiB, read no further")
+                stop_test(self.environment, f"{method} {url} answered {status} with a reply body of more than "
+                                            f"{MAX_BODY >> 20} MiB (read no further); API.md expects short "
+                                            f"replies, so the run was stopped.")
+            elif 200 <= status < 300:
                 response.success()
             else:
                 response.failure(f"HTTP {status}" if status else f"no reply: {response.error!r}")
@@ -165,6 +190,101 @@ def segment(id_) -> str:
     """An id as one path segment: ids are opaque strings (API.md), and one holding a `/`, `?` or
     `%` must not turn into another path or a query."""
     return quote(str(id_), safe="")
+
+
+def body_size(response) -> int:
+    """The decoded size of a streamed reply's body, read a chunk at a time and dropped, counted no
+    further than MAX_BODY + 1: past that the connection is closed unread. A declared length past
+    the cap is enough, whatever the status (FastHttpUser leaves the body of a non-2xx reply unread)."""
+    headers = response.headers or {}
+    declared = headers.get("content-length") or ""
+    if declared.isdigit() and int(declared) > MAX_BODY and not headers.get("content-encoding"):
+        _close(response)
+        return int(declared)
+    raw = getattr(response, "raw", None)  # requests (HttpUser): urllib3's response, read undecoded
+    decoded = Decoded(headers.get("content-encoding", ""))
+    size = 0
+    while size <= MAX_BODY:
+        chunk = raw.read(READ_CHUNK, decode_content=False) if raw is not None else response.read(READ_CHUNK)
+        if not chunk:
+            return size
+        size += decoded.size(chunk, MAX_BODY - size)
+    _close(response)
+    return size
+
+
+def _close(response) -> None:
+    """Drop the connection of a body left unread (geventhttpclient closes one released mid-body)."""
+    (getattr(response, "release", None) or response.close)()
+
+
+class Decoded:
+    """Counts the decoded bytes of a body as its chunks arrive (gzip, deflate, br: what Locust asks
+    for), inflating each chunk no further than the room left: a small compressed chunk may hold
+    gigabytes, and counting must not hold them. A body that does not decode as its header says is
+    counted as sent."""
+
+    def __init__(self, encoding: str):
+        self.encoding = encoding.strip().lower()
+        self.decoded = 0
+        self._zlib = self._br = None
+        if self.encoding in ("gzip", "x-gzip", "deflate"):
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS | 32)  # a gzip or a zlib header, told apart
+        elif self.encoding == "br":
+            try:
+                import brotli  # geventhttpclient's dependency, so on every Locust image
+                self._br = brotli.Decompressor()
+            except ImportError:
+                pass
+
+    def size(self, chunk: bytes, room: int) -> int:
+        """This chunk's decoded bytes, counted up to room + 1."""
+        try:
+            n = self._inflate(chunk, room) if self._zlib else self._unbrotli(chunk, room) if self._br else len(chunk)
+        except zlib.error:
+            if self.encoding == "deflate" and self.decoded == 0:  # deflate sent raw, without its zlib header
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.size(chunk, room)
+            self._zlib, n = None, len(chunk)
+        except Exception:  # brotli.error
+            self._br, n = None, len(chunk)
+        self.decoded += n
+        return n
+
+    def _inflate(self, chunk: bytes, room: int) -> int:
+        n = 0
+        while chunk and n <= room:
+            n += len(self._zlib.decompress(chunk, room + 1 - n))
+            chunk = self._zlib.unconsumed_tail
+        return n
+
+    def _unbrotli(self, chunk: bytes, room: int) -> int:
+        n = len(self._br.process(chunk, output_buffer_limit=room + 1))
+        while n <= room and not self._br.can_accept_more_data():
+            n += len(self._br.process(b"", output_buffer_limit=room + 1 - n))
+        return n
+
+
+def stop_test(environment, sentence: str) -> None:
+    """End the whole test for a reason the figures cannot show (a body past the cap): once, from
+    whichever user saw it first. A worker cannot end the test: it asks its master, whose handler
+    comes back here."""
+    if getattr(environment, "wdm_stopped", None):
+        return
+    environment.wdm_stopped = sentence
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        runner.send_message(STOP_MESSAGE, sentence)
+        return
+    logging.getLogger("wdm").error(STOPPED + sentence)
+    environment.process_exit_code = 2  # as wdm's own "the run could not be made"
+    # Not from this greenlet: quit() kills the users' greenlets (and a master's message listener).
+    gevent.spawn(runner.quit)
+
+
+def _stop_asked(environment, msg, **_):
+    """On a master: a worker's stop_test."""
+    stop_test(environment, msg.data)
 
 
 # Only one of the two runs: the benchmark sets WDM_HTTP_CLIENT=requests to compare the clients.
@@ -361,8 +481,10 @@ class WorkerWatch:
 def _hook(environment, **_):
     environment.wdm_raw = RawLatencies(environment)
     o = environment.parsed_options
-    if isinstance(environment.runner, MasterRunner) and o is not None and getattr(o, "wdm_workers_file", ""):
-        environment.wdm_workers = WorkerWatch(environment, o.wdm_workers_file)
+    if isinstance(environment.runner, MasterRunner):
+        environment.runner.register_message(STOP_MESSAGE, _stop_asked)
+        if o is not None and getattr(o, "wdm_workers_file", ""):
+            environment.wdm_workers = WorkerWatch(environment, o.wdm_workers_file)
     o = environment.parsed_options
     if o is not None and getattr(o, "csv_prefix", None) and not isinstance(environment.runner, WorkerRunner):
         # Locust rewrites its CSVs once a second but not at exit, so they would miss the last

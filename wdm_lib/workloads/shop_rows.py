@@ -1,4 +1,5 @@
-"""What a reply means, and the columns of a raw request row: the one definition both sides read.
+"""What a reply means, how long it may be, and the columns of a raw request row: the one definition
+both sides read.
 
 Standalone on purpose (no imports beyond the standard library, none at all in fact): the locustfile
 imports it from its own folder (Locust puts that folder on sys.path), so a Kubernetes pod on the
@@ -11,6 +12,14 @@ patches.
 # may or may not have happened.
 OK, FAIL, UNKNOWN = "ok", "fail", "unknown"
 OUTCOMES = (OK, FAIL, UNKNOWN)
+
+# Every reply API.md allows is a few hundred bytes (an order with thousands of items stays far below
+# this); a longer one (decoded), whatever its status, is the target breaking the contract, and an
+# endless one must not be read for ever: both clients read it no further and end the run, naming the URL.
+MAX_BODY = 1 << 20
+# The log line with which the locustfile ends a test for such a reason, followed by its one
+# sentence: `wdm stress run` reads it from Locust's log, as anyone can from a pod's.
+STOPPED = "wdm stopped the run: "
 
 # One row per request in requests-*.csv. intended_ns is when the schedule wanted the request sent
 # (the actual send, start_ns, in a closed loop; the pacing schedule's tick in an open loop), so the

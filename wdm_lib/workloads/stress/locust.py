@@ -19,9 +19,11 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from wdm_lib import reaper
 from wdm_lib.config import Target
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.ports import free_port
+from wdm_lib.workloads.shop_rows import STOPPED
 from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfile.py"
@@ -97,13 +99,16 @@ def worker_command(master_host: str, master_port: int = 5557, processes: int = 1
 class LocustProcess:
     """Locust in its own process group, its output copied into locust.log (the terminal shows the
     live progress line instead). Ctrl-C reaches it once, through us, so it always gets to write its
-    CSVs and report."""
+    CSVs and report. Out of a terminal's reach, it would outlive a wdm killed with -9 and load a
+    dead target for the rest of its -t: the reaper ends the group then (SIGTERM first, so Locust
+    still writes its files)."""
 
     def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path):
         self.log_path = log_path
         self._log = open(log_path, "w", encoding="utf-8", errors="replace")
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
+        self._guard = reaper.watch_group(self.proc.pid)
         self._copier = threading.Thread(target=self._copy, daemon=True)
         self._copier.start()
 
@@ -144,7 +149,18 @@ class LocustProcess:
         code = self.proc.wait()
         self._copier.join(5)
         end_group(self.proc)  # those that ended with their master closed the log's pipe by now
+        self._guard.release()
         return code
+
+    def stopped_because(self) -> str | None:
+        """The sentence with which the locustfile ended the test itself (a reply body past the cap),
+        from anywhere in the log: Locust's summary and error tables follow it."""
+        try:
+            with open(self.log_path, encoding="utf-8", errors="replace") as log:
+                said = next((line for line in log if STOPPED in line), None)
+        except OSError:
+            return None
+        return None if said is None else said.split(STOPPED, 1)[1].strip()
 
     def log_tail(self, lines: int = 40) -> list[str]:
         try:
@@ -200,9 +216,11 @@ def run_worker(master_host: str, master_port: int = 5557, processes: int = 1) ->
     except socket.gaierror as e:
         raise WorkbenchError(f"--master-host {master_host}: cannot resolve it ({e.strerror}); expected the name "
                              f"or address of the machine running `wdm stress run --master`.") from None
-    # Locust has a session of its own: Ctrl-C (and a kill, see cli.main) reaches only us, and we end it.
+    # Locust has a session of its own: Ctrl-C (and a kill, see cli.main) reaches only us, and we end
+    # it; a kill -9 only the reaper sees.
     proc = subprocess.Popen(worker_command(master_host, master_port, processes), stdin=subprocess.DEVNULL,
                             start_new_session=True)
+    guard = reaper.watch_group(proc.pid)
     try:
         return proc.wait()
     except KeyboardInterrupt:
@@ -217,3 +235,4 @@ def run_worker(master_host: str, master_port: int = 5557, processes: int = 1) ->
     finally:
         end_group(proc)
         proc.wait()
+        guard.release()

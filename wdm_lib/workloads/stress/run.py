@@ -182,7 +182,7 @@ def _load(sc: StressScenario, run: runs.Run, locust: LocustProcess, ui: bool, di
 def _require_a_run(sc: StressScenario, run: runs.Run, locust: LocustProcess, code: int, ui: bool,
                    dist: Distributed) -> None:
     """One sentence when Locust did not make a run at all (exit 2), rather than judging nothing."""
-    failure = locust_failure(code, locust.log_tail(), dist)
+    failure = locust.stopped_because() or locust_failure(code, locust.log_tail(), dist)
     if failure:
         raise WorkbenchError(failure)
     stats = run.file(f"{LOCUST_PREFIX}_stats.csv")
