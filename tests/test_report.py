@@ -11,8 +11,7 @@ import pytest
 from synthetic_stress import make_stress_run
 from wdm_lib import banner, report, runs
 from wdm_lib.cli import main
-from wdm_lib.errors import WorkbenchError
-from wdm_lib.notebook import consistency_run, consistency_summary, stress_run
+from wdm_lib.notebook import consistency_run, consistency_summary
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
@@ -172,19 +171,6 @@ def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):
     assert err.count("\n") == 1 and "Traceback" not in err
     assert "consistency.ipynb" in err and "JSONDecodeError" in err and str(broken / "report.ipynb") in err
     assert not (tmp_path / "out" / f"{run.id}.html").exists()
-
-
-@SHARES_REPORTS
-def test_a_failed_stress_run_has_nothing_to_report_and_says_so(reports, tmp_path):
-    # Unlike a consistency run, a stress run has no history to fall back on: without its summary,
-    # the notebook's first call is one sentence (a notebook's error reaching `wdm report` as one
-    # sentence is the test above).
-    _, _, stress, _ = reports
-    broken = tmp_path / "stress"
-    shutil.copytree(stress, broken)
-    (broken / "summary.json").unlink()
-    with pytest.raises(WorkbenchError, match="without a summary.json; there is nothing to report"):
-        stress_run(broken)
 
 
 def _start_paced_run(runs_dir, faults=None):

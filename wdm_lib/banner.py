@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import html
 
+from wdm_lib.runs import CRASHED, FAILED, INTERRUPTED, RUNNING
+
 # green: consistent or gates passed; amber: with warnings; red: inconsistent or gates failed;
 # grey: no verdict (interrupted, crashed, failed).
 COLORS = {"pass": ("#1a7f37", "#e6f4ea"), "warn": ("#9a6700", "#fff8e1"), "fail": ("#c62828", "#fdecea"),
@@ -61,6 +63,16 @@ def consistency_figures(summary: dict) -> list[tuple[str, str]]:
         down = f["downtime_s"]
         figures.append((f"{f['name']}: down (s)", "-" if down is None else f"{down:.2f}"))
     return figures
+
+
+def unfinished(status: str, error: str | None) -> str:
+    """The words under the verdict of a run that did not finish (crashed, interrupted, failed, or
+    still running): why, and what its figures are; "" for a run that did (completed, or degraded:
+    it lost part of its load, a verdict of its own)."""
+    if status not in (CRASHED, INTERRUPTED, FAILED, RUNNING):
+        return ""
+    why = f"{status}: {error}" if error else status
+    return f"The run did not finish ({why}); the figures cover only what was recorded."
 
 
 def banner(verdict: str, cls: str, figures: list[tuple[str, str]], subtitle: str = "") -> str:

@@ -30,8 +30,9 @@ def open_runs(run_dirs: list[str | Path] | str) -> list[runs.Run]:
 
 def summary_of(run: runs.Run) -> dict:
     from wdm_lib.notebook import consistency_summary
+    from wdm_lib.workloads.stress.figures import report_summary
 
-    return consistency_summary(run)[0] if run.kind == "consistency" else run.read_json("summary.json")
+    return consistency_summary(run)[0] if run.kind == "consistency" else report_summary(run)
 
 
 def latencies_ms(run: runs.Run) -> np.ndarray:

@@ -8,8 +8,10 @@ import csv
 import math
 from pathlib import Path
 
-from wdm_lib.analysis import latency_percentiles, load_requests, step_figures
-from wdm_lib.history import OK, OUTCOMES, UNKNOWN
+from wdm_lib.analysis import latency_percentiles, load_locust_history, load_locust_stats, load_requests, step_figures
+from wdm_lib.errors import WorkbenchError
+from wdm_lib.faults.measures import measure_faults, requests_of_raw
+from wdm_lib.history import OK, OUTCOMES, UNKNOWN, read_ops
 from wdm_lib.workloads.stress.locust import LOCUST_PREFIX
 from wdm_lib.workloads.stress.scenario import NAMES, StressScenario
 
@@ -153,3 +155,35 @@ def summarize(run_id: str, sc: StressScenario, folder: str | Path, df=None) -> d
         "requests", "failures", "duration_s", "throughput_rps", "latency_ms", "response_ms", "by_name",
         "outcomes")}, "locust": locust, "steps": raw["steps"], "rate": rate_figures(df, sc),
         "recorded": recorded(df)}
+
+
+def fault_figures(history_csv: Path | None, df) -> list[dict]:
+    """What each fault of the run's schedule cost the requests (the raw rows `df`); [] without one."""
+    return [] if history_csv is None else measure_faults(read_ops(history_csv), requests_of_raw(df), None)
+
+
+def report_summary(run) -> dict:
+    """What a stress run's report shows: its summary.json, or for a run that ended without one (killed
+    with -9, or stopped before Locust wrote a figure) what its raw rows, Locust's CSVs and its fault
+    history recorded, as summarize() has it, with no verdict."""
+    if run.file("summary.json").is_file():
+        return run.read_json("summary.json")
+    try:
+        sc = StressScenario.from_dict(run.manifest.get("scenario") or {})
+    except (TypeError, ValueError, WorkbenchError) as e:
+        raise WorkbenchError(f"{run.file('manifest.json')}: its scenario is not one wdm writes ({e}).") from None
+    df = read_raw(run.path)
+    summary = summarize(run.id, sc, run.path, df)
+    history = run.file("history.csv")
+    summary["faults"] = fault_figures(history if history.is_file() else None, df)
+    return summary
+
+
+def report_frames(folder: str | Path) -> tuple:
+    """(requests, history, locust) as the report charts them: the raw rows, Locust's samples over
+    time and its end-of-run figures; history or locust is None when Locust never wrote that file (a
+    run killed or stopped before it did)."""
+    folder = Path(folder)
+    has = (folder / f"{LOCUST_PREFIX}_stats_history.csv").is_file(), (folder / f"{LOCUST_PREFIX}_stats.csv").is_file()
+    return (read_raw(folder), load_locust_history(folder) if has[0] else None,
+            load_locust_stats(folder) if has[1] else None)

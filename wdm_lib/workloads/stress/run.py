@@ -16,14 +16,14 @@ from typing import Callable
 
 from wdm_lib import runs
 from wdm_lib.errors import WorkbenchError, interruption
-from wdm_lib.faults.measures import measure_faults, requests_of_raw
 from wdm_lib.faults.nemesis import Nemesis, NemesisThread
 from wdm_lib.faults.schedule import load_schedule
-from wdm_lib.history import HistoryWriter, read_ops
+from wdm_lib.history import HistoryWriter
 from wdm_lib.progress import progress_wanted
 from wdm_lib.workloads.stress import gates as gates_
 from wdm_lib.workloads.stress.shop import batch_init, check_reachable, verify
-from wdm_lib.workloads.stress.figures import first_exception, raw_files, read_locust_aggregated, read_raw, summarize
+from wdm_lib.workloads.stress.figures import (fault_figures, first_exception, raw_files, read_locust_aggregated,
+                                              read_raw, summarize)
 from wdm_lib.workloads.stress.live import LiveLine
 from wdm_lib.workloads.stress.locust import (EXIT_GRACE_S, LOCUST_LOG, LOCUST_PREFIX, WORKERS_CSV, LocustProcess,
                                              locust_command, locust_failure)
@@ -199,7 +199,7 @@ def _judge(sc: StressScenario, run: runs.Run, started_s: float, ui: bool, histor
     """The figures, the gates, whether the run lost load, and what each fault cost."""
     df = read_raw(run.path)
     summary = summarize(run.id, sc, run.path, df)
-    summary["faults"] = [] if history is None else measure_faults(read_ops(history.path), requests_of_raw(df), None)
+    summary["faults"] = fault_figures(None if history is None else history.path, df)
     have_rows = bool(raw_files(run.path))
     locust = summary["locust"] or {}
     summary["gates"] = gates_.judge(sc.gates, df if have_rows else None, summary["duration_s"],
