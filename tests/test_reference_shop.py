@@ -456,6 +456,21 @@ def test_start_failure_names_the_cause():
         ReferenceShopProcess(anomaly="no-such-bug")
 
 
+def test_a_shop_that_listened_and_then_died_is_not_said_to_have_died_before_listening():
+    from wdm_lib.errors import WorkbenchError
+    from wdm_lib.reference.process import LISTENING, ShopChild, wait_listening
+
+    script = (f"import sys; print({LISTENING!r} + 'http://127.0.0.1:1', flush=True); "
+              f"sys.exit('database disk image is malformed')")
+    child = ShopChild("the reference shop", LISTENING, [sys.executable, "-c", script], dict(os.environ))
+    try:
+        child.wait()  # it listened and died before anyone looked
+        with pytest.raises(WorkbenchError, match=r"^the reference shop \(pid \d+\) exited with code 1 after it had "
+                                                 r"listened on http://127.0.0.1:1: database disk image is malformed$"):
+            wait_listening([child], 5)
+    finally:
+        child.close()
+
 def test_the_shop_dies_with_the_workbench_and_takes_its_temporary_folder(tmp_path):
     """A workbench killed with SIGKILL cannot stop its shop: the shop notices and goes, and removes
     the temporary data folder the workbench made for it."""

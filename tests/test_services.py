@@ -24,6 +24,7 @@ from wdm_lib.errors import WorkbenchError
 from wdm_lib.reference.services import ReferenceServices
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
+from processes import alive, process_state, wait_for
 
 
 def status(url: str, method: str = "GET") -> int:
@@ -32,28 +33,6 @@ def status(url: str, method: str = "GET") -> int:
             return r.status
     except urllib.error.HTTPError as e:
         return e.code
-
-
-def process_state(pid: int) -> str:
-    """R, S, T (stopped), Z (zombie)... as /proc says; X when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
-        return "X"
-
-
-def alive(pid: int) -> bool:
-    return process_state(pid) not in ("X", "Z")
-
-
-def wait_for(condition, timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # ---------------------------------------------------------------- the process class
@@ -136,6 +115,41 @@ def test_serve_services_prints_one_line_and_stops_cleanly(tmp_path):
             proc.wait()
     assert proc.returncode == 0 and out == "" and err == ""
     assert len(pids) == 4 and not any(alive(p) for p in pids)
+
+
+def test_a_service_of_serve_services_restarted_by_hand_with_its_own_command_line_stays_up(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "wdm_lib", "serve", "--services", "--port", "0",
+                             "--data", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    by_hand = None
+    try:
+        line = proc.stdout.readline()
+        base = line.split()[5]
+        pids = {name: int(pid) for name, pid in (p.split() for p in line.rstrip(")\n").split("pids: ")[1].split(", "))}
+        with open(f"/proc/{pids['payment']}/cmdline") as f:
+            command = f.read().split("\0")[:-1]
+        os.kill(pids["payment"], signal.SIGKILL)
+        assert wait_for(lambda: not alive(pids["payment"]))
+        by_hand = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert by_hand.stdout.readline().startswith("wdm payment service listening on "), by_hand.stderr.read()
+        # A service that watched for its first parent gave up on a new one within half a second.
+        time.sleep(1.5)
+        assert by_hand.poll() is None, f"it exited with code {by_hand.returncode}: {by_hand.stderr.read()}"
+        assert status(f"{base}/payment/create_user", "POST") == 200
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=15)
+    finally:
+        for p in filter(None, (by_hand, proc)):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+@pytest.mark.parametrize("method, path", [("POST", "/stock/item/create/%0A"), ("POST", "/payment/add_funds/0/%0A"),
+                                          ("GET", "/stock/find/%0A"), ("GET", "/orders/find/a%0Ab")])
+def test_the_gateway_answers_a_newline_in_a_path_value_as_the_single_process_does(shop, services, method, path):
+    answer = status(services.base_url + path, method)
+    assert answer == status(shop.base_url + path, method), "the gateway and the single process disagree"
+    assert answer == (400 if path.endswith("%0A") and method == "POST" else 404)
 
 
 # ---------------------------------------------------------------- the saga under faults

@@ -30,11 +30,6 @@ def _add_serve(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--anomaly", default=None, metavar="NAME",
                    help=f"turn on one named bug (default: none, the shop is consistent): "
                         f"{', '.join(sorted(ANOMALIES))}; with --services: {', '.join(sorted(SERVICES_ANOMALIES))}")
-    p.add_argument("--exit-with", type=int, default=None, metavar="PID",
-                   help="stop when process PID is gone (the workbench passes its own, so no shop outlives it)")
-    p.add_argument("--temporary", action="store_true",
-                   help="with --exit-with and --data: the folder is that process's temporary one; remove it "
-                        "when that process is gone")
     p.set_defaults(handler=_serve)
 
 
@@ -45,15 +40,11 @@ def _serve(args: argparse.Namespace) -> int:
     if args.services:
         from wdm_lib.reference.services import serve_services
 
-        if args.exit_with is not None or args.temporary:
-            raise WorkbenchError("--exit-with and --temporary are for the single-process shop the workbench "
-                                 "starts; expected them without --services.")
         serve_services(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly)
     else:
         from wdm_lib.reference.server import serve
 
-        serve(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly, exit_with=args.exit_with,
-              temporary=args.temporary)
+        serve(host=args.host, port=args.port, data_dir=args.data, anomaly=args.anomaly)
     return EXIT_OK
 
 

@@ -66,5 +66,5 @@ def build_gateway(upstreams: dict[str, str]) -> web.Application:
     app.on_startup.append(gateway.start)
     app.on_cleanup.append(gateway.close)
     app.router.add_route("*", "/openapi.json", gateway.openapi)
-    app.router.add_route("*", "/{path:.*}", gateway.forward)
+    app.router.add_route("*", "/{path:[\s\S]*}", gateway.forward)
     return app

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
-import tempfile
 from typing import Awaitable, Callable
 
 from aiohttp import web
@@ -19,6 +17,7 @@ from aiohttp import web
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.reference.anomalies import IN_MEMORY, behaviour, check_anomaly
 from wdm_lib.reference.openapi import SPEC
+from wdm_lib.reference.process import TemporaryDataFolder
 from wdm_lib.reference.store import MAX_BATCH, MAX_VALUE, BadInput, ShopError, Store
 
 DB_FILE = "shop.sqlite"
@@ -167,21 +166,8 @@ def _url(host: str, port: int) -> str:
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
 
-PARENT_CHECK_S = 0.5
-
-
-async def _exit_with(pid: int, stopping: asyncio.Event) -> None:
-    """Stop the shop once process `pid` (the workbench that started it) is gone: the shop is then
-    reparented, and its parent is no longer that pid."""
-    while os.getppid() == pid:
-        await asyncio.sleep(PARENT_CHECK_S)
-    stopping.set()
-
-
-async def listen_until_signalled(app: web.Application, host: str, port: int, name: str,
-                                 exit_with: int | None = None) -> None:
-    """Serve `app` until SIGTERM or SIGINT, or until process `exit_with` is gone; once listening,
-    print `<name> listening on <url>`."""
+async def listen_until_signalled(app: web.Application, host: str, port: int, name: str) -> None:
+    """Serve `app` until SIGTERM or SIGINT; once listening, print `<name> listening on <url>`."""
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
@@ -194,40 +180,32 @@ async def listen_until_signalled(app: web.Application, host: str, port: int, nam
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stopping.set)
-        watcher = None if exit_with is None else asyncio.ensure_future(_exit_with(exit_with, stopping))
         print(f"{name} listening on {_url(host, runner.addresses[0][1])}", flush=True)
         await stopping.wait()
-        if watcher is not None:
-            watcher.cancel()
     finally:
         await runner.cleanup()
 
 
-async def _run(host: str, port: int, data_dir: str, anomaly: str | None, exit_with: int | None = None) -> None:
+async def _run(host: str, port: int, data_dir: str, anomaly: str | None) -> None:
     store = Store(":memory:" if anomaly == IN_MEMORY else os.path.join(data_dir, DB_FILE))
     try:
-        await listen_until_signalled(build_app(store, anomaly), host, port, "wdm reference shop", exit_with)
+        await listen_until_signalled(build_app(store, anomaly), host, port, "wdm reference shop")
     finally:
         store.close()
 
 
 def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: str | None = None,
-          anomaly: str | None = None, exit_with: int | None = None, temporary: bool = False) -> None:
-    """Run the shop until SIGTERM or SIGINT, or until process `exit_with` is gone. Without
-    `data_dir` the store lives in a temporary folder that is removed on a clean exit. `temporary`:
-    `data_dir` is the temporary folder of the `exit_with` process, removed when that process is
-    gone (it cannot remove it itself if it was killed)."""
-    orphaned_folder = data_dir if temporary and exit_with is not None else None
-    temporary = data_dir is None
-    if data_dir is None:
-        data_dir = tempfile.mkdtemp(prefix="wdm-shop-")
-    else:
+          anomaly: str | None = None) -> None:
+    """Run the shop until SIGTERM or SIGINT. Without `data_dir` the store lives in a temporary
+    folder, removed when the shop stops (by the reaper if it is killed)."""
+    folder = TemporaryDataFolder("wdm-shop-") if data_dir is None else None
+    if folder is None:
         try:
             os.makedirs(data_dir, exist_ok=True)
         except OSError as e:
             raise WorkbenchError(f"cannot use {data_dir} as the shop's data folder: {e.strerror or e}") from None
     try:
-        asyncio.run(_run(host, port, data_dir, anomaly, exit_with))
+        asyncio.run(_run(host, port, folder.path if folder else data_dir, anomaly))
     finally:
-        if temporary or (orphaned_folder is not None and os.getppid() != exit_with):
-            shutil.rmtree(data_dir, ignore_errors=True)
+        if folder is not None:
+            folder.remove()

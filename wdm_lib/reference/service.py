@@ -2,10 +2,13 @@
 service, each with its own SQLite file. ReferenceServices (services.py) starts them as
 
     python -m wdm_lib.reference.service ROLE --port P [--data DIR] [--order URL] [--stock URL]
-        [--payment URL] [--anomaly NAME] [--exit-with PID [--temporary]]
+        [--payment URL] [--anomaly NAME]
 
 The stock and payment services serve their part of the public API (ShopHandlers) and the saga's
 idempotent steps at `/<prefix>/internal/steps`, which the gateway does not route.
+
+A service watches nothing but its own signals: the command line ReferenceServices started it with
+starts it again by hand (the reaper, not the service, sees to it that none outlives the workbench).
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import sys
 from typing import Callable
 
@@ -83,7 +85,7 @@ async def _serve(args: argparse.Namespace) -> None:
     name = f"wdm {args.role} service" if args.role != "gateway" else "wdm gateway"
     if args.role == "gateway":
         app = build_gateway({"orders": args.order, "stock": args.stock, "payment": args.payment})
-        await listen_until_signalled(app, args.host, args.port, name, args.exit_with)
+        await listen_until_signalled(app, args.host, args.port, name)
         return
     store = Store(db_file(args.data, args.role))
     app = web.Application()
@@ -94,14 +96,14 @@ async def _serve(args: argparse.Namespace) -> None:
             add_routes(app, orders, _public_routes("order"))
             orders.recover_all()
             try:
-                await listen_until_signalled(app, args.host, args.port, name, args.exit_with)
+                await listen_until_signalled(app, args.host, args.port, name)
             finally:
                 await orders.close()
                 await peers.close()
         else:
             add_routes(app, ShopHandlers(store, None), _public_routes(args.role))
             add_routes(app, Steps(store, STEPS[args.role]), [("POST", f"{PREFIX[args.role]}internal/steps", "apply")])
-            await listen_until_signalled(app, args.host, args.port, name, args.exit_with)
+            await listen_until_signalled(app, args.host, args.port, name)
     finally:
         store.close()
 
@@ -115,9 +117,6 @@ def main(argv: list[str] | None = None) -> int:
     for peer in ("order", "stock", "payment"):
         p.add_argument(f"--{peer}", metavar="URL", help=f"base URL of the {peer} service")
     p.add_argument("--anomaly")
-    p.add_argument("--exit-with", type=int, metavar="PID", help="stop when process PID is gone")
-    p.add_argument("--temporary", action="store_true",
-                   help="--data is the temporary folder of the --exit-with process: remove it when that is gone")
     args = p.parse_args(argv)
     needs = {"gateway": ("order", "stock", "payment"), "order": ("data", "stock", "payment"),
              "stock": ("data",), "payment": ("data",)}[args.role]
@@ -130,10 +129,6 @@ def main(argv: list[str] | None = None) -> int:
     except WorkbenchError as e:
         print(f"wdm: {e}", file=sys.stderr)
         return 2
-    finally:
-        # The workbench that owned the folder was killed and cannot remove it: its services do.
-        if args.temporary and args.data and os.getppid() != args.exit_with:
-            shutil.rmtree(args.data, ignore_errors=True)
     return 0
 
 
