@@ -3,7 +3,9 @@
 Each step (a fault's injection, its recovery) starts at its time after the load started, as a task
 of its own, so a slow command never delays another fault. A shell command runs in a session of its
 own with the fault's timeout; its exit status and output are kept in the run folder
-(`faults/NN-<step>.log`). A built-in action calls the embedded shop's process (kill, pause,
+(`faults/NN-<step>.log`), written there as it comes. Its process group is ended with the run (a
+child it left in the background included), and is the reaper's meanwhile, so that even a `kill -9`
+of wdm leaves none of it behind. A built-in action calls the embedded shop's process (kill, pause,
 restart; start and resume to recover) on a worker thread, so the load's event loop never waits.
 
 The nemesis judges nothing: measures.py and the checkers read its rows.
@@ -12,6 +14,7 @@ The nemesis judges nothing: measures.py and the checkers read its rows.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import os
 import re
 import signal
@@ -20,11 +23,13 @@ import time
 from pathlib import Path
 from typing import Awaitable
 
+from wdm_lib import reaper
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.faults.schedule import UNDO, Fault
 from wdm_lib.history import FAIL, OK, HistoryWriter
 
 OUTPUT_CAP = 1 << 20  # of a command's output, kept in its log file
+TAIL_BYTES = 4096  # of a command's output, kept in memory for the sentence that says why it failed
 INJECT, RECOVER = "inject", "recover"
 
 
@@ -48,6 +53,8 @@ class Nemesis:
         self._failure: asyncio.Future | None = None
         # Services the schedule has taken down on purpose: their death is no error of the run.
         self._down: set[str] = set()
+        # The process groups of the commands that left something running, and the reaper's hold on each.
+        self._groups: dict[int, reaper.Guard] = {}
 
     # --- what the workload's load runs alongside -----------------------------------------------------
     async def alongside(self, load: Awaitable) -> None:
@@ -70,7 +77,10 @@ class Nemesis:
         finally:
             load_task.cancel()
             self._load_ended.set()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            try:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+            finally:
+                self._end_commands()
         if self._failure.done():
             raise self._failure.result()
 
@@ -150,24 +160,88 @@ class Nemesis:
                                                      stdout=asyncio.subprocess.PIPE,
                                                      stderr=asyncio.subprocess.STDOUT, start_new_session=True,
                                                      env=self._environment())
-        try:
-            output, _ = await asyncio.wait_for(proc.communicate(), fault.timeout_s)
-            error = None if proc.returncode == 0 else f"exited with status {proc.returncode}"
-        except asyncio.TimeoutError:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the command and all it started
-            output, _ = await proc.communicate()
-            error = f"did not finish within its timeout of {fault.timeout_s:g} s"
-        except asyncio.CancelledError:
-            os.killpg(proc.pid, signal.SIGKILL)
-            await proc.wait()
-            raise
-        text = output[:OUTPUT_CAP].decode(errors="replace")
-        log.write_text(f"$ {command}\n{text}\n[exit status {proc.returncode}, "
-                       f"{time.monotonic() - started:.3f} s]\n", encoding="utf-8")
+        self._groups[proc.pid] = reaper.watch_group(proc.pid)
+        with open(log, "w", encoding="utf-8") as file:
+            file.write(f"$ {command}\n")
+            output = _Output(file)
+            error = await _finish(proc, output, fault.timeout_s)
+            file.write(f"{output.end()}\n[exit status {proc.returncode}, {time.monotonic() - started:.3f} s]\n")
+        self._release_if_gone(proc.pid)
         if error is not None:
-            tail = " | ".join(text.strip().splitlines()[-2:])
+            tail = " | ".join(output.tail().strip().splitlines()[-2:])
             error += f" ({tail[:200]})" if tail else ""
         return proc.returncode, error
+
+    def _release_if_gone(self, pgid: int) -> None:
+        """A command's group with nothing left in it is no longer ours to end: its id may be reused."""
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            self._groups.pop(pgid).release()
+
+    def _end_commands(self) -> None:
+        """What the commands left running (a child in the background) ends with the run."""
+        for pgid, guard in self._groups.items():
+            _end_group(pgid)
+            guard.release()
+        self._groups.clear()
+
+
+async def _finish(proc: asyncio.subprocess.Process, output: "_Output", timeout_s: float) -> str | None:
+    """Wait for a command to exit and its output to end, copying the output meanwhile; None if it
+    exited with status 0, else what went wrong. Past its timeout, its whole group is killed."""
+    copying = asyncio.ensure_future(output.copy(proc.stdout))
+    try:
+        await asyncio.wait_for(asyncio.gather(asyncio.shield(copying), proc.wait()), timeout_s)
+        error = None if proc.returncode == 0 else f"exited with status {proc.returncode}"
+    except asyncio.TimeoutError:
+        _end_group(proc.pid)  # its own session: the command and all it started
+        error = f"did not finish within its timeout of {timeout_s:g} s"
+    except asyncio.CancelledError:
+        _end_group(proc.pid)
+        copying.cancel()
+        await proc.wait()
+        raise
+    await proc.wait()
+    await copying  # at its end once the group has gone
+    return error
+
+
+def _end_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:  # every process of it has gone
+        pass
+
+
+class _Output:
+    """A command's output on its way to its log file, as it comes: the first OUTPUT_CAP bytes are
+    written, the rest read and dropped, and only the last TAIL_BYTES kept in memory, so a command
+    that prints without end fills neither the disk nor the memory."""
+
+    def __init__(self, file):
+        self.file = file
+        self.total = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._tail = b""
+
+    async def copy(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(1 << 16):
+            kept = chunk[:max(0, OUTPUT_CAP - self.total)]
+            if kept:
+                self.file.write(self._decoder.decode(kept))
+                self.file.flush()
+            self.total += len(chunk)
+            self._tail = (self._tail + chunk)[-TAIL_BYTES:]
+
+    def end(self) -> str:
+        """What is left to write once the output has ended: the last characters the decoder held,
+        and a line saying how much was dropped, if any was."""
+        cut = f"\n[output cut at {OUTPUT_CAP:,} of {self.total:,} bytes]" if self.total > OUTPUT_CAP else ""
+        return self._decoder.decode(b"", final=True) + cut
+
+    def tail(self) -> str:
+        return self._tail.decode(errors="replace")
 
 
 class NemesisThread:
