@@ -132,3 +132,20 @@ def test_fault_windows_are_shaded_and_named_on_the_load_chart():
     assert len(spans) == 2 and len([p for p in bottom.patches]) == 2
     assert [t.get_text() for t in top.texts] == ["stock dies", "never back"]
     assert png(fig).startswith(b"\x89PNG")
+
+
+# Mathtext would read `$\foo$` as maths and fail on the unknown command, taking the chart with it.
+AS_WRITTEN = r"$\foo$ cost 10% of it"
+
+
+def test_a_fault_name_or_run_id_is_drawn_as_written_never_as_maths():
+    bins = analysis.per_second(answered([(t / 10, t / 10 + 0.01, 200) for t in range(50)]))
+    load = plots.load_over_time(bins, [(AS_WRITTEN, 1.0, 2.5)])
+    cdf = plots.latency_cdf({AS_WRITTEN: analysis.cdf([1.0, 2.0])})
+    steps = plots.steps_throughput_p99(pd.DataFrame({"run": [AS_WRITTEN], "users": [10], "throughput_rps": [100.0],
+                                                     "p99_ms": [20.0]}))
+    for fig in (load, cdf, steps):
+        assert png(fig).startswith(b"\x89PNG")
+    texts = load.axes[0].texts + cdf.axes[0].get_legend().get_texts() + steps.axes[0].get_legend().get_texts()
+    assert [t.get_text() for t in texts] == [AS_WRITTEN, f"{AS_WRITTEN} (2)", AS_WRITTEN]
+    assert not any(t.get_parse_math() or t.get_usetex() for t in texts)

@@ -8,6 +8,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogFormatter, MaxNLocator
 
 OUTCOME_COLORS = {"ok": "tab:green", "fail": "tab:orange", "unknown": "tab:red"}
+# Text from a run, its fault schedule or its target (a fault's name, a run's id, an outcome as a
+# history says it) is drawn as written: read as mathtext, a fault named "$\foo$" broke the chart
+# and with it the whole report; read as LaTeX (usetex in someone's matplotlibrc), most would.
+LITERAL = {"parse_math": False, "usetex": False}
 
 
 def _plain_log(axis) -> None:
@@ -16,6 +20,12 @@ def _plain_log(axis) -> None:
     not 6×10⁰ beside a major tick that reads 10."""
     axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.10g}"))
     axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+
+
+def _legend(ax, **kw) -> None:
+    """ax.legend, its labels drawn as written (LITERAL)."""
+    for text in ax.legend(**kw).get_texts():
+        text.set(**LITERAL)
 
 
 def _figure(height: float = 4.0, rows: int = 1, **kw) -> tuple[Figure, object]:
@@ -37,7 +47,7 @@ def latency_cdf(frames: dict, title: str = "Latency CDF") -> Figure:
     ax.set_ylabel("fraction of requests at or below")
     ax.set_ylim(0, 1.02)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(loc="lower right")
+    _legend(ax, loc="lower right")
     ax.set_title(title)
     return fig
 
@@ -57,7 +67,7 @@ def shade_faults(axes, windows: list[tuple[str, float, float]] | None, label_on=
             ax.axvspan(start, min(end, right), color=FAULT_COLOR, alpha=0.12, linewidth=0)
     for name, start, end in windows:
         label_on.annotate(name, xy=(start, 1), xycoords=("data", "axes fraction"), xytext=(3, -3),
-                          textcoords="offset points", va="top", fontsize="small", color=FAULT_COLOR)
+                          textcoords="offset points", va="top", fontsize="small", color=FAULT_COLOR, **LITERAL)
 
 
 def checkout_timeline(timeline, in_flight, faults: list[tuple[str, float, float]] | None = None) -> Figure:
@@ -69,7 +79,7 @@ def checkout_timeline(timeline, in_flight, faults: list[tuple[str, float, float]
                    linewidth=0.8, label=f"{outcome} ({len(rows)})")
     top.set_ylabel("checkout (by start)")
     top.invert_yaxis()
-    top.legend(loc="upper right")
+    _legend(top, loc="upper right")
     top.set_title("Checkouts from start to end")
     bottom.step(in_flight["t_s"], in_flight["in_flight"], where="post", color="tab:blue")
     bottom.set_ylabel("in flight")
@@ -88,7 +98,7 @@ def load_over_time(bins, faults: list[tuple[str, float, float]] | None = None, w
     top.step(bins["t_s"], bins["not_served_per_s"], where="post", color="tab:red", label="not served")
     top.set_ylabel(f"{what} per second")
     top.set_ylim(bottom=0)
-    top.legend(loc="upper right")
+    _legend(top, loc="upper right")
     top.grid(True, alpha=0.3)
     top.set_title(f"{what.capitalize()} answered per second, and their latency")
     bottom.step(bins["t_s"], bins["p50_ms"], where="post", label="p50")
@@ -96,7 +106,7 @@ def load_over_time(bins, faults: list[tuple[str, float, float]] | None = None, w
     bottom.set_ylabel("latency (ms)")
     bottom.set_xlabel("seconds since the load started")
     bottom.set_ylim(bottom=0)
-    bottom.legend(loc="upper right")
+    _legend(bottom, loc="upper right")
     bottom.grid(True, alpha=0.3)
     shade_faults([top, bottom], faults)
     return fig
@@ -116,7 +126,7 @@ def throughput(history) -> Figure:
     users.set_ylim(bottom=0)
     lines = ax.get_legend_handles_labels()
     more = users.get_legend_handles_labels()
-    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left")
+    _legend(ax, handles=lines[0] + more[0], labels=lines[1] + more[1], loc="upper left")
     ax.set_title("Throughput and users")
     return fig
 
@@ -129,7 +139,7 @@ def percentiles_over_time(history) -> Figure:
     ax.set_xlabel("seconds since the first sample")
     ax.set_ylabel("response time (ms)")
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper left")
+    _legend(ax, loc="upper left")
     ax.set_title("Response time percentiles over time (Locust)")
     return fig
 
@@ -153,7 +163,7 @@ def latency_histogram(latencies_ms, marks: dict | None = None, bins: int = 80) -
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("requests")
     if marks:
-        ax.legend(loc="upper right")
+        _legend(ax, loc="upper right")
     ax.set_title(f"Latency of {len(values):,} requests")
     return fig
 
@@ -166,12 +176,13 @@ def steps_throughput_p99(steps) -> Figure:
     for run_id, rows in runs:
         ax.plot(rows["throughput_rps"], rows["p99_ms"], marker="o", label=run_id)
         for users, x, y in zip(rows["users"], rows["throughput_rps"], rows["p99_ms"]):
-            ax.annotate(f"{users} users", (x, y), textcoords="offset points", xytext=(5, 5), fontsize="small")
+            ax.annotate(f"{users} users", (x, y), textcoords="offset points", xytext=(5, 5), fontsize="small",
+                        **LITERAL)
     ax.set_xlabel("throughput (requests/s)")
     ax.set_ylabel("p99 (ms)")
     ax.grid(True, alpha=0.3)
     if "run" in steps:
-        ax.legend(loc="upper left")
+        _legend(ax, loc="upper left")
     ax.set_title("Throughput against p99, per step")
     return fig
 
@@ -193,7 +204,7 @@ def convergence(frame, quiet_s: float, settled: bool = True) -> Figure:
         if settled and frame["t_s"].iloc[-1] > since:
             ax.axvspan(since, frame["t_s"].iloc[-1], color="tab:blue", alpha=0.08,
                        label=f"unchanged (quiet window {quiet_s:g} s)")
-        ax.legend(loc="upper right")
+        _legend(ax, loc="upper right")
     ax.set_xlabel("seconds after the last checkout reply")
     ax.set_ylabel("ids in anomaly")
     ax.set_ylim(0, max(1, frame["anomalies"].max() if len(frame) else 0) * 1.15)
