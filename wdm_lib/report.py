@@ -4,11 +4,16 @@ A report opens with no network: nothing in it is fetched from elsewhere."""
 
 from __future__ import annotations
 
+import contextlib
 import html
+import os
+import shutil
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
-from wdm_lib import banner, runs
+from wdm_lib import banner, reaper, runs
 from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
 
@@ -44,15 +49,45 @@ def execute(notebook: Path, output: Path, parameters: dict, cwd: Path | None = N
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    with _kernel_that_goes_with_wdm() as kernel_options:
+        try:
+            papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=KERNEL,
+                                       progress_bar=False, log_output=False, cwd=str(cwd or NOTEBOOKS),
+                                       extra_arguments=KERNEL_ARGUMENTS, **kernel_options)
+        except PapermillExecutionError as e:
+            raise WorkbenchError(f"{notebook}: stopped in cell {e.exec_count} with {e.ename}: {e.evalue} "
+                                 f"(the executed notebook is {output}).") from None
+        except Exception as e:  # the kernel would not start or died: still a sentence, not a traceback
+            raise WorkbenchError(f"{notebook}: could not be executed ({e.__class__.__name__}: {e}).") from None
+
+
+@contextlib.contextmanager
+def _kernel_that_goes_with_wdm() -> Iterator[dict]:
+    """papermill's options for a kernel that leaves nothing behind, however wdm ends (a `kill -9`
+    included): the kernel's process group is handed to the reaper as it starts, and its connection
+    file, which jupyter_client would write to the temporary folder and remove only on a clean end,
+    goes in a folder of its own that the reaper holds too."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import Unicode
+
+    folder = tempfile.mkdtemp(prefix="wdm-kernel-")
+    held = [reaper.watch_path(folder)]
+
+    class ReapedKernelManager(AsyncKernelManager):
+        connection_file = Unicode(os.path.join(folder, "kernel.json"))
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+            await super()._async_launch_kernel(kernel_cmd, **kw)
+            # The hook jupyter_client offers subclasses. It starts a kernel in a session of its own: the
+            # kernel leads its group, whose id is its pid.
+            held.append(reaper.watch_group(self.provisioner.pid))
+
     try:
-        papermill.execute_notebook(str(notebook), str(output), parameters=parameters, kernel_name=KERNEL,
-                                   progress_bar=False, log_output=False, cwd=str(cwd or NOTEBOOKS),
-                                   extra_arguments=KERNEL_ARGUMENTS)
-    except PapermillExecutionError as e:
-        raise WorkbenchError(f"{notebook}: stopped in cell {e.exec_count} with {e.ename}: {e.evalue} "
-                             f"(the executed notebook is {output}).") from None
-    except Exception as e:  # the kernel would not start or died: still a sentence, not a traceback
-        raise WorkbenchError(f"{notebook}: could not be executed ({e.__class__.__name__}: {e}).") from None
+        yield {"kernel_manager_class": ReapedKernelManager}
+    finally:  # papermill has shut the kernel down by now, as it always does
+        shutil.rmtree(folder, ignore_errors=True)
+        for guard in held:
+            guard.release()
 
 
 def to_html(executed: Path, title: str) -> str:
