@@ -169,7 +169,8 @@ def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):
     assert main(["report", str(broken), "--reports-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "Traceback" not in err
-    assert "consistency.ipynb" in err and "JSONDecodeError" in err and str(broken / "report.ipynb") in err
+    assert "consistency.ipynb" in err and str(broken / "summary.json") + ": not valid JSON" in err
+    assert str(broken / "report.ipynb") in err
     assert not (tmp_path / "out" / f"{run.id}.html").exists()
 
 

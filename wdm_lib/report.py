@@ -113,19 +113,39 @@ def render(run_path: str | Path, reports_dir: str | Path | None = None, index: b
     if not path.is_dir():
         raise WorkbenchError(f"{run_path}: no such folder; expected a run folder made by wdm (under reports/runs/).")
     run = runs.Run.open(path)
-    notebook = NOTEBOOKS / f"{run.kind}.ipynb"
-    if not notebook.is_file():
-        raise WorkbenchError(f"{path}: a run of kind {run.kind!r}, for which there is no notebook "
-                             f"(looked for {notebook}).")
-    reports_dir = Path(reports_dir) if reports_dir is not None else path.parent.parent
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    executed = run.file("report.ipynb")
+    if runs.KINDS[run.kind] is None:
+        raise WorkbenchError(f"{path}: a {run.kind} run, which has no report (it only times the batch init; "
+                             f"its figures are in its summary.json).")
+    notebook = NOTEBOOKS / runs.KINDS[run.kind]
+    reports_dir = writable_folder(Path(reports_dir) if reports_dir is not None else path.parent.parent)
+    executed = run.file(runs.EXECUTED_NOTEBOOK)
     execute(notebook, executed, {"run_dir": str(path)})
     report = reports_dir / f"{run.id}.html"
-    runs.write_atomic(report, to_html(executed, f"{run.kind} run {run.id}"))
+    write_page(report, to_html(executed, f"{run.kind} run {run.id}"))
     if index:
         write_index(reports_dir, path.parent)
     return report
+
+
+def writable_folder(folder: Path) -> Path:
+    """The folder reports go to, made if missing; one sentence when it cannot be written, found out
+    before a notebook runs for nothing."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".wdm-write-test-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise WorkbenchError(f"{folder}: reports cannot be written there ({e.strerror}); expected a writable "
+                             f"folder (see --reports-dir).") from None
+    return folder
+
+
+def write_page(path: Path, text: str) -> None:
+    try:
+        runs.write_atomic(path, text)
+    except OSError as e:
+        raise WorkbenchError(f"{path}: cannot be written ({e.strerror}); nothing else was changed.") from None
 
 
 def render_compare(run_dirs: list[str | Path], reports_dir: str | Path | None = None) -> Path:
@@ -140,14 +160,15 @@ def render_compare(run_dirs: list[str | Path], reports_dir: str | Path | None = 
             raise WorkbenchError(f"{d}: no such folder; expected a run folder made by wdm (under reports/runs/).")
     if len(paths) < 2:
         raise WorkbenchError(f"wdm compare needs at least two run folders, got {len(paths)}; expected RUN_DIR RUN_DIR [...].")
-    reports_dir = Path(reports_dir) if reports_dir is not None else paths[0].parent.parent
-    reports_dir.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        runs.Run.open(path)  # a folder that is no readable run is one sentence before any notebook runs
+    reports_dir = writable_folder(Path(reports_dir) if reports_dir is not None else paths[0].parent.parent)
     name = f"compare-{paths[0].name}-vs-{len(paths) - 1}-{'-'.join(p.name[-4:] for p in paths[1:])}"
     with tempfile.TemporaryDirectory() as tmp:
         executed = Path(tmp) / "compare.ipynb"
         execute(NOTEBOOKS / "compare.ipynb", executed, {"run_dirs": [str(p) for p in paths]})
         report = reports_dir / f"{name}.html"
-        runs.write_atomic(report, to_html(executed, f"{len(paths)} runs compared"))
+        write_page(report, to_html(executed, f"{len(paths)} runs compared"))
     return report
 
 
@@ -163,27 +184,47 @@ def headline(run: runs.Run) -> dict:
     m = run.manifest
     target = m.get("target") or {}
     row = {"run": run.id, "kind": run.kind, "status": run.status, "started": (m.get("started_at") or "")[:16].replace("T", " "),
-           "target": target.get("source", "") + (f" ({target['anomaly']})" if target.get("anomaly") else "")}
+           "target": f"{target.get('source', '')}" + (f" ({target['anomaly']})" if target.get("anomaly") else "")}
     try:
         summary = run.read_json("summary.json")
-    except (OSError, ValueError):
+    except (OSError, WorkbenchError) as e:
         row["verdict"] = "no verdict" if run.status != runs.RUNNING else ""
         row["class"] = banner.verdict_class(run.kind, None)
-        row["note"] = m.get("error") or ""
+        row["note"] = m.get("error") or ("" if isinstance(e, FileNotFoundError) else str(e))
         return row
-    if run.kind in ("consistency", "stress"):
-        row["verdict"] = banner.verdict(run.kind, summary)
-        row["class"] = banner.verdict_class(run.kind, summary)
-    if run.kind == "consistency":
+    try:
+        row.update(_figures(run.kind, summary))
+    except (KeyError, TypeError, ValueError, AttributeError):  # a summary.json someone else wrote
+        row.update(verdict="unreadable", note=f"{run.file('summary.json')}: not the summary wdm writes.")
+    return row
+
+
+def _figures(kind: str, summary: dict) -> dict:
+    row = {}
+    if kind in ("consistency", "stress"):
+        row["verdict"] = str(banner.verdict(kind, summary))
+        row["class"] = banner.verdict_class(kind, summary)
+    if kind == "consistency":
         o = summary["outcomes"]
         row["ok / fail / unknown"] = f"{o['ok']:,} / {o['fail']:,} / {o['unknown']:,}"
         row["anomalies"] = banner.anomaly_list(summary["anomalies"])
-    elif run.kind == "stress":
+    elif kind == "stress":
         row["requests"] = f"{summary['requests']:,}"
         row["req/s"] = f"{summary['throughput_rps']:,.1f}"
         p99 = (summary.get("latency_ms") or {}).get("p99")
         row["p99 ms"] = "" if p99 is None else f"{p99:,.1f}"
     return row
+
+
+def current_report(reports_dir: Path, run: runs.Run) -> Path | None:
+    """The run's rendered page, if there is one that shows the run as it is now: a page rendered
+    before the run last changed (a run taken for crashed while it was suspended, which then went on
+    and completed) is out of date and never linked."""
+    page = reports_dir / f"{run.id}.html"
+    try:
+        return page if page.stat().st_mtime >= run.last_change() else None
+    except OSError:
+        return None
 
 
 def one_line(text: str, limit: int = NOTE_CHARS) -> str:
@@ -199,10 +240,12 @@ def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | No
     notebook made under papermill, say) gets its report rendered first."""
     reports_dir = Path(reports_dir) if reports_dir is not None else default_reports_dir()
     runs_dir = Path(runs_dir) if runs_dir is not None else reports_dir / "runs"
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    found = runs.list_runs(runs_dir)
+    writable_folder(reports_dir)
+    found, unreadable = runs.scan_runs(runs_dir)
+    for bad in unreadable if say else ():
+        say(f"skipped {bad.path}: {bad.reason}")
     if render_missing:
-        missing = [r for r in found if r.status != runs.RUNNING and not (reports_dir / f"{r.id}.html").is_file()]
+        missing = [r for r in found if runs.KINDS[r.kind] and r.status != runs.RUNNING and current_report(reports_dir, r) is None]
         for i, run in enumerate(missing, 1):
             if say:
                 say(f"rendering the report of {run.id} ({i} of {len(missing)})")
@@ -214,17 +257,22 @@ def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | No
     rows = []
     for run in reversed(found):
         row = headline(run)
+        page = current_report(reports_dir, run)
         cells = []
         for col in INDEX_COLUMNS:
             value = row.get(col, "")
             text = html.escape(one_line(str(value)) if col == "note" else str(value))
-            if col == "run" and (reports_dir / f"{run.id}.html").is_file():
-                text = f'<a href="{html.escape(run.id)}.html">{text}</a>'
+            if col == "run" and page is not None:
+                text = f'<a href="{html.escape(page.name)}">{text}</a>'
             cls = f' class="verdict {row.get("class", "none")}"' if col == "verdict" else ""
             if col in ("requests", "req/s", "p99 ms", "ok / fail / unknown"):
                 cls = ' class="number"'
             cells.append(f"<td{cls}>{text}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
+    for bad in unreadable:
+        rows.append(f'<tr><td>{html.escape(bad.path.name)}</td><td colspan="{len(INDEX_COLUMNS) - 2}" '
+                    f'class="verdict none">unreadable</td><td title="{html.escape(bad.reason)}">'
+                    f'{html.escape(one_line(bad.reason.removeprefix(str(bad.path)).lstrip("/: ")))}</td></tr>')
     head = "".join(f"<th>{html.escape(c)}</th>" for c in INDEX_COLUMNS)
     body = "\n".join(rows) or f'<tr><td colspan="{len(INDEX_COLUMNS)}">no runs yet</td></tr>'
     page = f"""<!DOCTYPE html>
@@ -244,12 +292,12 @@ td.verdict {{ font-weight: 600; white-space: nowrap; }}
 </style></head>
 <body><h1>Runs</h1>
 <p>{len(rows)} {'run' if len(rows) == 1 else 'runs'} in {html.escape(str(runs_dir))}. A run without a link has
-no rendered report yet: <code>wdm report --index</code> renders the missing ones.</p>
+no rendered report yet, or only one older than the run's last change: <code>wdm report --index</code> renders them.</p>
 <table><thead><tr>{head}</tr></thead>
 <tbody>
 {body}
 </tbody></table></body></html>
 """
     index = reports_dir / INDEX
-    runs.write_atomic(index, page)
+    write_page(index, page)
     return index

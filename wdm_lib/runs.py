@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import secrets
 import sys
 import threading
@@ -20,6 +21,15 @@ from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
 
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+# The kinds of run wdm makes, and the notebook that reports each (None: a run with nothing to chart).
+# A run folder is input from anyone: its manifest names one of these or it is not read, so it can
+# never choose the notebook that runs, nor, through its id, where a page is written.
+KINDS = {"consistency": "consistency.ipynb", "stress": "stress.ipynb", "stress-init": None}
+STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED)
+# A run's id is a plain name: it becomes a file name (<id>.html) beside every other team's.
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+# What a report writes into its run folder: not a change of the run.
+EXECUTED_NOTEBOOK = "report.ipynb"
 # What a run still marked running is when its process is gone: it was killed, or the machine died.
 CRASHED = "crashed"
 # A running run's process rewrites the manifest's heartbeat this often; one silent for STALE_S is
@@ -109,6 +119,8 @@ class Run:
 
     @classmethod
     def open(cls, path: str | Path) -> "Run":
+        """The run in a folder, its manifest checked field by field: one sentence naming the file
+        and the field when it is not what wdm writes."""
         path = Path(path)
         manifest_path = path / "manifest.json"
         try:
@@ -116,7 +128,13 @@ class Run:
         except FileNotFoundError:
             raise WorkbenchError(f"{path}: no manifest.json there; expected a run folder made by wdm "
                                  f"(under reports/runs/).") from None
-        return cls(path, manifest)
+        except (OSError, UnicodeDecodeError) as e:
+            raise WorkbenchError(f"{manifest_path}: cannot be read ({e.__class__.__name__}: {e}).") from None
+        except ValueError as e:
+            raise WorkbenchError(f"{manifest_path}: not valid JSON ({e}); expected the manifest wdm writes.") from None
+        run = cls(path, check_manifest(manifest, manifest_path))
+        run.check_contained()
+        return run
 
     @property
     def id(self) -> str:
@@ -128,6 +146,38 @@ class Run:
 
     def file(self, name: str) -> Path:
         return self.path / name
+
+    def inside(self, name: str) -> Path:
+        """A file of the run to read, resolved: one that a link takes out of the run folder is
+        refused, so a folder from someone else cannot make a report read the machine's files."""
+        path = self.file(name)
+        resolved, folder = path.resolve(), self.path.resolve()
+        if folder not in resolved.parents:
+            raise WorkbenchError(f"{path}: leads out of its run folder (to {resolved}); expected a file of the run.")
+        return resolved
+
+    def check_contained(self) -> None:
+        """Every link in the run folder (and in its faults/ logs) stays inside it: the analysis reads
+        the folder's files by name, and none of them may be another file of the machine."""
+        for folder in (self.path, self.path / "faults"):
+            try:
+                entries = [e for e in os.scandir(folder) if e.is_symlink()]
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for entry in entries:
+                self.inside(os.path.relpath(entry.path, self.path))
+
+    def last_change(self) -> float:
+        """When the run last changed (a file's modification time, the report's own notebook aside):
+        a page rendered before it shows a run that has moved on since."""
+        times = [0.0]
+        for entry in os.scandir(self.path):
+            if entry.name != EXECUTED_NOTEBOOK:
+                try:
+                    times.append(entry.stat(follow_symlinks=False).st_mtime)
+                except OSError:
+                    continue
+        return max(times)
 
     def save_manifest(self) -> None:
         write_json(self.file("manifest.json"), self.manifest)
@@ -163,7 +213,37 @@ class Run:
         return path
 
     def read_json(self, name: str) -> Any:
-        return json.loads(self.file(name).read_text(encoding="utf-8"))
+        path = self.inside(name)
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except ValueError as e:  # not JSON, or not UTF-8
+            raise WorkbenchError(f"{self.file(name)}: not valid JSON ({e}); expected the file wdm writes.") from None
+
+
+def check_manifest(manifest: Any, source: Path) -> dict:
+    """The manifest as wdm writes it, or one sentence naming the file and the first field that is not."""
+    def bad(field_: str, expected: str) -> WorkbenchError:
+        value = manifest.get(field_) if isinstance(manifest, dict) else manifest
+        shown = repr(value) if len(repr(value)) <= 80 else repr(value)[:77] + "..."
+        return WorkbenchError(f"{source}: {field_} is {shown}; expected {expected}.")
+
+    if not isinstance(manifest, dict):
+        raise bad("the whole file", "a JSON object")
+    if not isinstance(manifest.get("id"), str) or not PLAIN_NAME.fullmatch(manifest["id"]):
+        raise bad("id", "a plain name (letters, digits, '.', '_' and '-')")
+    if manifest.get("kind") not in KINDS:
+        raise bad("kind", f"one of {', '.join(KINDS)}")
+    if manifest.get("status") not in STATUSES:
+        raise bad("status", f"one of {', '.join(STATUSES)}")
+    for name in ("scenario", "target", "versions"):
+        if not isinstance(manifest.get(name, {}), dict):
+            raise bad(name, "a JSON object")
+    for name in ("error", "started_at", "ended_at", "heartbeat_at", "host", "command"):
+        if manifest.get(name) is not None and not isinstance(manifest[name], str):
+            raise bad(name, "a string")
+    if manifest.get("pid") is not None and (not isinstance(manifest["pid"], int) or isinstance(manifest["pid"], bool)):
+        raise bad("pid", "a process id")
+    return manifest
 
 
 def _alive(pid: int) -> bool:
@@ -176,13 +256,27 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
-    """Every run folder under runs_dir, oldest first."""
+@dataclass(frozen=True)
+class Unreadable:
+    """A folder under the runs folder that is not a run wdm can read, and the sentence saying why."""
+
+    path: Path
+    reason: str
+
+
+def scan_runs(runs_dir: str | Path | None = None) -> tuple[list[Run], list[Unreadable]]:
+    """Every run folder under runs_dir, oldest first, and those that cannot be read. One bad
+    folder (a manifest someone edited, a copy half made) is no reason not to read the others."""
     runs_dir = Path(runs_dir) if runs_dir is not None else default_runs_dir()
-    runs = []
+    found, unreadable = [], []
     for manifest in sorted(runs_dir.glob("*/manifest.json")):
         try:
-            runs.append(Run.open(manifest.parent))
-        except (ValueError, OSError):
-            continue  # a folder someone else left, or a manifest being written: not ours to judge
-    return runs
+            found.append(Run.open(manifest.parent))
+        except WorkbenchError as e:
+            unreadable.append(Unreadable(manifest.parent, str(e)))
+    return found, unreadable
+
+
+def list_runs(runs_dir: str | Path | None = None) -> list[Run]:
+    """Every readable run folder under runs_dir, oldest first."""
+    return scan_runs(runs_dir)[0]
