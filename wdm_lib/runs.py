@@ -21,11 +21,13 @@ from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
 
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
+# A stress run that lost part of its load: its figures cover less than was planned.
+DEGRADED = "degraded"
 # The kinds of run wdm makes, and the notebook that reports each (None: a run with nothing to chart).
 # A run folder is input from anyone: its manifest names one of these or it is not read, so it can
 # never choose the notebook that runs, nor, through its id, where a page is written.
 KINDS = {"consistency": "consistency.ipynb", "stress": "stress.ipynb", "stress-init": None}
-STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED)
+STATUSES = (RUNNING, COMPLETED, FAILED, INTERRUPTED, DEGRADED)
 # A run's id is a plain name: it becomes a file name (<id>.html) beside every other team's.
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 # What a report writes into its run folder: not a change of the run.

@@ -30,7 +30,6 @@ from wdm_lib.workloads.stress.locust import (EXIT_GRACE_S, LOCUST_LOG, LOCUST_PR
 from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
 from wdm_lib.workloads.stress.workers import degradation, read_user_counts, read_worker_events
 
-DEGRADED = "degraded"   # a run that lost part of its load: its figures cover less than was planned
 PROGRESS_EVERY_S = 3.0
 FAULT_CHECK_S = 0.5     # with a fault schedule: how soon a step that failed stops the load
 
@@ -130,7 +129,7 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
             if history is not None:
                 history.close()
     if summary["degraded"]:
-        run.finish(DEGRADED, summary["degraded"][0]["sentence"])
+        run.finish(runs.DEGRADED, summary["degraded"][0]["sentence"])
     else:
         run.finish(runs.COMPLETED)
     return run, summary
@@ -222,7 +221,7 @@ def _verdict(summary: dict) -> dict:
     if summary["verify"] is not None and not summary["verify"]["valid"]:
         reasons.append("books violated")
     if summary["degraded"]:
-        reasons.append(DEGRADED)
+        reasons.append(runs.DEGRADED)
     return {"passed": not reasons, "verdict": ", ".join(reasons) or "passed"}
 
 
