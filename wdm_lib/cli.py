@@ -11,6 +11,7 @@ import sys
 import threading
 from collections.abc import Iterator
 
+from wdm_lib.config import redact
 from wdm_lib.errors import WorkbenchError, stop_came_from, stopped_by
 
 EXIT_OK, EXIT_INCONSISTENT, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -393,11 +394,20 @@ def main(argv: list[str] | None = None) -> int:
         with stop_signals_as_ctrl_c():
             return args.handler(args)
     except WorkbenchError as e:
-        print(f"wdm: {e}", file=sys.stderr)
+        print(f"wdm: {redact(str(e))}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:  # a file wdm had to write or read (a full disk, a folder it may not write)
+        print(f"wdm: {redact(os_error_sentence(e))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print(f"wdm: interrupted ({stopped_by()}); what was recorded so far is kept.", file=sys.stderr)
         return EXIT_INTERRUPTED
+
+
+def os_error_sentence(e: OSError) -> str:
+    where = e.filename if e.filename is not None else "a file wdm needed"
+    return (f"{where}: {e.strerror or e.__class__.__name__}; the command stopped there, and what was "
+            f"written before is kept.")
 
 
 def _interrupt() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
@@ -40,12 +41,45 @@ def parse_urls(data: object, source: str) -> Target:
     urls = {}
     for key in URL_KEYS:
         value = data[key]
-        parsed = urlparse(value) if isinstance(value, str) else None
-        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise ConfigError(f"{source}: {key} is {value!r}; expected an http(s) URL such as "
-                              f"'http://127.0.0.1:8000'.")
+        problem = base_url_problem(value)
+        if problem:
+            raise ConfigError(f"{source}: {key} is {redact(repr(value))}: {problem}; expected an http(s) URL "
+                              f"such as 'http://127.0.0.1:8000'.")
         urls[key] = value.rstrip("/")
     return Target(urls["ORDER_URL"], urls["PAYMENT_URL"], urls["STOCK_URL"], source)
+
+
+def base_url_problem(value: object) -> str | None:
+    """What keeps a value from being a service's base URL, or None: every path of the API is
+    appended to it, so it has a host, a valid port, and no query or fragment to append after."""
+    if not isinstance(value, str):
+        return "not a string"
+    if value != value.strip() or any(c.isspace() or ord(c) < 32 for c in value):
+        return "it holds white space or control characters"
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https"):
+        return "not http or https"
+    if not parsed.hostname:
+        return "no host"
+    try:
+        port = parsed.port
+    except ValueError:
+        return "the port is not a number from 1 to 65535"
+    if port == 0:
+        return "the port is not a number from 1 to 65535"
+    if parsed.query or parsed.fragment or parsed.params or value.rstrip("/").endswith(("?", "#", ";")):
+        return "a base URL has no query or fragment (the API's paths are appended to it)"
+    return None
+
+
+# user:password@ in a URL: kept for the requests (aiohttp sends it as basic authentication), never
+# in anything written or printed.
+_USERINFO = re.compile(r"(?i)\b(https?://)[^/@\s'\"]+@")
+
+
+def redact(text: str) -> str:
+    """Text with the credentials of every URL in it replaced by ***."""
+    return _USERINFO.sub(r"\1***@", text)
 
 
 def find_urls_file(path: str | Path | None = None) -> Path:

@@ -1,6 +1,8 @@
 """Errors a user can cause. Each carries one sentence that names the file, URL or option at fault;
 the CLI prints that sentence and exits 2, never a traceback."""
 
+from pathlib import Path
+
 
 class WorkbenchError(Exception):
     """A fault the user can fix: bad input, an unreachable target, a target that breaks the API."""
@@ -16,6 +18,16 @@ class TargetUnreachable(WorkbenchError):
 
 class ContractError(WorkbenchError):
     """The target answered 2xx with a body that API.md does not allow."""
+
+
+class RecordingFailed(WorkbenchError):
+    """wdm could not write what it records (a full disk, a folder it may not write): the run stops,
+    and what was flushed before stays on disk."""
+
+    @classmethod
+    def writing(cls, path, error: OSError) -> "RecordingFailed":
+        return cls(f"{path}: cannot be written ({error.strerror or error}); the run stopped there, and what was "
+                   f"recorded before is kept in {Path(path).parent}.")
 
 
 class TargetDied(WorkbenchError):

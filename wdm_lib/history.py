@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING
 # What an operation's reply means, as API.md defines it. The names belong to the history, the data
 # model every part reads (the HTTP client only sorts replies into them); their one definition sits
 # in the standalone module the locustfile ships with, so the stress rows use the very same names.
+from wdm_lib.config import redact
+from wdm_lib.errors import RecordingFailed
 from wdm_lib.workloads.shop_rows import FAIL, OK, OUTCOMES, UNKNOWN  # noqa: F401  (re-exported)
 
 if TYPE_CHECKING:
@@ -60,10 +62,13 @@ def unknown_cause(op: Op) -> str:
 class HistoryWriter:
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self._file = open(self.path, "w", newline="", encoding="utf-8")
-        self._csv = csv.writer(self._file)
-        self._csv.writerow(COLUMNS)
-        self._file.flush()
+        try:
+            self._file = open(self.path, "w", newline="", encoding="utf-8")
+            self._csv = csv.writer(self._file)
+            self._csv.writerow(COLUMNS)
+            self._file.flush()
+        except OSError as e:
+            raise RecordingFailed.writing(self.path, e) from None
         self._next_id = 0
 
     def record(self, kind: str, reply: "Reply | None" = None, *, order_id: str = "", user_id: str = "",
@@ -88,9 +93,13 @@ class HistoryWriter:
 
     def _write(self, row: list) -> None:
         self._next_id += 1
-        self._csv.writerow(row)
-        # One write per row: a crash or kill of the workbench loses nothing it was told.
-        self._file.flush()
+        row = [redact(cell) if isinstance(cell, str) and "@" in cell else cell for cell in row]
+        try:
+            self._csv.writerow(row)
+            # One write per row: a crash or kill of the workbench loses nothing it was told.
+            self._file.flush()
+        except OSError as e:
+            raise RecordingFailed.writing(self.path, e) from None
 
     @property
     def last_op_id(self) -> int:
@@ -99,7 +108,10 @@ class HistoryWriter:
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError:  # what could not be flushed was reported when its row was written
+                pass
 
     def __enter__(self) -> "HistoryWriter":
         return self

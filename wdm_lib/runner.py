@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from wdm_lib import checkers, convergence, runs
-from wdm_lib.errors import WorkbenchError, interruption
+from wdm_lib.errors import RecordingFailed, WorkbenchError, interruption
 from wdm_lib.history import FAULT, HistoryWriter, Op, read_ops
 from wdm_lib.summary import summarize
 from wdm_lib.faults.nemesis import Nemesis
@@ -56,6 +56,16 @@ async def _watched(work, target, nemesis: Nemesis | None):
         await asyncio.gather(work_task, watch_task, return_exceptions=True)
 
 
+def _end_early(run: runs.Run, history: HistoryWriter, status: str, note: str) -> None:
+    """The run's end, in its history and its manifest, as far as they can still be written: when
+    the history cannot (a full disk), the error that stopped the run is the one to report."""
+    try:
+        history.record(FAULT, error=note)
+    except RecordingFailed:
+        pass
+    run.finish(status, note)
+
+
 def run_consistency(scenario: ConsistencyScenario, urls: str | Path | None = None, anomaly: str | None = None,
                     runs_dir: str | Path | None = None, progress: bool | None = None,
                     faults: str | Path | None = None) -> tuple[runs.Run, dict]:
@@ -81,17 +91,13 @@ def run_consistency(scenario: ConsistencyScenario, urls: str | Path | None = Non
                                                  around_load=None if nemesis is None else nemesis.alongside),
                                          target, nemesis))
         except KeyboardInterrupt:
-            note = interruption()
-            history.record(FAULT, error=note)
-            run.finish(runs.INTERRUPTED, note)
+            _end_early(run, history, runs.INTERRUPTED, interruption())
             raise
         except WorkbenchError as e:
-            history.record(FAULT, error=str(e))
-            run.finish(runs.FAILED, str(e))
+            _end_early(run, history, runs.FAILED, str(e))
             raise
         except BaseException as e:
-            history.record(FAULT, error=f"{e.__class__.__name__}: {e}")
-            run.finish(runs.FAILED, f"{e.__class__.__name__}: {e}")
+            _end_early(run, history, runs.FAILED, f"{e.__class__.__name__}: {e}")
             raise
         finally:
             history.close()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wdm_lib import __version__
-from wdm_lib.config import PROJECT_ROOT
+from wdm_lib.config import PROJECT_ROOT, redact
 from wdm_lib.errors import WorkbenchError
 
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
@@ -66,10 +66,15 @@ def versions() -> dict[str, str]:
 
 
 def write_atomic(path: Path, text: str) -> None:
-    """Write then rename: a reader (or a crash) never sees half a file."""
+    """Write then rename: a reader (or a crash) never sees half a file. Credentials in a URL
+    (user:password@) never reach a file."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(redact(text), encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)  # a half-written copy is no use to anyone
+        raise OSError(e.errno, e.strerror, str(path)) from None  # a failed close names no file
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -190,8 +195,14 @@ class Run:
             self.save_manifest()
 
     def finish(self, status: str, error: str | None = None) -> None:
+        """The run's end, in its manifest. Where the manifest cannot be written any more (the disk
+        filled), the run's own error is the one to report: the folder then shows the run crashed."""
         self._finished.set()
-        self.update(status=status, error=error, ended_at=_now())
+        try:
+            self.update(status=status, error=error, ended_at=_now())
+        except OSError:
+            if status == COMPLETED:
+                raise
 
     @property
     def status(self) -> str:

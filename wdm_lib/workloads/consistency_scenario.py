@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 from dataclasses import asdict, dataclass
 
+from wdm_lib import options
 from wdm_lib.errors import WorkbenchError
 
 
@@ -46,12 +47,11 @@ class ConsistencyScenario:
         for name in ("item_stock", "item_price", "user_credit"):
             if getattr(self, name) < 0:
                 raise WorkbenchError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected 0 or more.")
-        if self.rate is not None and not (0 < self.rate < float("inf")):
-            raise WorkbenchError(f"--rate is {self.rate:g}; expected a positive number of checkouts per second.")
-        if self.timeout_s <= 0:
-            raise WorkbenchError(f"--timeout is {self.timeout_s}; expected a positive number of seconds.")
-        if self.quiet_s < 0:
-            raise WorkbenchError(f"--quiet is {self.quiet_s:g}; expected 0 or more seconds.")
+        if self.rate is not None:
+            options.rate("--rate", self.rate, "checkouts")
+        options.seconds("--timeout", self.timeout_s)
+        options.seconds("--quiet", self.quiet_s, zero=True)
+        options.seconds("--settle", self.settle_s, zero=True)
         if self.settle_s < self.quiet_s:
             raise WorkbenchError(f"--settle is {self.settle_s:g} s, shorter than --quiet {self.quiet_s:g} s; expected "
                                  f"at least --quiet, since the verdict waits for the state to stay unchanged that long.")

@@ -332,23 +332,47 @@ def _safe(text: str) -> str:
 
 
 class RawFile:
-    """One requests-*.csv, appended to in batches."""
+    """One requests-*.csv, appended to in batches. A file that cannot be written (a full disk)
+    ends the test: figures that silently miss rows would be wrong figures."""
 
-    def __init__(self, folder: str, tag: str):
+    def __init__(self, environment, folder: str, tag: str):
+        self.environment = environment
         self.path = os.path.join(folder, f"requests-{_safe(tag)}.csv")
-        self._file = open(self.path, "w", newline="", encoding="utf-8")
-        self._csv = csv.writer(self._file)
-        self._csv.writerow(RAW_COLUMNS)
-        self._file.flush()
+        self._file = None
+        try:
+            self._file = open(self.path, "w", newline="", encoding="utf-8")
+            self._csv = csv.writer(self._file)
+            self._csv.writerow(RAW_COLUMNS)
+            self._file.flush()
+        except OSError as e:
+            self._failed(e)
 
     def write(self, rows) -> None:
         """rows: RAW_COLUMNS but the outcome, which is added here, off the request's path."""
-        self._csv.writerows(r + [outcome(r[4])] for r in rows)
-        self._file.flush()
+        if self._file is None:
+            return
+        try:
+            self._csv.writerows(r + [outcome(r[4])] for r in rows)
+            self._file.flush()
+        except OSError as e:
+            self._failed(e)
+
+    def _failed(self, e: OSError) -> None:
+        if self._file is not None:
+            try:
+                self._file.close()
+            except OSError:
+                pass
+        self._file = None
+        stop_test(self.environment, f"{self.path}: cannot be written ({e.strerror or e}); the run stopped there, "
+                                    f"and what was recorded before is kept in {os.path.dirname(self.path)}.")
 
     def close(self) -> None:
-        if not self._file.closed:
-            self._file.close()
+        if self._file is not None and not self._file.closed:
+            try:
+                self._file.close()
+            except OSError:  # what could not be flushed ended the test already
+                pass
 
 
 class RawLatencies:
@@ -382,7 +406,7 @@ class RawLatencies:
         # On a worker the master's options (and so --wdm-raw-dir) have just arrived.
         self.on = bool(self.raw_dir())
         if self.on and not isinstance(environment.runner, WorkerRunner) and self.file is None:
-            self.file = RawFile(self.raw_dir(), f"{socket.gethostname()}-{os.getpid()}")
+            self.file = RawFile(self.environment, self.raw_dir(), f"{socket.gethostname()}-{os.getpid()}")
 
     def on_request(self, request_type, name, response_time, response, start_time=None, context=None, **_):
         if not self.on:
@@ -412,7 +436,7 @@ class RawLatencies:
         if not rows or not folder:
             return
         if client_id not in self.files:
-            self.files[client_id] = RawFile(folder, client_id)
+            self.files[client_id] = RawFile(self.environment, folder, client_id)
         self.files[client_id].write(rows)
 
     def close(self, **_):

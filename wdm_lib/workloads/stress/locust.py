@@ -7,6 +7,7 @@ library with gevent on import, which must never reach the rest of wdm_lib.
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import re
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from wdm_lib import reaper
-from wdm_lib.config import Target
+from wdm_lib.config import Target, redact
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.ports import free_port
 from wdm_lib.workloads.shop_rows import STOPPED
@@ -31,6 +32,7 @@ LOCUST_PREFIX = "locust"  # -> locust_stats.csv, locust_stats_history.csv, locus
 LOCUST_HTML = "locust_report.html"
 LOCUST_LOG = "locust.log"
 WORKERS_CSV = "workers.csv"
+TAIL_LINES = 200  # of Locust's output, kept in memory for the sentence that says why it ended
 EXIT_GRACE_S = 60.0      # beyond the planned run time, before a hung Locust is stopped
 INTERRUPT_GRACE_S = 30.0  # for Locust to write its files after Ctrl-C
 WORKER_GRACE_S = 5.0      # for a worker to tell its master it leaves
@@ -106,6 +108,9 @@ class LocustProcess:
     def __init__(self, cmd: list[str], env: dict[str, str], log_path: Path):
         self.log_path = log_path
         self._log = open(log_path, "w", encoding="utf-8", errors="replace")
+        self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self._stopped: str | None = None
+        self.log_failure: str | None = None
         self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         self._guard = reaper.watch_group(self.proc.pid)
@@ -114,11 +119,31 @@ class LocustProcess:
 
     def _copy(self) -> None:
         # The copier closes the log itself: Locust's forked workers may hold the pipe open a little
-        # after their parent exits, and their last lines still belong in the log.
-        with self._log:
-            for raw in self.proc.stdout:
-                self._log.write(raw.decode("utf-8", "replace"))
-                self._log.flush()
+        # after their parent exits, and their last lines still belong in the log. It keeps the
+        # last lines (and the locustfile's own reason to stop) in memory too, and drains the pipe
+        # even when the log cannot be written (a full disk): a Locust whose output is not read
+        # blocks, and the run would hang until its bound instead of saying why it stopped.
+        for raw in self.proc.stdout:
+            line = redact(raw.decode("utf-8", "replace"))
+            self._tail.append(line)
+            if STOPPED in line and self._stopped is None:
+                self._stopped = line.split(STOPPED, 1)[1].strip()
+            if self.log_failure is None:
+                try:
+                    self._log.write(line)
+                    self._log.flush()
+                except OSError as e:
+                    self.log_failure = (f"{self.log_path}: cannot be written ({e.strerror or e}); the run stopped "
+                                        f"there, and what was recorded before is kept in {self.log_path.parent}.")
+        try:
+            self._log.close()
+        except OSError:
+            pass
+
+    def _output_read(self) -> None:
+        """Once Locust has ended: wait (a little) for the copier to read its last lines."""
+        if self.proc.poll() is not None:
+            self._copier.join(5)
 
     def wait(self, bound_s: float | None, every_s: float = 2.0, tick: Callable[[], None] = lambda: None) -> int:
         """Locust's exit code, calling `tick` every `every_s` meanwhile; a Locust still running
@@ -153,20 +178,14 @@ class LocustProcess:
         return code
 
     def stopped_because(self) -> str | None:
-        """The sentence with which the locustfile ended the test itself (a reply body past the cap),
-        from anywhere in the log: Locust's summary and error tables follow it."""
-        try:
-            with open(self.log_path, encoding="utf-8", errors="replace") as log:
-                said = next((line for line in log if STOPPED in line), None)
-        except OSError:
-            return None
-        return None if said is None else said.split(STOPPED, 1)[1].strip()
+        """The sentence with which the locustfile ended the test itself (a reply body past the cap,
+        a raw file that could not be written), or the log that could not be written."""
+        self._output_read()
+        return self._stopped or self.log_failure
 
     def log_tail(self, lines: int = 40) -> list[str]:
-        try:
-            return self.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-lines:]
-        except OSError:
-            return []
+        self._output_read()
+        return [line.rstrip() for line in self._tail if line.strip()][-lines:]
 
 
 # What Locust's master logs when its port is taken (zmq's words, e.g. "Address already in use").

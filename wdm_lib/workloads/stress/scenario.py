@@ -11,6 +11,7 @@ import math
 import re
 from dataclasses import asdict, dataclass, field, fields
 
+from wdm_lib import options
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.workloads.stress import gates as gates_
 
@@ -126,8 +127,7 @@ class StressScenario:
         self.thresholds = list(self.thresholds or [])
         self.gates = gates_.parse_all(self.thresholds, NAMES)
         if self.rate is not None:
-            if not (self.rate > 0 and math.isfinite(self.rate)):
-                raise WorkbenchError(f"--rate is {self.rate}; expected a positive number of requests per second.")
+            options.rate("--rate", self.rate, "requests")
             if self.steps:
                 raise WorkbenchError("--rate holds one arrival rate for the whole run; expected either "
                                      "--rate or --steps, not both.")
@@ -152,14 +152,11 @@ class StressScenario:
         if self.processes < 1 and self.processes != -1:
             raise WorkbenchError(f"--processes is {self.processes}; expected at least 1 "
                                  f"(or -1 for one per CPU core).")
-        if not (self.spawn_rate > 0 and math.isfinite(self.spawn_rate)):
-            raise WorkbenchError(f"--spawn-rate is {self.spawn_rate}; expected a positive number of "
-                                 f"users started per second.")
+        options.rate("--spawn-rate", self.spawn_rate, "users started")
         if sum(self.weights().values()) == 0:
             raise WorkbenchError("every task weight is 0; expected --checkout-weight (or another "
                                  "task's weight) to be at least 1.")
-        if not self.timeout_s > 0:
-            raise WorkbenchError(f"--timeout is {self.timeout_s}; expected a positive number of seconds.")
+        options.seconds("--timeout", self.timeout_s)
         if self.thresholds and not self.raw_latencies:
             raise WorkbenchError("--threshold is judged on the raw rows of every request; expected a run "
                                  "without --no-raw-latencies.")
