@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from shop_proxy import Misbehaviour, ShopProxy
-from wdm_lib.client import MAX_BODY, ShopClient
+from wdm_lib.client import MAX_BODY, ShopClient, require_ok
 from wdm_lib.history import FAIL, OK, UNKNOWN, Op, unknown_cause
 from wdm_lib.config import parse_urls
 from wdm_lib.errors import ContractError, TargetUnreachable
@@ -198,3 +198,49 @@ def test_a_slow_first_reply_is_waited_for(shop):
                     return await c.checkout("nope")
         reply = run(go())
     assert reply.outcome == FAIL and reply.status == 404
+
+
+def test_a_reset_during_set_up_is_not_advised_a_longer_timeout():
+    async def hang_up(request):
+        request.transport.close()  # the connection dropped before any reply
+        await asyncio.sleep(1)
+
+    async def go():
+        async with serving(hang_up) as urls:
+            async with ShopClient(target(urls), timeout_s=5) as c:
+                require_ok(await c.create_item(1), "creating an item")
+    with pytest.raises(TargetUnreachable) as e:
+        run(go())
+    assert "connection was dropped before a reply came" in str(e.value) and "--timeout" not in str(e.value)
+
+
+def test_a_reply_still_arriving_at_set_up_asks_for_the_whole_reply():
+    async def trickle(request):
+        resp = web.StreamResponse(status=200)
+        await resp.prepare(request)
+        for _ in range(40):
+            await resp.write(b" ")
+            await asyncio.sleep(0.05)
+        return resp
+
+    async def go():
+        async with serving(trickle) as urls:
+            async with ShopClient(target(urls), timeout_s=0.5) as c:
+                require_ok(await c.create_item(1), "creating an item")
+    with pytest.raises(TargetUnreachable) as e:
+        run(go())
+    assert "HTTP 200 came" in str(e.value) and "expected the whole reply within --timeout" in str(e.value)
+    assert "no reply" not in str(e.value)
+
+
+def test_a_number_too_long_for_python_is_named_not_called_not_json():
+    async def huge(request):
+        return web.Response(text='{"item_id": ' + "9" * 5001 + "}", content_type="application/json")
+
+    async def go():
+        async with serving(huge) as urls:
+            async with ShopClient(target(urls), timeout_s=5) as c:
+                await c.create_item(1)
+    with pytest.raises(ContractError) as e:
+        run(go())
+    assert "not JSON" not in str(e.value) and "JSON holding a value" in str(e.value)

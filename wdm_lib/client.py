@@ -101,8 +101,10 @@ def check_body(endpoint: str, status: int, text: str, schema: Schema) -> dict:
     fault = None
     try:
         body = json.loads(text)
-    except ValueError:
+    except json.JSONDecodeError:
         body, fault = None, "not JSON"
+    except ValueError as e:  # JSON, but a number Python refuses to convert (over 4,300 digits)
+        body, fault = None, f"JSON holding a value no shop's id or amount can be ({e})"
     if fault is None and not isinstance(body, dict):
         fault = "not a JSON object"
     if fault is None:
@@ -340,9 +342,16 @@ def require_ok(reply: Reply, doing: str, when_overloaded: str = "") -> Reply:
     if reply.error.startswith("cannot connect"):
         raise TargetUnreachable(f"{reply.url}: {reply.error} while {doing}; expected the system to be "
                                 f"running there (is urls.json pointing at it?).")
-    if reply.status is None:
+    if reply.status is None and reply.error.startswith(TIMEOUT_ERROR):
         raise TargetUnreachable(f"{reply.url}: {reply.error} while {doing}; expected a reply "
                                 f"(raise --timeout if the system is just slow).")
+    if reply.status is None and reply.error.startswith(INCOMPLETE_ERROR):
+        raise TargetUnreachable(f"{reply.url}: {reply.error} while {doing}; expected the whole reply within "
+                                f"--timeout (raise it if the system is just slow to send its bodies).")
+    if reply.status is None:
+        raise TargetUnreachable(f"{reply.url}: the connection was dropped before a reply came ({reply.error}) "
+                                f"while {doing}; expected a reply (the system or a proxy in front of it closed "
+                                f"the connection: its logs say why).")
     advice = f" ({when_overloaded})" if when_overloaded and reply.status >= 500 else ""
     raise ContractError(f"{reply.endpoint} at {reply.url} answered {reply.error} while {doing}; "
                         f"expected a 2xx reply{advice}.")

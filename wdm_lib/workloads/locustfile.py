@@ -163,7 +163,7 @@ class ShopTasks:
             elif 200 <= status < 300:
                 response.success()
             else:
-                response.failure(f"HTTP {status}" if status else f"no reply: {response.error!r}")
+                response.failure(f"HTTP {status}" if status else f"no complete reply: {response.error!r}")
 
     def checkout(self):
         self._call("POST", f"{self.order_url}/orders/checkout/{segment(random.randrange(self.n_orders))}",
