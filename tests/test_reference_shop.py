@@ -17,9 +17,13 @@ from collections import Counter
 import aiohttp
 import pytest
 
+from processes import wait_for
+from wdm_lib.errors import WorkbenchError
+from wdm_lib.ports import free_port
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.reference.server import build_app
 from wdm_lib.reference.store import Store
+from wdm_lib.reference.supervisor import Shop, ShopChild, answers, shop_environment, wait_ready
 
 
 def call(base: str, method: str, path: str) -> tuple[int, str]:
@@ -62,6 +66,7 @@ def test_process_interface(shop):
     assert shop.urls() == {"ORDER_URL": shop.base_url, "PAYMENT_URL": shop.base_url,
                            "STOCK_URL": shop.base_url}
     assert shop.pid > 0 and shop.returncode is None
+    assert isinstance(shop, Shop) and shop.pids == {"shop": shop.pid} and shop.exit_code("shop") is None
 
 
 def test_stock_endpoints(base):
@@ -450,26 +455,85 @@ def test_serve_prints_one_line_and_stops_cleanly(tmp_path, sig):
 
 
 def test_start_failure_names_the_cause():
-    from wdm_lib.errors import WorkbenchError
-
     with pytest.raises(WorkbenchError, match="exited with code 2 before listening.*anomaly"):
         ReferenceShopProcess(anomaly="no-such-bug")
 
 
-def test_a_shop_that_listened_and_then_died_is_not_said_to_have_died_before_listening():
-    from wdm_lib.errors import WorkbenchError
-    from wdm_lib.reference.process import LISTENING, ShopChild, wait_listening
+# A process that answers health requests as a shop does (with its pid): with a reason, one request,
+# and then it exits with that reason.
+HEALTH_SERVER = """
+import json, os, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+class Health(BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = json.dumps({"pid": os.getpid()}).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = HTTPServer(("127.0.0.1", int(sys.argv[1])), Health)
+if sys.argv[2:]:
+    server.handle_request()
+    sys.exit(sys.argv[2])
+server.serve_forever()
+"""
 
-    script = (f"import sys; print({LISTENING!r} + 'http://127.0.0.1:1', flush=True); "
-              f"sys.exit('database disk image is malformed')")
-    child = ShopChild("the reference shop", LISTENING, [sys.executable, "-c", script], dict(os.environ))
+
+def python(what: str, port: int, code: str, *args: str) -> ShopChild:
+    return ShopChild(what, "127.0.0.1", port, [sys.executable, "-c", code, *args], shop_environment())
+
+
+def test_a_shop_that_listened_and_then_died_is_not_said_to_have_died_before_listening():
+    """One process answered and died while another was still starting: said as it happened."""
+    port = free_port()
+    died = python("the gateway service", port, HEALTH_SERVER, str(port), "database disk image is malformed")
+    slow = python("the stock service", free_port(), "import time; time.sleep(30)")
     try:
-        child.wait()  # it listened and died before anyone looked
-        with pytest.raises(WorkbenchError, match=r"^the reference shop \(pid \d+\) exited with code 1 after it had "
-                                                 r"listened on http://127.0.0.1:1: database disk image is malformed$"):
-            wait_listening([child], 5)
+        with pytest.raises(WorkbenchError, match=rf"^the gateway service \(pid {died.pid}\) exited with code 1 after "
+                                                 rf"it had listened on http://127.0.0.1:{port}: database disk image "
+                                                 rf"is malformed$"):
+            wait_ready([died, slow], 10)
     finally:
-        child.close()
+        for child in (died, slow):
+            child.kill()
+            child.close()
+
+
+def test_ready_means_the_shop_itself_answers_not_whatever_holds_its_port(tmp_path):
+    """Readiness is the health request answered with the shop's own pid: another process answering
+    on the shop's port (one that took it meanwhile) is not taken for the shop, which says why it
+    could not start; one that never answers is one sentence too."""
+    port = free_port()
+    other = subprocess.Popen([sys.executable, "-c", HEALTH_SERVER, str(port)])
+    children = []
+    try:
+        assert wait_for(lambda: answers("127.0.0.1", port, other.pid, 1)), "the other server never answered"
+        children.append(python("the reference shop", port, "import sys, wdm_lib.cli; sys.exit(wdm_lib.cli.main())",
+                               "serve", "--port", str(port), "--data", str(tmp_path)))
+        with pytest.raises(WorkbenchError, match=rf"^the reference shop \(pid \d+\) exited with code 2 before "
+                                                 rf"listening: wdm: the wdm reference shop cannot listen on "
+                                                 rf"http://127.0.0.1:{port}: "):
+            wait_ready(children, 20)
+        children.append(python("the reference shop", port,
+                               "import sys, time; print('starting', file=sys.stderr, flush=True); time.sleep(30)"))
+        with pytest.raises(WorkbenchError, match=r"^the reference shop \(pid \d+\) did not start listening within "
+                                                 r"0.5 s: starting$"):
+            wait_ready(children[1:], 0.5)
+    finally:
+        for child in children:
+            child.kill()
+            child.close()
+        other.kill()
+        other.wait()
+
+
+@pytest.mark.xdist_group("services")
+def test_every_shop_process_answers_its_health_request_beside_the_api(shop, services):
+    assert json.loads(call(shop.base_url, "GET", "/health")[1]) == {"service": "wdm reference shop", "pid": shop.pid}
+    for name, pid in services.pids.items():
+        said = json.loads(call(services.url(name), "GET", "/health")[1])
+        assert said == {"service": "wdm gateway" if name == "gateway" else f"wdm {name} service", "pid": pid}
+
 
 def test_the_shop_dies_with_the_workbench_and_takes_its_temporary_folder(tmp_path):
     """A workbench killed with SIGKILL cannot stop its shop: the shop notices and goes, and removes

@@ -22,6 +22,7 @@ import pytest
 from wdm_lib.cli import main
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.reference.services import ReferenceServices
+from wdm_lib.reference.supervisor import Shop
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
 from processes import alive, process_state, wait_for
@@ -40,7 +41,7 @@ def status(url: str, method: str = "GET") -> int:
 def test_services_life_cycle(tmp_path):
     with ReferenceServices(tmp_path) as shop:
         assert shop.urls() == dict.fromkeys(("ORDER_URL", "PAYMENT_URL", "STOCK_URL"), shop.base_url)
-        assert set(shop.pids) == set(ReferenceServices.SERVICES)
+        assert isinstance(shop, Shop) and set(shop.pids) == set(ReferenceServices.SERVICES)
         assert {"order.sqlite", "payment.sqlite", "stock.sqlite"} <= set(os.listdir(tmp_path))
         user = f"{shop.base_url}/payment/find_user/0"
         assert status(f"{shop.base_url}/payment/batch_init/1/5", "POST") == 200

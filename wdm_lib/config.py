@@ -6,9 +6,13 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from wdm_lib.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wdm_lib.reference.supervisor import Shop
 
 URL_KEYS = ("ORDER_URL", "PAYMENT_URL", "STOCK_URL")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +28,7 @@ class Target:
     source: str  # the urls.json path, or "embedded reference shop"
     # The embedded shop's process, for built-in fault actions and for noticing its death; None for
     # a system a urls file names (the workbench cannot see its processes).
-    shop: object = field(default=None, compare=False, repr=False)
+    shop: Shop | None = field(default=None, compare=False, repr=False)
 
     def as_urls(self) -> dict[str, str]:
         return {"ORDER_URL": self.order_url, "PAYMENT_URL": self.payment_url, "STOCK_URL": self.stock_url}

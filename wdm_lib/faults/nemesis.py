@@ -21,7 +21,7 @@ import signal
 import threading
 import time
 from pathlib import Path
-from typing import Awaitable
+from typing import TYPE_CHECKING, Awaitable
 
 from wdm_lib import reaper
 from wdm_lib.errors import WorkbenchError
@@ -32,15 +32,18 @@ OUTPUT_CAP = 1 << 20  # of a command's output, kept in its log file
 TAIL_BYTES = 4096  # of a command's output, kept in memory for the sentence that says why it failed
 INJECT, RECOVER = "inject", "recover"
 
+if TYPE_CHECKING:
+    from wdm_lib.reference.supervisor import Shop
+
 
 class FaultFailed(WorkbenchError):
     """A step of the fault schedule did not do what it says: the run cannot say what it tested."""
 
 
 class Nemesis:
-    def __init__(self, faults: list[Fault], history: HistoryWriter, folder: Path, shop=None):
-        """`shop`: the embedded shop's process (ReferenceShopProcess or ReferenceServices), for built-in
-        actions; None when the target is a urls file."""
+    def __init__(self, faults: list[Fault], history: HistoryWriter, folder: Path, shop: Shop | None = None):
+        """`shop`: the embedded shop (ReferenceShopProcess or ReferenceServices), for built-in actions;
+        None when the target is a urls file."""
         self.faults = faults
         self.history = history
         self.folder = folder

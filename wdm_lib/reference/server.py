@@ -17,7 +17,7 @@ from aiohttp import web
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.reference.anomalies import IN_MEMORY, behaviour, check_anomaly
 from wdm_lib.reference.openapi import SPEC
-from wdm_lib.reference.process import TemporaryDataFolder
+from wdm_lib.reference.supervisor import HEALTH, TemporaryDataFolder
 from wdm_lib.reference.store import MAX_BATCH, MAX_VALUE, BadInput, ShopError, Store
 
 DB_FILE = "shop.sqlite"
@@ -167,7 +167,12 @@ def _url(host: str, port: int) -> str:
 
 
 async def listen_until_signalled(app: web.Application, host: str, port: int, name: str) -> None:
-    """Serve `app` until SIGTERM or SIGINT; once listening, print `<name> listening on <url>`."""
+    """Serve `app` until SIGTERM or SIGINT; once listening, print `<name> listening on <url>`. Beside
+    the app, the process answers GET /health with its pid: how its supervisor knows it is ready."""
+    async def health(request: web.Request) -> web.Response:
+        return web.json_response({"service": name, "pid": os.getpid()})
+
+    app.router.add_get(HEALTH, health)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     try:
