@@ -1,10 +1,10 @@
 """Time and peak memory of the report paths, each measured in a fresh subprocess.
 
 1. Stress: load a run folder with 1,000,000 raw request rows (synthesised, in the format
-   `wdm stress run` writes) and draw every chart of notebooks/stress.ipynb: load_requests,
+   `wdm stress run` writes) and draw every chart of wdm_lib/notebooks/stress.ipynb: load_requests,
    Locust's CSVs, the exact percentile table beside Locust's, step figures, and the four charts
    saved as PNG. Peak RSS is the child's resource.getrusage ru_maxrss.
-2. Consistency: papermill executes notebooks/consistency.ipynb with its default (original)
+2. Consistency: papermill executes wdm_lib/notebooks/consistency.ipynb with its default (original)
    scenario against the embedded reference shop, kernel start included.
 
     python bench/bench_analysis.py [--runs 5] [--rows 1000000]
@@ -87,7 +87,7 @@ def main() -> None:
         consistency = []
         for i in range(args.runs):
             out = tmp / f"consistency-{i}"
-            consistency.append(child(CONSISTENCY_CHILD, str(ROOT / "notebooks" / "consistency.ipynb"),
+            consistency.append(child(CONSISTENCY_CHILD, str(ROOT / "wdm_lib" / "notebooks" / "consistency.ipynb"),
                                      str(tmp / f"out-{i}.ipynb"), str(out)))
             print(f"consistency notebook run {i + 1}: {consistency[-1]['seconds']:.2f} s")
 

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -40,12 +41,15 @@ def test_a_missing_file_names_where_it_looked(tmp_path, monkeypatch):
         find_urls_file("nope.json")
 
 
-def test_relative_paths_are_looked_up_in_the_working_folder_first(tmp_path, monkeypatch, write_urls):
+def test_relative_paths_are_looked_up_in_the_working_folder_only(tmp_path, monkeypatch, write_urls):
     path = write_urls(GOOD, "mine.json")
     monkeypatch.chdir(tmp_path)
     assert find_urls_file("mine.json") == path
-    # Without a path: ./urls.json, else the project's own.
-    assert find_urls_file(None).name == "urls.json"
+    # Without a path: ./urls.json, never the one beside the package's source (the checkout has one).
+    with pytest.raises(ConfigError, match=re.escape(f"urls.json: no such file (looked in {tmp_path})")):
+        find_urls_file(None)
+    write_urls(GOOD)
+    assert find_urls_file(None) == tmp_path / "urls.json"
 
 
 def test_parse_urls_is_pure_and_names_its_source():

@@ -204,16 +204,30 @@ def test_faults_need_a_paced_load():
 
 
 def test_the_shipped_example_schedules_are_valid():
-    from wdm_lib.config import PROJECT_ROOT
     from wdm_lib.faults.schedule import load_schedule
+    from wdm_lib.shipped import FAULT_EXAMPLES
 
-    examples = sorted((PROJECT_ROOT / "faults").glob("*.yaml"))
+    examples = sorted(FAULT_EXAMPLES.glob("*.yaml"))
     assert {p.name for p in examples} >= {"embedded-shop.yaml", "embedded-services.yaml", "docker-compose.yaml",
                                           "kubernetes.yaml"}
     for path in examples:
         actions = {"embedded-shop.yaml": ("shop",), "embedded-services.yaml": ("shop", "gateway", "order", "stock",
                                                                               "payment")}.get(path.name)
         assert load_schedule(path, actions, 10.0)
+
+
+def test_a_relative_schedule_is_the_working_folders_else_a_shipped_example(tmp_path, monkeypatch):
+    from wdm_lib.faults.schedule import load_schedule
+
+    monkeypatch.chdir(tmp_path)
+    # From a folder that holds no faults/: the example the package ships, as the README names it.
+    assert [f.name for f in load_schedule("faults/embedded-shop.yaml", ("shop",), 10.0)]
+    with pytest.raises(ConfigError, match=r"^faults/nope.yaml: no such file; .*faults/embedded-shop.yaml"):
+        load_schedule("faults/nope.yaml", ("shop",), 10.0)
+    # The working folder's own file of that name comes first.
+    (tmp_path / "faults").mkdir()
+    (tmp_path / "faults" / "embedded-shop.yaml").write_text("faults:\n  - name: mine\n    at: 1s\n    run: 'true'\n")
+    assert [f.name for f in load_schedule("faults/embedded-shop.yaml", ("shop",), 10.0)] == ["mine"]
 
 
 def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path, wdm):

@@ -12,11 +12,10 @@ import pytest
 
 from notebook_outputs import as_row, banners, cell, figures, tables, text
 from synthetic_stress import make_stress_run
-from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.report import execute
+from wdm_lib.shipped import NOTEBOOKS
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
-NOTEBOOKS = PROJECT_ROOT / "notebooks"
 CONSISTENCY, STRESS = NOTEBOOKS / "consistency.ipynb", NOTEBOOKS / "stress.ipynb"
 
 
@@ -32,7 +31,7 @@ def assert_percentiles_shown(row: dict, figures: dict):
 
 # --- the committed notebooks ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", [CONSISTENCY, STRESS], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(NOTEBOOKS.glob("*.ipynb")), ids=lambda p: p.name)
 def test_notebooks_are_committed_without_outputs(path):
     nb = nbformat.read(path, as_version=4)
     nbformat.validate(nb)

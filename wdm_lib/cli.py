@@ -87,7 +87,8 @@ def _add_consistency(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--rate", type=float, default=None, metavar="N",
                    help="checkouts per second, open loop (default: all at once, at most --concurrency in flight)")
     p.add_argument("--faults", default=None, metavar="FILE",
-                   help="a fault schedule (YAML) to run during the checkouts; needs --rate (see faults/)")
+                   help="a fault schedule (YAML) to run during the checkouts; needs --rate (shipped examples: "
+                        "faults/embedded-shop.yaml and others, see `wdm notebooks`)")
     p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s, metavar="SECONDS",
                    help=f"per-request timeout (default {d.timeout_s:g})")
     p.add_argument("--quiet", dest="quiet_s", type=float, default=d.quiet_s, metavar="SECONDS",
@@ -229,6 +230,24 @@ def _grade(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _add_notebooks(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("notebooks", help="copy the notebooks and the example fault schedules out, to edit",
+                       description="Copy consistency.ipynb, stress.ipynb and compare.ipynb into DIR and the "
+                                   "example fault schedules into DIR/faults/, for JupyterLab or papermill. "
+                                   "Overwrites nothing: a file already there stops it before anything is copied. "
+                                   "`wdm report` keeps using the notebooks the package ships.")
+    p.add_argument("folder", metavar="DIR", help="where the copies go (made if missing)")
+    p.set_defaults(handler=_notebooks)
+
+
+def _notebooks(args: argparse.Namespace) -> int:
+    from wdm_lib.shipped import copy_out
+
+    for copy in copy_out(args.folder):
+        print(copy)
+    return EXIT_OK
+
+
 def _add_stress(sub: argparse._SubParsersAction) -> None:
     from wdm_lib.workloads.stress.scenario import CLOSED_LOOP_SPAWN_RATE, CLOSED_LOOP_USERS, StressScenario
 
@@ -301,7 +320,8 @@ def _add_stress(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", action="store_true",
                    help="batch-initialise the target first (always done for the embedded shop)")
     p.add_argument("--faults", default=None, metavar="FILE",
-                   help="a fault schedule (YAML) to run during the load, timed from Locust's start (see faults/)")
+                   help="a fault schedule (YAML) to run during the load, timed from Locust's start (shipped "
+                        "examples: faults/embedded-shop.yaml and others, see `wdm notebooks`)")
     p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s, metavar="SECONDS",
                    help=f"per batch-init call and --verify read (default {d.timeout_s:g})")
     p.add_argument("--report", action="store_true", help="render the HTML report at the end")
@@ -380,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_report(sub)
     _add_compare(sub)
     _add_grade(sub)
+    _add_notebooks(sub)
     return parser
 
 

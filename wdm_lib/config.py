@@ -15,7 +15,6 @@ if TYPE_CHECKING:
     from wdm_lib.reference.supervisor import Shop
 
 URL_KEYS = ("ORDER_URL", "PAYMENT_URL", "STOCK_URL")
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -87,18 +86,13 @@ def redact(text: str) -> str:
 
 
 def find_urls_file(path: str | Path | None = None) -> Path:
-    """The urls.json to use: the given path (relative ones looked up in the working folder, then the
-    project root), else ./urls.json, else the project root's."""
-    if path is None:
-        candidates = [Path.cwd() / "urls.json", PROJECT_ROOT / "urls.json"]
-    else:
-        path = Path(path).expanduser()
-        candidates = [path] if path.is_absolute() else [Path.cwd() / path, PROJECT_ROOT / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    wanted = path if path is not None else "urls.json"
-    raise ConfigError(f"{wanted}: no such file (looked in {', '.join(str(c.parent) for c in candidates)}); "
+    """The urls.json to use: the given path (a relative one from the working folder), else
+    ./urls.json. Never a file beside the package: an installed workbench serves every folder alike."""
+    path = Path(path if path is not None else "urls.json").expanduser()
+    file = path if path.is_absolute() else Path.cwd() / path
+    if file.is_file():
+        return file
+    raise ConfigError(f"{path}: no such file (looked in {file.parent}); "
                       f"expected a JSON file naming {', '.join(URL_KEYS)}.")
 
 

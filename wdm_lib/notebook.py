@@ -13,7 +13,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from wdm_lib import runs
-from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
 
 
@@ -30,13 +29,10 @@ def markdown_text(value: object) -> str:
 
 
 def open_run(run_dir: str | Path, kind: str | None = None) -> runs.Run:
-    """A run (of that kind, if given); a relative path is looked up in the working folder, then the project
-    root (as urls.json is), so the notebooks work from the root and from notebooks/. A run may have
+    """A run (of that kind, if given); a relative path is from the working folder. A run may have
     ended without a verdict, however it ended (see consistency_summary and stress's report_summary):
     its report shows what it recorded."""
     path = Path(run_dir).expanduser()
-    if not path.is_absolute() and not path.is_dir() and (PROJECT_ROOT / path).is_dir():
-        path = PROJECT_ROOT / path
     if not path.is_dir():
         raise WorkbenchError(f"{run_dir}: no such folder; expected a run folder made by wdm (under reports/runs/).")
     run = runs.Run.open(path)

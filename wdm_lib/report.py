@@ -14,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from wdm_lib import banner, reaper, runs
-from wdm_lib.config import PROJECT_ROOT
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.shipped import NOTEBOOKS
 
-NOTEBOOKS = PROJECT_ROOT / "notebooks"
 # The kernelspec every ipykernel installs into its environment; its argv names "python", which
 # jupyter_client replaces with sys.executable, so the kernel is the interpreter rendering the report.
 KERNEL = "python3"

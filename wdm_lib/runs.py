@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wdm_lib import __version__
-from wdm_lib.config import PROJECT_ROOT, redact
+from wdm_lib.config import redact
 from wdm_lib.errors import WorkbenchError
 
 RUNNING, COMPLETED, FAILED, INTERRUPTED = "running", "completed", "failed", "interrupted"
@@ -41,12 +41,9 @@ STALE_S = 6 * HEARTBEAT_S
 
 
 def default_runs_dir() -> Path:
-    """reports/runs of the project when working inside its checkout (from notebooks/ too), else of
-    the working folder."""
-    cwd = Path.cwd().resolve()
-    if (PROJECT_ROOT / "pyproject.toml").is_file() and (cwd == PROJECT_ROOT or PROJECT_ROOT in cwd.parents):
-        return PROJECT_ROOT / "reports" / "runs"
-    return cwd / "reports" / "runs"
+    """reports/runs of the working folder, wherever the workbench is installed (a notebook's working
+    folder is its own folder in JupyterLab, the folder papermill runs in otherwise)."""
+    return Path.cwd().resolve() / "reports" / "runs"
 
 
 def _now() -> str:

@@ -146,15 +146,17 @@ def parse_schedule(text: str, source: str, services: tuple[str, ...] | None = No
 
 def load_schedule(path: str | Path, services: tuple[str, ...] | None = None,
                   load_s: float | None = None) -> list[Fault]:
-    from wdm_lib.config import PROJECT_ROOT
+    from wdm_lib.shipped import FAULT_EXAMPLES, FAULTS_FOLDER, fault_example
 
     file = Path(path).expanduser()
-    if not file.is_absolute() and not file.is_file() and (PROJECT_ROOT / file).is_file():
-        file = PROJECT_ROOT / file  # as urls files: the working folder, then the project root
+    if not file.is_file():  # relative: from the working folder, or faults/<name>.yaml, a shipped example
+        file = fault_example(file) or file
     try:
         text = file.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file; expected a YAML fault schedule (examples in the faults/ folder).") from None
+        examples = ", ".join(f"{FAULTS_FOLDER}/{p.name}" for p in sorted(FAULT_EXAMPLES.glob("*.yaml")))
+        raise ConfigError(f"{path}: no such file; expected a YAML fault schedule, such as one of the shipped "
+                          f"examples ({examples}).") from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"{path}: cannot be read ({e.__class__.__name__}: {e}).") from None
     return parse_schedule(text, str(path), services, load_s)
