@@ -80,7 +80,7 @@ def installed(tmp_path_factory) -> Path:
     shutil.copytree(ROOT / "wdm_lib", source / "wdm_lib", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input", "--no-cache-dir"]
     run([*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", where / "dist", source], where)
     [wheel] = (where / "dist").glob("wdm_workbench-*.whl")
     env = where / "venv"
