@@ -1,5 +1,5 @@
 """A stress run folder made up from random numbers, in the format `wdm stress run` writes (Locust's
-CSVs, raw requests-*.csv, manifest.json, and summary.json by the stress workload's own summarize),
+CSVs, raw requests-*.csv, manifest.json, and summary.json by the stress workload's own judge),
 for tests and bench/bench_analysis.py."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from wdm_lib.workloads.stress.figures import summarize
+from wdm_lib import runs, summaries
+from wdm_lib.workloads.stress.run import judge
 from wdm_lib.workloads.stress.scenario import StressScenario
 
 NAMES = (("POST", "/orders/checkout/[order_id]"), ("GET", "/stock/find/[item_id]"),
@@ -76,5 +77,6 @@ def make_stress_run(path: Path, rows: int = 5000, duration_s: int = 20, steps: l
                 "scenario": scenario.to_dict(), "target": {"source": "embedded reference shop", "anomaly": None},
                 "started_at": "2025-01-01T00:00:00.000+00:00", "ended_at": "2025-01-01T00:00:20.000+00:00"}
     (path / "manifest.json").write_text(json.dumps(manifest))
-    (path / "summary.json").write_text(json.dumps(summarize(run_id, scenario, path)))
+    run = runs.Run.open(path)
+    summaries.write(run, judge(scenario, run, 0.0, ui=False))
     return path

@@ -230,3 +230,23 @@ def test_records_the_target_no_longer_has_are_named():
     result = check_consistency(SC, HISTORY, st)
     assert {"lost-item", "lost-user"} <= names(result)
     assert next(a for a in result.anomalies if a.name == "lost-item").examples == ["b"]
+
+
+# --- named checkers, composed safely ---------------------------------------------------------------
+
+def test_composed_checkers_keep_their_names_and_one_crash_is_that_checkers_error():
+    from wdm_lib.checkers import CONSISTENCY_CHECKERS, compose
+
+    def broken(scenario, history, state):
+        raise KeyError("items")
+
+    st = state({"a": 10, "b": 8}, {"u1": 5, "u2": 3}, ORDERS)  # stock and credit wrong, as above
+    result = compose({**CONSISTENCY_CHECKERS, "broken": broken}, SC, HISTORY, st)
+    by_name = {p.checker: p for p in result.parts}
+    assert list(by_name) == [*CONSISTENCY_CHECKERS, "broken"]
+    assert by_name["broken"].valid is None and by_name["broken"].error == "KeyError: 'items'"
+    # the others judged as they would alone, and each finding names its checker
+    assert not result.valid and {a.checker for a in result.anomalies} <= set(CONSISTENCY_CHECKERS)
+    assert {a.name for a in by_name["stock"].anomalies} == {"stock-mismatch"}
+    alone = compose({"broken": broken}, SC, HISTORY, st)
+    assert alone.valid is None and alone.verdict == "no verdict: a checker failed"

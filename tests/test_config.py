@@ -21,7 +21,7 @@ def test_a_good_file_gives_a_target_without_trailing_slashes(write_urls):
     ("{not json", "not valid JSON"),
     ("[1, 2]", "expected a JSON object"),
     (json.dumps({"ORDER_URL": "http://a"}), "missing PAYMENT_URL, STOCK_URL"),
-    (json.dumps({**GOOD, "STOCK_URL": "localhost:8000"}), "STOCK_URL is 'localhost:8000'; expected an http(s) URL"),
+    (json.dumps({**GOOD, "STOCK_URL": "localhost:8000"}), "STOCK_URL is 'localhost:8000': not http or https; expected an http(s) URL"),
     (json.dumps({**GOOD, "ORDER_URL": 8000}), "ORDER_URL is 8000"),
     (json.dumps({**GOOD, "PAYMENT_URL": "ftp://x"}), "PAYMENT_URL is 'ftp://x'"),
 ])

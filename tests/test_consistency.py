@@ -213,7 +213,7 @@ def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_u
 
 @pytest.mark.parametrize("args, fault", [
     (["--n-users", "0"], "--n-users is 0; expected at least 1"),
-    (["--timeout", "-1"], "--timeout is -1.0; expected a positive number"),
+    (["--timeout", "-1"], "--timeout is -1; expected a positive number"),
     (["--anomaly", "nonsense"], "--anomaly 'nonsense' is not known"),
     (["--quiet", "10", "--settle", "5"], "--settle is 5 s, shorter than --quiet 10 s"),
     (["--quiet", "-1"], "--quiet is -1; expected 0 or more seconds"),
@@ -238,7 +238,7 @@ def test_a_kill_inside_a_run_cancels_its_task_as_ctrl_c_does(ctrl_c):
     import asyncio
     import os
 
-    from wdm_lib import cli
+    from wdm_lib import stopping
 
     seen = []
 
@@ -256,7 +256,7 @@ def test_a_kill_inside_a_run_cancels_its_task_as_ctrl_c_does(ctrl_c):
 
     previous = signal.signal(signal.SIGINT, ctrl_c)
     try:
-        with cli.stop_signals_as_ctrl_c():
+        with stopping.stop_signals_as_ctrl_c():
             started = time.monotonic()
             with pytest.raises(KeyboardInterrupt):  # asyncio.run says so once the task has ended
                 asyncio.run(run())
@@ -294,3 +294,24 @@ def test_ctrl_c_or_a_kill_keeps_the_history_and_marks_the_run_interrupted(tmp_pa
     ops = read_ops(history)
     assert len(ops) > 100 and ops[-1].kind == "fault"
     assert sum(op.kind == "create_user" for op in ops) < 5000  # stopped mid-run, not after it
+
+
+def test_a_checker_that_raises_ends_the_run_failed_naming_it_and_keeps_the_rest(shop, wdm, write_urls, tmp_path,
+                                                                               monkeypatch):
+    from wdm_lib import checkers, runs, summaries
+
+    def broken(scenario, history, state):
+        raise ZeroDivisionError("a checker's own bug")
+
+    monkeypatch.setitem(checkers.CONSISTENCY_CHECKERS, "broken", broken)
+    done = wdm("consistency", "--urls", str(write_urls(shop.base_url)), "--runs-dir", str(tmp_path / "runs"),
+               "--n-users", "50", "--n-orders", "50", "--quiet", "0")
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "checker 'broken' failed (ZeroDivisionError: a checker's own bug)" in done.stderr
+    [run] = runs.list_runs(tmp_path / "runs")
+    assert run.status == runs.FAILED and "checker 'broken' failed" in run.manifest["error"]
+    assert len(read_ops(run.file("history.csv"))) > 100
+    summary = summaries.read(run)
+    checks = {c["checker"]: c for c in summary["checks"]}
+    assert checks["broken"]["valid"] is None and checks["stock"]["valid"] is True
+    assert summary["verdict"] == "no verdict: a checker failed" and summaries.verdict_class(summary) == "none"

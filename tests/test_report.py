@@ -9,7 +9,7 @@ import shutil
 import pytest
 
 from synthetic_stress import make_stress_run
-from wdm_lib import banner, report, runs
+from wdm_lib import banner, report, runs, summaries
 from wdm_lib.cli import main
 from wdm_lib.notebook import consistency_run, consistency_summary
 from wdm_lib.runner import run_consistency
@@ -267,7 +267,7 @@ def test_a_killed_run_is_recognised_as_crashed_and_reported(tmp_path):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["status"] == "running"  # it had no chance to say otherwise
     summary, state = consistency_summary(consistency_run(str(run_dir)))
-    assert state is None and summary["verdict"] == "crashed: no verdict" and banner.consistency_class(summary) == "none"
+    assert state is None and summary["verdict"] == "crashed: no verdict" and summaries.verdict_class(summary) == "none"
     assert summary["checkouts"] >= 20  # what it recorded is what the report shows
     report.write_index(tmp_path, tmp_path / "runs")
     assert re.search(r"<td>crashed</td>", (tmp_path / "index.html").read_text())

@@ -124,7 +124,7 @@ def test_a_killed_run_reports_what_it_recorded_under_a_grey_banner(killed, wdm, 
     assert Run.open(run_dir).status == "crashed"
     banner, page = _rendered(wdm, run_dir, tmp_path)
     assert "wdm-none" in banner["class"]  # grey: no verdict
-    assert banner["verdict"] == "CRASHED"
+    assert banner["verdict"] == "CRASHED: NO VERDICT"
     assert banner["subtitle"].endswith("The run did not finish (crashed); the figures cover only what was recorded.")
     assert int(banner["figures"]["requests"].replace(",", "")) > 0, banner
     assert "No verdict: the run ended before its gates were judged." in page.get_text()
@@ -136,7 +136,7 @@ def test_a_failed_run_with_nothing_recorded_renders_a_page_saying_so(wdm, tmp_pa
     run = Run.create(tmp_path / "runs", "stress", StressScenario().to_dict(), {"source": "urls.json", "anomaly": None})
     run.finish("failed", "Locust exited with code 2 without finishing the run: <no output>")
     banner, page = _rendered(wdm, run.path, tmp_path / "reports")
-    assert "wdm-none" in banner["class"] and banner["verdict"] == "FAILED"
+    assert "wdm-none" in banner["class"] and banner["verdict"] == "FAILED: NO VERDICT"
     assert banner["subtitle"].endswith("The run did not finish (failed: Locust exited with code 2 without finishing "
                                        "the run: <no output>); the figures cover only what was recorded.")
     assert banner["figures"]["requests"] == "0"

@@ -153,22 +153,22 @@ def test_books_balance_when_credit_spent_is_price_times_stock_sold_and_checkouts
 
 def test_books_catch_negative_values_lost_money_and_missing_records():
     r = checkers.check_money(SMALL, {**NOTHING, "checkouts_ok": 1}, books([-1, 10], [100, 89]))
-    assert {"negative_stock", "money_not_conserved"} <= set(names(r)) and not r.valid
-    neg = next(a for a in r.anomalies if a.name == "negative_stock")
+    assert {"negative-stock", "money-not-conserved"} <= set(names(r)) and not r.valid
+    neg = next(a for a in r.anomalies if a.name == "negative-stock")
     assert neg.examples == ["0"] and neg.magnitude == 1
     r = checkers.check_money(SMALL, {**NOTHING, "checkouts_ok": 1}, books([8, 10], [100, 100]))
-    assert names(r) == ["money_not_conserved"] and "differs from price times stock sold" in r.notes[0]
+    assert names(r) == ["money-not-conserved"] and "differs from price times stock sold" in r.notes[0]
     r = checkers.check_money(SMALL, NOTHING, books([None, 10], [100, 100]))
-    assert names(r) == ["missing_item"] and "wdm stress init, or --init" in r.notes[0]
+    assert names(r) == ["missing-item"] and "wdm stress init, or --init" in r.notes[0]
 
 
 def test_checkouts_the_shop_shows_must_match_those_recorded():
     state = books([6, 10], [88, 100])  # two checkouts happened
     r = checkers.check_money(SMALL, {**NOTHING, "checkouts_ok": 1}, state)  # rows of one were lost
-    assert names(r) == ["checkouts_unaccounted"] and r.anomalies[0].magnitude == 1
+    assert names(r) == ["checkouts-unaccounted"] and r.anomalies[0].magnitude == 1
     assert "shows 2 checkouts happened" in r.notes[0] and "1 that answered 2xx" in r.notes[0]
     # fewer than answered 2xx: a 2xx checkout took nothing
-    assert names(checkers.check_money(SMALL, {**NOTHING, "checkouts_ok": 3}, state)) == ["checkouts_unaccounted"]
+    assert names(checkers.check_money(SMALL, {**NOTHING, "checkouts_ok": 3}, state)) == ["checkouts-unaccounted"]
 
 
 def test_add_funds_count_and_unknown_ones_may_explain_the_gap():

@@ -1,6 +1,6 @@
 """A run's verdict as every page shows it: its words, its colour, and the banner at the top of a
-report with the headline figures as a row of numbers, so a page answers at a glance. The index, the
-league and the comparison take the words and the colour from here too. Pure: the banner's HTML has
+report with the headline figures as a row of numbers, so a page answers at a glance. The words and the
+colour of a verdict are summaries.verdict and summaries.verdict_class, for every page alike. Pure: the banner's HTML has
 every text escaped (names and errors come from targets and files)."""
 
 from __future__ import annotations
@@ -15,32 +15,9 @@ COLORS = {"pass": ("#1a7f37", "#e6f4ea"), "warn": ("#9a6700", "#fff8e1"), "fail"
           "none": ("#57606a", "#f0f1f3")}
 
 
-def verdict(kind: str, summary: dict) -> str:
-    """The verdict in a few words; "" for a stress run made before gates whose books were not read."""
-    if kind == "consistency":
-        return summary["verdict"]
-    books = summary.get("verify")
-    return summary.get("verdict") or ("" if books is None else "books balance" if books["valid"] else "books violated")
-
-
-def verdict_class(kind: str, summary: dict | None) -> str:
-    """pass, warn, fail or none (no summary: no verdict), as the banner colours it."""
-    if summary is None:
-        return "none"
-    return consistency_class(summary) if kind == "consistency" else stress_class(summary)
-
-
 def anomaly_list(found: list[dict]) -> str:
     """A consistency run's anomalies (or warnings), each with its count, or "none"."""
     return ", ".join(f"{a['name']} ×{a['count']}" for a in found) or "none"
-
-
-def consistency_class(summary: dict) -> str:
-    if summary.get("valid") is None:
-        return "none"
-    if not summary["valid"]:
-        return "fail"
-    return "warn" if summary.get("warnings") else "pass"
 
 
 def consistency_figures(summary: dict) -> list[tuple[str, str]]:
@@ -65,6 +42,12 @@ def consistency_figures(summary: dict) -> list[tuple[str, str]]:
     return figures
 
 
+def judged_line(judged_by: dict) -> str:
+    """Who judged a consistency run: the run itself, or `wdm check` later with newer checkers."""
+    who = f"judged again by `wdm check` at {judged_by['at']}" if judged_by["rejudged"] else "judged by the run itself"
+    return f"{who} (wdm {judged_by['wdm']}), checkers: {', '.join(judged_by['checkers'])}"
+
+
 def unfinished(status: str, error: str | None) -> str:
     """The words under the verdict of a run that did not finish (crashed, interrupted, failed, or
     still running): why, and what its figures are; "" for a run that did (completed, or degraded:
@@ -85,14 +68,6 @@ def banner(verdict: str, cls: str, figures: list[tuple[str, str]], subtitle: str
             f'<div style="font-size:2em;font-weight:700;color:{fg};letter-spacing:.02em">{html.escape(verdict)}</div>'
             f'<div style="color:#24292f;margin:.2em 0 .7em 0">{html.escape(subtitle)}</div>'
             f'<div style="display:flex;flex-wrap:wrap">{cells}</div></div>')
-
-
-def stress_class(summary: dict) -> str:
-    if "passed" not in summary:  # a run made before gates: nothing was judged
-        return "none"
-    if not summary["passed"]:
-        return "fail"
-    return "warn" if (summary.get("rate") or {}).get("warning") else "pass"
 
 
 def stress_figures(summary: dict) -> list[tuple[str, str]]:

@@ -27,6 +27,20 @@ from wdm_lib.history import CAUSES, FAIL, OK, UNKNOWN, Op, unknown_cause
 MAX_EXAMPLES = 10
 CHECKOUT = "checkout"
 CONSISTENT, WITH_WARNINGS, INCONSISTENT = "consistent", "consistent with warnings", "inconsistent"
+# A checker raised: the run has no verdict, only what the other checkers found.
+CHECKER_FAILED = "no verdict: a checker failed"
+
+# The names of anomalies (facts about balances and records) and warnings (facts about replies),
+# each defined once: summaries, reports, fault measures and tests name them through these.
+STOCK_MISMATCH, OVERSOLD, NEGATIVE_STOCK, LOST_ITEM = "stock-mismatch", "oversold", "negative-stock", "lost-item"
+CREDIT_MISMATCH, NEGATIVE_CREDIT, LOST_USER = "credit-mismatch", "negative-credit", "lost-user"
+CONSERVATION, PAID_FLAG, PAID_AFTER_REFUSAL = "conservation", "paid-flag", "paid-after-refusal"
+LOST_SEED_WRITE, ORDER_CONTENTS = "lost-seed-write", "order-contents"
+LOST_ACK, NOTHING_SUCCEEDED = "lost-ack", "nothing-succeeded"
+MISSING_ITEM, MISSING_USER = "missing-item", "missing-user"
+MONEY_NOT_CONSERVED, CHECKOUTS_UNACCOUNTED = "money-not-conserved", "checkouts-unaccounted"
+# Records the target acknowledged and then did not show: what a fault that loses writes leaves.
+LOST_WRITES = (PAID_FLAG, LOST_ITEM, LOST_USER, LOST_SEED_WRITE, ORDER_CONTENTS)
 
 
 @dataclass
@@ -42,21 +56,33 @@ class Anomaly:
     # would show 14 users charged too much and 14 too little as one number.
     over: dict | None = None
     under: dict | None = None
+    checker: str = ""       # the checker that found it
 
 
 @dataclass
 class CheckResult:
-    valid: bool
+    valid: bool | None      # None: the checker failed (`error`), so it says nothing either way
     anomalies: list[Anomaly] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[Anomaly] = field(default_factory=list)
+    checker: str = ""       # whose result this is ("" for one composed of several)
+    error: str | None = None
+    parts: list["CheckResult"] = field(default_factory=list)   # a composed result: each checker's own
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @property
+    def errors(self) -> list["CheckResult"]:
+        return [p for p in self.parts or [self] if p.error is not None]
+
+    @property
     def verdict(self) -> str:
-        return INCONSISTENT if self.anomalies else WITH_WARNINGS if self.warnings else CONSISTENT
+        if self.anomalies:
+            return INCONSISTENT
+        if self.errors:
+            return CHECKER_FAILED
+        return WITH_WARNINGS if self.warnings else CONSISTENT
 
     @classmethod
     def of(cls, anomalies: list[Anomaly], notes: list[str] | None = None,
@@ -64,13 +90,36 @@ class CheckResult:
         return cls(valid=not anomalies, anomalies=anomalies, notes=notes or [], warnings=warnings or [])
 
 
+def check_safe(name: str, check, *args) -> CheckResult:
+    """One checker's result under its name; a checker that raises is that checker's error (its
+    result says nothing either way), not the end of the others' (Jepsen's check-safe)."""
+    try:
+        result = check(*args)
+    except Exception as e:  # a checker's bug, or a state it did not foresee
+        return CheckResult(valid=None, checker=name, error=f"{e.__class__.__name__}: {e}")
+    result.checker = name
+    for a in result.anomalies + result.warnings:
+        a.checker = name
+    return result
+
+
+def compose(checks: dict, *args) -> CheckResult:
+    """Every named checker over the same inputs, each run safely (Jepsen's compose): anomalies,
+    warnings and notes together, and each checker's own result in `parts`. Valid when every
+    checker found the state valid; invalid when one found an anomaly; None when none did but one
+    failed."""
+    parts = [check_safe(name, check, *args) for name, check in checks.items()]
+    return merge(parts)
+
+
 def merge(results: Iterable[CheckResult]) -> CheckResult:
-    anomalies, notes, warnings = [], [], []
-    for r in results:
-        anomalies += r.anomalies
-        notes += r.notes
-        warnings += r.warnings
-    return CheckResult.of(anomalies, notes, warnings)
+    parts = list(results)
+    anomalies = [a for r in parts for a in r.anomalies]
+    merged = CheckResult(valid=not anomalies, anomalies=anomalies, notes=[n for r in parts for n in r.notes],
+                         warnings=[w for r in parts for w in r.warnings], parts=parts)
+    if not anomalies and merged.errors:
+        merged.valid = None
+    return merged
 
 
 # --- resolving what happened ---------------------------------------------------------------------
@@ -208,12 +257,12 @@ def check_stock(scenario, history: list[Op], state: dict) -> CheckResult:
     oversold = [{"id": i, "expected": available[i], "actual": sold[i], "diff": sold[i] - available[i]}
                 for i in available if sold[i] > available[i]]
     anomalies = (
-        _balance_anomaly("stock-mismatch", "final stock differs from initial stock plus additions minus "
+        _balance_anomaly(STOCK_MISMATCH, "final stock differs from initial stock plus additions minus "
                          "the quantities of checkouts that happened", mismatch)
-        + _balance_anomaly("oversold", "checkouts that happened took more of an item than it had "
+        + _balance_anomaly(OVERSOLD, "checkouts that happened took more of an item than it had "
                            "(expected: what it had; actual: what was sold)", oversold)
-        + _balance_anomaly("negative-stock", "an item's final stock is below zero", negative)
-        + _balance_anomaly("lost-item", "an item that existed after seeding can no longer be found (expected: "
+        + _balance_anomaly(NEGATIVE_STOCK, "an item's final stock is below zero", negative)
+        + _balance_anomaly(LOST_ITEM, "an item that existed after seeding can no longer be found (expected: "
                            "the stock it should still hold, lost with it)", missing))
     return CheckResult.of(anomalies)
 
@@ -224,10 +273,10 @@ def check_credit(scenario, history: list[Op], state: dict) -> CheckResult:
     mismatch, negative, missing = _compare_balances(state["initial"]["users"], state["final"]["users"],
                                                     "credit", _credit_moves(history, state))
     anomalies = (
-        _balance_anomaly("credit-mismatch", "final credit differs from initial credit plus funds added "
+        _balance_anomaly(CREDIT_MISMATCH, "final credit differs from initial credit plus funds added "
                          "minus the cost of checkouts that happened", mismatch)
-        + _balance_anomaly("negative-credit", "a user's final credit is below zero", negative)
-        + _balance_anomaly("lost-user", "a user who existed after seeding can no longer be found (expected: "
+        + _balance_anomaly(NEGATIVE_CREDIT, "a user's final credit is below zero", negative)
+        + _balance_anomaly(LOST_USER, "a user who existed after seeding can no longer be found (expected: "
                            "the credit they should still hold, lost with them)", missing))
     return CheckResult.of(anomalies)
 
@@ -274,7 +323,7 @@ def check_conservation(scenario, history: list[Op], state: dict) -> CheckResult:
         return CheckResult.of([])
     diff = spent - sold_value
     return CheckResult.of([Anomaly(
-        "conservation", 1, abs(diff), [], f"users spent {spent} credit but goods worth {sold_value} left the stock",
+        CONSERVATION, 1, abs(diff), [], f"users spent {spent} credit but goods worth {sold_value} left the stock",
         [{"id": "total", "expected": sold_value, "actual": spent, "diff": diff}],
         over={"ids": int(diff > 0), "by": max(diff, 0)}, under={"ids": int(diff < 0), "by": min(diff, 0)})])
 
@@ -299,10 +348,10 @@ def check_orders(scenario, history: list[Op], state: dict) -> CheckResult:
             paid_refused.append(order_id)
     anomalies = []
     if unpaid_ok:
-        anomalies.append(Anomaly("paid-flag", len(unpaid_ok), len(unpaid_ok), _examples(unpaid_ok),
+        anomalies.append(Anomaly(PAID_FLAG, len(unpaid_ok), len(unpaid_ok), _examples(unpaid_ok),
                                  "checkout answered 2xx but the order is not paid"))
     if paid_refused:
-        anomalies.append(Anomaly("paid-after-refusal", len(paid_refused), len(paid_refused),
+        anomalies.append(Anomaly(PAID_AFTER_REFUSAL, len(paid_refused), len(paid_refused),
                                  _examples(paid_refused), "every checkout answered 4xx but the order is paid"))
     return CheckResult.of(anomalies)
 
@@ -349,7 +398,7 @@ def check_unknowns(scenario, history: list[Op], state: dict) -> CheckResult:
     lost_ack = [op for op in res.resolved_happened if unknown_cause(op) == "5xx"]
     warnings = []
     if lost_ack:
-        warnings.append(Anomaly("lost-ack", len(lost_ack), len(lost_ack), _examples(op.order_id for op in lost_ack),
+        warnings.append(Anomaly(LOST_ACK, len(lost_ack), len(lost_ack), _examples(op.order_id for op in lost_ack),
                                 "checkout answered 5xx, yet the order is paid: it happened and the client "
                                 "was told it failed"))
     return CheckResult.of([], notes, warnings)
@@ -375,7 +424,7 @@ def check_something_happened(scenario, history: list[Op], state: dict) -> CheckR
         return CheckResult.of([])
     why = _why_nothing_can_succeed(scenario)
     return CheckResult.of([], warnings=[Anomaly(
-        "nothing-succeeded", len(tried), len(tried), [],
+        NOTHING_SUCCEEDED, len(tried), len(tried), [],
         "no checkout happened, so the run tested refusals only"
         + (f" ({why})" if why else " (check the scenario's stock and credit against what the orders cost)"))])
 
@@ -394,7 +443,7 @@ def check_seeding(scenario, history: list[Op], state: dict) -> CheckResult:
                          "actual": None if v is None else v["credit"],
                          "diff": (0 if v is None else v["credit"]) - scenario.user_credit})
     return CheckResult.of(_balance_anomaly(
-        "lost-seed-write", "after seeding answered 2xx, an item or user did not show the stock, price "
+        LOST_SEED_WRITE, "after seeding answered 2xx, an item or user did not show the stock, price "
         "or credit it was given", rows))
 
 
@@ -411,16 +460,18 @@ def check_order_contents(scenario, history: list[Op], state: dict) -> CheckResul
             wrong[op.order_id] = None
     if not wrong:
         return CheckResult.of([])
-    return CheckResult.of([Anomaly("order-contents", len(wrong), len(wrong), _examples(wrong),
+    return CheckResult.of([Anomaly(ORDER_CONTENTS, len(wrong), len(wrong), _examples(wrong),
                                    "an order's items, user or total cost differ from what was added to it")])
 
 
-CONSISTENCY_CHECKERS = (check_seeding, check_order_contents, check_stock, check_credit, check_conservation,
-                        check_orders, check_unknowns, check_something_happened)
+# The consistency checkers by name, in the order their findings are listed.
+CONSISTENCY_CHECKERS = {"seeding": check_seeding, "order-contents": check_order_contents, "stock": check_stock,
+                        "credit": check_credit, "conservation": check_conservation, "orders": check_orders,
+                        "unknowns": check_unknowns, "something-happened": check_something_happened}
 
 
 def check_consistency(scenario, history: list[Op], state: dict) -> CheckResult:
-    return merge(check(scenario, history, state) for check in CONSISTENCY_CHECKERS)
+    return compose(CONSISTENCY_CHECKERS, scenario, history, state)
 
 
 # --- the original benchmark's four figures --------------------------------------------------------
@@ -479,8 +530,8 @@ def check_stress_missing(scenario, recorded: dict, state: dict) -> CheckResult:
     at all) makes every other figure meaningless."""
     items = sorted((i for i, v in state["items"].items() if v is None), key=_id_order)
     users = sorted((u for u, v in state["users"].items() if v is None), key=_id_order)
-    anomalies = _missing_anomaly("missing_item", "an item of the batch init is unknown to the target", items)
-    anomalies += _missing_anomaly("missing_user", "a user of the batch init is unknown to the target", users)
+    anomalies = _missing_anomaly(MISSING_ITEM, "an item of the batch init is unknown to the target", items)
+    anomalies += _missing_anomaly(MISSING_USER, "a user of the batch init is unknown to the target", users)
     notes = [f"{len(items)} items and {len(users)} users of the batch init are unknown to the target; was it "
              f"initialised with these sizes (wdm stress init, or --init)?"] if anomalies else []
     return CheckResult.of(anomalies, notes)
@@ -494,10 +545,10 @@ def check_stress_negative(scenario, recorded: dict, state: dict) -> CheckResult:
                     key=lambda x: _id_order(x[0]))
     anomalies = []
     if stock:
-        anomalies.append(Anomaly("negative_stock", len(stock), -sum(s for _, s in stock), _examples(i for i, _ in stock),
+        anomalies.append(Anomaly(NEGATIVE_STOCK, len(stock), -sum(s for _, s in stock), _examples(i for i, _ in stock),
                                  "an item's stock is below zero"))
     if credit:
-        anomalies.append(Anomaly("negative_credit", len(credit), -sum(c for _, c in credit),
+        anomalies.append(Anomaly(NEGATIVE_CREDIT, len(credit), -sum(c for _, c in credit),
                                  _examples(u for u, _ in credit), "a user's credit is below zero"))
     return CheckResult.of(anomalies)
 
@@ -512,7 +563,7 @@ def check_stress_money(scenario, recorded: dict, state: dict) -> CheckResult:
     if explained:
         return CheckResult.of([])
     return CheckResult.of(
-        [Anomaly("money_not_conserved", 1, gap, [], "credit spent differs from price times stock sold")],
+        [Anomaly(MONEY_NOT_CONSERVED, 1, gap, [], "credit spent differs from price times stock sold")],
         [f"credit spent ({b['credit_spent']}) differs from price times stock sold ({b['stock_value_sold']}) "
          f"by {gap}."])
 
@@ -527,22 +578,24 @@ def check_stress_checkouts(scenario, recorded: dict, state: dict) -> CheckResult
         return CheckResult.of([])
     gap = shop - (ok + unknown) if shop > ok + unknown else shop - ok
     return CheckResult.of(
-        [Anomaly("checkouts_unaccounted", 1, int(gap) if float(gap).is_integer() else gap, [],
+        [Anomaly(CHECKOUTS_UNACCOUNTED, 1, int(gap) if float(gap).is_integer() else gap, [],
                  "the checkouts the shop's stock shows disagree with the checkout requests recorded")],
         [f"the shop's stock shows {shop:g} checkouts happened, but the requests recorded hold {ok} that "
          f"answered 2xx and {unknown} of unknown outcome."])
 
 
-STRESS_CHECKERS = (check_stress_missing, check_stress_negative, check_stress_money, check_stress_checkouts)
+# The books checks of --verify, by name; each assumes every record is there to be summed.
+STRESS_CHECKERS = {"negative": check_stress_negative, "money": check_stress_money,
+                   "checkouts": check_stress_checkouts}
 
 
 def check_money(scenario, recorded: dict, state: dict) -> CheckResult:
     """Every stress check over the books read back by --verify. With records missing, the sums say
     nothing: only the missing records are reported."""
-    missing = check_stress_missing(scenario, recorded, state)
-    if not missing.valid:
+    missing = compose({"missing": check_stress_missing}, scenario, recorded, state)
+    if missing.valid is not True:
         return missing
-    return merge(check(scenario, recorded, state) for check in STRESS_CHECKERS[1:])
+    return compose(STRESS_CHECKERS, scenario, recorded, state)
 
 
 def _id_order(i: str):

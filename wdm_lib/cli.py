@@ -5,14 +5,11 @@ sentence and an exit code (0 consistent / done and every gate passed, 1 inconsis
 from __future__ import annotations
 
 import argparse
-import contextlib
-import signal
 import sys
-import threading
-from collections.abc import Iterator
 
 from wdm_lib.config import redact
 from wdm_lib.errors import WorkbenchError, stop_came_from, stopped_by
+from wdm_lib.stopping import stop_signals_as_ctrl_c
 
 EXIT_OK, EXIT_INCONSISTENT, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -131,7 +128,7 @@ def _consistency(args: argparse.Namespace) -> int:
     if args.junit:
         from wdm_lib import junit
 
-        print(f"junit: {junit.write(args.junit, 'consistency', junit.consistency_cases(junit.consistency_checks(run.path)))}")
+        print(f"junit: {junit.write(args.junit, 'consistency', junit.consistency_cases(summary))}")
     if args.report:
         _render_report(run.path)
     if not summary["valid"] or (args.strict and summary["warnings"]):
@@ -169,6 +166,37 @@ def _report(args: argparse.Namespace) -> int:
     else:
         print(f"index: {write_index(args.reports_dir, render_missing=True, say=lambda m: print(m, file=sys.stderr))}")
     return EXIT_OK
+
+
+def _add_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="judge stored runs again with today's checkers",
+                       description="Judges each run folder again from its history and state (consistency) or its "
+                                   "raw rows (stress), prints the verdict and writes summary-checked-<time>.json "
+                                   "beside the run's own summary. Exit 0 when every run is consistent (or passed), "
+                                   "1 when one is not, 2 when one could not be judged.")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run folders (under reports/runs/)")
+    p.set_defaults(handler=_check)
+
+
+def _check(args: argparse.Namespace) -> int:
+    from wdm_lib.recheck import recheck
+    from wdm_lib.summary import render_table
+    from wdm_lib.workloads.stress.table import render_table as render_stress
+
+    code = EXIT_OK
+    for run_dir in args.run_dirs:
+        try:
+            run, summary, path = recheck(run_dir)
+        except WorkbenchError as e:  # one run that cannot be judged does not stop the others
+            print(f"wdm: {redact(str(e))}", file=sys.stderr)
+            code = EXIT_ERROR
+            continue
+        print((render_table if run.kind == "consistency" else render_stress)(summary))
+        print(f"judged again: {path}")
+        failed = not summary["valid"] if run.kind == "consistency" else not summary["passed"]
+        if failed and code == EXIT_OK:
+            code = EXIT_INCONSISTENT
+    return code
 
 
 def _add_compare(sub: argparse._SubParsersAction) -> None:
@@ -398,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_consistency(sub)
     _add_stress(sub)
     _add_report(sub)
+    _add_check(sub)
     _add_compare(sub)
     _add_grade(sub)
     _add_notebooks(sub)
@@ -429,46 +458,3 @@ def os_error_sentence(e: OSError) -> str:
     where = e.filename if e.filename is not None else "a file wdm needed"
     return (f"{where}: {e.strerror or e.__class__.__name__}; the command stopped there, and what was "
             f"written before is kept.")
-
-
-def _interrupt() -> None:
-    raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def stop_signals_as_ctrl_c() -> Iterator[None]:
-    """A `kill` or a closed terminal stops wdm as Ctrl-C does: what was recorded is kept, the run
-    says `interrupted`, and the processes it started (Locust runs in a session of its own, out of
-    a terminal's reach) are stopped. Otherwise they died with wdm's Python, a run was left `running`
-    until called crashed, and a Locust load or web UI went on without it. (Only the main thread
-    may set signal handlers; `wdm serve` sets its own.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def as_ctrl_c(signum, frame):
-        stop_came_from(signal.Signals(signum).name)
-        # Whatever Ctrl-C would do now: Python's handler raises KeyboardInterrupt, asyncio's cancels
-        # the run's task so that it ends cleanly (a KeyboardInterrupt raised inside the event loop
-        # left a consistency run hanging in its clean-up for minutes).
-        on_ctrl_c = signal.getsignal(signal.SIGINT)
-        if callable(on_ctrl_c):
-            on_ctrl_c(signal.SIGINT, frame)
-            return
-        # Ctrl-C ignored, as in a shell script's background job, so asyncio set no handler of its
-        # own: a kill still stops wdm, raised between two steps of the event loop if one runs, never
-        # inside one. asyncio.run then cancels the run's tasks, and each ends cleanly as above.
-        import asyncio
-
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            raise KeyboardInterrupt from None
-        loop.call_soon_threadsafe(_interrupt)
-
-    previous = {sig: signal.signal(sig, as_ctrl_c) for sig in (signal.SIGTERM, signal.SIGHUP)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

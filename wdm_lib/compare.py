@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wdm_lib import banner, runs
+from wdm_lib import banner, runs, summaries
 from wdm_lib.analysis import PERCENTILES, percentile_label
 from wdm_lib.errors import WorkbenchError
 
@@ -50,15 +50,15 @@ def latencies_ms(run: runs.Run) -> np.ndarray:
     return values[~np.isnan(values)] / 1000
 
 
-def verdicts(opened: list[runs.Run], summaries: list[dict]):
+def verdicts(opened: list[runs.Run], judged: list[dict]):
     """One row per run: what it was, how it ended, what went wrong."""
     import pandas as pd
 
     rows = []
-    for run, s in zip(opened, summaries):
+    for run, s in zip(opened, judged):
         consistency = run.kind == "consistency"
         rows.append({"run": run.id, "kind": run.kind, "target": (run.manifest.get("target") or {}).get("source", ""),
-                     "verdict": banner.verdict(run.kind, s) or run.status,
+                     "verdict": summaries.verdict(s) or run.status,
                      "anomalies": banner.anomaly_list(s["anomalies"]) if consistency else "",
                      "warnings": banner.anomaly_list(s["warnings"]) if consistency else ""})
     return pd.DataFrame(rows)

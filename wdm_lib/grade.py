@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from wdm_lib import banner, runs
+from wdm_lib import banner, runs, summaries
+from wdm_lib.errors import WorkbenchError
 
 COLUMNS = ("team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault downtime s",
            "problem")
@@ -59,9 +60,12 @@ def _run_wdm(args: list[str], runs_dir: Path, kind: str) -> Outcome:
 
 
 def _summary(outcome: Outcome | None) -> dict | None:
-    if outcome is None or outcome.run is None or not outcome.run.file("summary.json").is_file():
+    if outcome is None or outcome.run is None or not summaries.has(outcome.run):
         return None
-    return outcome.run.read_json("summary.json")
+    try:
+        return summaries.read(outcome.run)
+    except WorkbenchError:
+        return None
 
 
 def league_cells(row: TeamRow) -> dict:
@@ -70,13 +74,13 @@ def league_cells(row: TeamRow) -> dict:
     c, s = _summary(row.consistency), _summary(row.stress)
     problems = []
     if c is not None:
-        cells["consistency"] = banner.verdict("consistency", c)
+        cells["consistency"] = summaries.verdict(c)
         cells["anomalies"] = banner.anomaly_list(c["anomalies"])
     elif row.consistency is not None:
         cells["consistency"] = "could not be run"
         problems.append(row.consistency.said)
     if s is not None:
-        cells["stress"] = banner.verdict("stress", s) or row.stress.run.status
+        cells["stress"] = summaries.verdict(s) or row.stress.run.status
         lat = s.get("latency_ms") or {}
         cells["p50 ms"] = lat.get("p50")
         cells["p99 ms"] = lat.get("p99")
@@ -89,7 +93,7 @@ def league_cells(row: TeamRow) -> dict:
         cells["fault downtime s"] = None if None in downtimes else max(downtimes)
     cells["problem"] = " ".join(p for p in problems if p)
     # Each verdict coloured as its report's banner is; a run that could not be made as no verdict.
-    cells["classes"] = {kind: banner.verdict_class(kind, summary)
+    cells["classes"] = {kind: summaries.verdict_class(summary)
                         for kind, summary, outcome in (("consistency", c, row.consistency), ("stress", s, row.stress))
                         if outcome is not None}
     return cells

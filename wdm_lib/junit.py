@@ -50,29 +50,17 @@ def stress_cases(summary: dict) -> list[dict]:
     return cases
 
 
-def consistency_cases(checks: list[tuple[str, object]]) -> list[dict]:
-    """checks: (checker name, its CheckResult) in the order they ran."""
+def consistency_cases(summary: dict) -> list[dict]:
+    """One case per checker that judged the run, read from its summary (the checkers do not run again)."""
     cases = []
-    for name, result in checks:
-        message = "; ".join(f"{a.name} ×{a.count} (magnitude {a.magnitude})" for a in result.anomalies)
+    for check in summary["checks"]:
+        anomalies = [a for a in summary["anomalies"] if a.get("checker") == check["checker"]]
+        warnings = [w for w in summary["warnings"] if w.get("checker") == check["checker"]]
+        message = "; ".join(f"{a['name']} ×{a['count']} (magnitude {a['magnitude']})" for a in anomalies)
         # Warnings (facts about replies) pass the case, as they pass the run, but are said.
-        warned = "; ".join(f"warning {w.name} ×{w.count}" for w in result.warnings)
-        message = "; ".join(m for m in (message, warned) if m)
-        cases.append({"name": name, "passed": result.valid, "message": message or "no anomaly",
-                      "details": "\n".join(f"{a.name}: {a.description}; examples {', '.join(a.examples)}"
-                                           for a in result.anomalies) + ("\n" if result.notes else "")
-                      + "\n".join(result.notes)})
+        warned = "; ".join(f"warning {w['name']} ×{w['count']}" for w in warnings)
+        message = "; ".join(m for m in (check["error"] and f"the checker failed: {check['error']}", message, warned) if m)
+        cases.append({"name": check["checker"], "passed": check["valid"] is True, "message": message or "no anomaly",
+                      "details": "\n".join(f"{a['name']}: {a['description']}; examples {', '.join(a['examples'])}"
+                                           for a in anomalies) + "".join(f"\n{n}" for n in check["notes"])})
     return cases
-
-
-def consistency_checks(run_path: str | Path) -> list[tuple[str, object]]:
-    """Each consistency checker's own result on a finished run's history and state."""
-    from wdm_lib import checkers
-    from wdm_lib.history import read_ops
-    from wdm_lib.runs import Run
-    from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
-
-    run = Run.open(run_path)
-    scenario = ConsistencyScenario(**run.manifest["scenario"])
-    ops, state = read_ops(run.file("history.csv")), run.read_json("state.json")
-    return [(check.__name__, check(scenario, ops, state)) for check in checkers.CONSISTENCY_CHECKERS]

@@ -12,7 +12,7 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from wdm_lib import runs
+from wdm_lib import runs, summaries
 from wdm_lib.errors import WorkbenchError
 
 
@@ -60,8 +60,8 @@ def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, faults
 def consistency_summary(run: runs.Run) -> tuple[dict, dict | None]:
     """(summary, state) of a consistency run; for one that ended without a verdict (interrupted,
     crashed, failed), what its history recorded and no state."""
-    if run.file("summary.json").is_file():
-        return run.read_json("summary.json"), run.read_json("state.json")
+    if summaries.has(run):  # the newest judgement: `wdm check`'s, else the run's own
+        return summaries.latest(run)[1], run.read_json("state.json")
     from wdm_lib.history import read_ops
     from wdm_lib.summary import summarize_recorded
 

@@ -12,12 +12,16 @@ from wdm_lib.errors import WorkbenchError
 def seconds(option: str, value: float, *, zero: bool = False) -> float:
     """A finite number of seconds, above zero (or at least zero, with `zero`)."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and (value >= 0 if zero else value > 0)):
-        raise WorkbenchError(f"{option} is {value}; expected {'0 or more' if zero else 'a positive number of'} seconds.")
+        raise WorkbenchError(f"{option} is {_shown(value)}; expected {'0 or more' if zero else 'a positive number of'} seconds.")
     return value
 
 
 def rate(option: str, value: float, what: str) -> float:
     """A finite, positive number of `what` per second."""
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise WorkbenchError(f"{option} is {value}; expected a positive number of {what} per second.")
+        raise WorkbenchError(f"{option} is {_shown(value)}; expected a positive number of {what} per second.")
     return value
+
+
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else repr(value)

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from wdm_lib import banner, reaper, runs
+from wdm_lib import banner, reaper, runs, summaries
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.shipped import NOTEBOOKS
 
@@ -185,29 +185,18 @@ def headline(run: runs.Run) -> dict:
     row = {"run": run.id, "kind": run.kind, "status": run.status, "started": (m.get("started_at") or "")[:16].replace("T", " "),
            "target": f"{target.get('source', '')}" + (f" ({target['anomaly']})" if target.get("anomaly") else "")}
     try:
-        summary = run.read_json("summary.json")
+        summary = summaries.latest(run)[1]  # a run judged again by `wdm check` shows its newest verdict
     except (OSError, WorkbenchError) as e:
         row["verdict"] = "no verdict" if run.status != runs.RUNNING else ""
-        row["class"] = banner.verdict_class(run.kind, None)
+        row["class"] = "none"
         row["note"] = m.get("error") or ("" if isinstance(e, FileNotFoundError) else str(e))
         return row
-    try:
-        row.update(_figures(run.kind, summary))
-    except (KeyError, TypeError, ValueError, AttributeError):  # a summary.json someone else wrote
-        row.update(verdict="unreadable", note=f"{run.file('summary.json')}: not the summary wdm writes.")
-    return row
-
-
-def _figures(kind: str, summary: dict) -> dict:
-    row = {}
-    if kind in ("consistency", "stress"):
-        row["verdict"] = str(banner.verdict(kind, summary))
-        row["class"] = banner.verdict_class(kind, summary)
-    if kind == "consistency":
+    row["verdict"], row["class"] = summaries.verdict(summary), summaries.verdict_class(summary)
+    if run.kind == "consistency":
         o = summary["outcomes"]
         row["ok / fail / unknown"] = f"{o['ok']:,} / {o['fail']:,} / {o['unknown']:,}"
         row["anomalies"] = banner.anomaly_list(summary["anomalies"])
-    elif kind == "stress":
+    elif run.kind == "stress":
         row["requests"] = f"{summary['requests']:,}"
         row["req/s"] = f"{summary['throughput_rps']:,.1f}"
         p99 = (summary.get("latency_ms") or {}).get("p99")

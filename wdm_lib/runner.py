@@ -1,20 +1,19 @@
-"""Make a consistency run: target -> workload -> history + state -> checkers -> Run folder.
-
-Whatever happens — a verdict, a user's Ctrl-C, a target that breaks the API — the folder keeps
-every operation recorded so far, and the manifest says how the run ended."""
+"""A consistency run: target -> workload -> history + state -> checkers -> run folder, its life
+owned by skeleton.py: whatever happens (a verdict, Ctrl-C, a target that breaks the API, a checker
+that fails) the folder keeps every operation recorded so far, and the manifest says how it ended."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from wdm_lib import checkers, convergence, runs
-from wdm_lib.errors import RecordingFailed, WorkbenchError, interruption
-from wdm_lib.history import FAULT, HistoryWriter, Op, read_ops
-from wdm_lib.summary import summarize
+from wdm_lib import checkers, convergence, runs, summaries
+from wdm_lib.errors import WorkbenchError
 from wdm_lib.faults.nemesis import Nemesis
-from wdm_lib.faults.schedule import load_schedule
-from wdm_lib.target import actions_on, describe, open_target, schedule_names_a_service, watch_shop
+from wdm_lib.history import Op, read_ops
+from wdm_lib.skeleton import Life, make_run, require_every_checker
+from wdm_lib.summary import summarize
+from wdm_lib.target import watch_shop
 from wdm_lib.workloads.consistency import ConsistencyScenario, execute
 
 
@@ -56,14 +55,42 @@ async def _watched(work, target, nemesis: Nemesis | None):
         await asyncio.gather(work_task, watch_task, return_exceptions=True)
 
 
-def _end_early(run: runs.Run, history: HistoryWriter, status: str, note: str) -> None:
-    """The run's end, in its history and its manifest, as far as they can still be written: when
-    the history cannot (a full disk), the error that stopped the run is the one to report."""
-    try:
-        history.record(FAULT, error=note)
-    except RecordingFailed:
-        pass
-    run.finish(status, note)
+class ConsistencyRun:
+    """The consistency kind of run (skeleton.py owns its life): seed, fire the checkouts, read the
+    state back until it is quiet, judge it."""
+
+    kind = "consistency"
+    records_history = True
+
+    def __init__(self, scenario: ConsistencyScenario, progress: bool | None):
+        self.scenario_ = scenario
+        self.scenario = scenario.to_dict()
+        self.load_s = scenario.load_s
+        self.progress = progress
+
+    def make(self, life: Life) -> dict:
+        sc, run = self.scenario_, life.run
+        phases: dict[str, float] = {}
+        watch = ConvergenceWatch(sc, life.history.path)
+        nemesis = life.nemesis
+        state = asyncio.run(_watched(execute(sc, life.target, life.history, self.progress,
+                                             on_phase=lambda name, s: phases.__setitem__(name, s),
+                                             on_final_read=watch,
+                                             around_load=None if nemesis is None else nemesis.alongside),
+                                     life.target, nemesis))
+        run.write_json("state.json", state)
+        ops = read_ops(life.history.path)
+        result = checkers.check_consistency(sc, ops, state)
+        summary = summarize(run.id, sc, ops, state, result, phases, watch.points)
+        path = summaries.write(run, summary)
+        require_every_checker(result, path)
+        return summary
+
+    def end_early(self, life: Life, status: str) -> None:
+        pass  # every operation is in the history as it happened
+
+    def ended(self, summary: dict) -> tuple[str, str | None]:
+        return runs.COMPLETED, None
 
 
 def run_consistency(scenario: ConsistencyScenario, urls: str | Path | None = None, anomaly: str | None = None,
@@ -74,37 +101,4 @@ def run_consistency(scenario: ConsistencyScenario, urls: str | Path | None = Non
         raise WorkbenchError("--faults needs --rate: a burst of checkouts is over in well under a second, so no "
                              "fault could land during it; expected e.g. --rate 100 (the default 1000 checkouts "
                              "then last 10 s).")
-    with open_target(urls, anomaly, services=schedule_names_a_service(faults, urls)) as target:
-        schedule = None if faults is None else load_schedule(faults, actions_on(target), scenario.load_s)
-        run = runs.Run.create(runs_dir, "consistency", scenario.to_dict(), describe(target, anomaly))
-        phases: dict[str, float] = {}
-        history = HistoryWriter(run.file("history.csv"))
-        watch = ConvergenceWatch(scenario, run.file("history.csv"))
-        nemesis = None
-        if schedule is not None:
-            run.update(faults={"file": str(faults), "schedule": [f.to_dict() for f in schedule]})
-            nemesis = Nemesis(schedule, history, run.path, target.shop)
-        try:
-            state = asyncio.run(_watched(execute(scenario, target, history, progress,
-                                                 on_phase=lambda name, s: phases.__setitem__(name, s),
-                                                 on_final_read=watch,
-                                                 around_load=None if nemesis is None else nemesis.alongside),
-                                         target, nemesis))
-        except KeyboardInterrupt:
-            _end_early(run, history, runs.INTERRUPTED, interruption())
-            raise
-        except WorkbenchError as e:
-            _end_early(run, history, runs.FAILED, str(e))
-            raise
-        except BaseException as e:
-            _end_early(run, history, runs.FAILED, f"{e.__class__.__name__}: {e}")
-            raise
-        finally:
-            history.close()
-    run.write_json("state.json", state)
-    ops = read_ops(run.file("history.csv"))
-    result = checkers.check_consistency(scenario, ops, state)
-    summary = summarize(run.id, scenario, ops, state, result, phases, watch.points)
-    run.write_json("summary.json", summary)
-    run.finish(runs.COMPLETED)
-    return run, summary
+    return make_run(ConsistencyRun(scenario, progress), urls=urls, anomaly=anomaly, runs_dir=runs_dir, faults=faults)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from wdm_lib import convergence
+from wdm_lib import convergence, summaries
 from wdm_lib.analysis import latency_percentiles
 from wdm_lib.faults.measures import fault_lines, measure_faults, requests_of
 from wdm_lib.checkers import (ORIGINAL_CAVEATS, CheckResult, original_figures, resolve_checkouts,
@@ -41,6 +41,8 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
         "kind": "consistency",
         "valid": result.valid,
         "verdict": result.verdict,
+        "judged_by": summaries.judged_by(result),
+        "checks": summaries.checks(result),
         "anomalies": [a.__dict__ for a in result.anomalies],
         "warnings": [a.__dict__ for a in result.warnings],
         "notes": _read_back_notes(scenario, state, regression) + result.notes,
@@ -74,7 +76,7 @@ def summarize_recorded(run_id: str, status: str, error: str | None, history: lis
     report shows what was measured under a "no verdict" banner. The same keys as summarize()."""
     return {
         "run_id": run_id, "kind": "consistency", "valid": None, "verdict": f"{status}: no verdict",
-        "anomalies": [], "warnings": [], "notes": [error] if error else [],
+        "judged_by": None, "checks": [], "anomalies": [], "warnings": [], "notes": [error] if error else [],
         "checkouts_happened": None, "unknown_resolved": None, "unknown_by_cause": {},
         "stock_sold": None, "credit_spent": None, "settled": None, "read_back": None, "convergence": [],
         "time_to_consistency_s": None, "regressed": None, "original": None,

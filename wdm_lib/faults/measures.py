@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from wdm_lib.checkers import LOST_WRITES
 from wdm_lib.history import OUTCOMES, Op
 
 RATE_BEFORE_S = 5.0     # how far back the rate before a fault is measured
@@ -18,7 +19,6 @@ RATE_TOLERANCE = 0.10   # "back": a served rate within 10% of the rate before th
 RATE_BIN_S = 1.0
 RATE_STEP_S = 0.1
 # The checkers' anomalies that mean a write the system acknowledged is gone.
-LOST_WRITES = ("paid-flag", "lost-item", "lost-user", "lost-seed-write", "order-contents")
 
 
 @dataclass(frozen=True)

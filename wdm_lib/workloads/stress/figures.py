@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 from wdm_lib.analysis import latency_percentiles, load_locust_history, load_locust_stats, load_requests, step_figures
+from wdm_lib import summaries
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.faults.measures import measure_faults, requests_of_raw
 from wdm_lib.history import OK, OUTCOMES, UNKNOWN, read_ops
@@ -166,8 +167,8 @@ def report_summary(run) -> dict:
     """What a stress run's report shows: its summary.json, or for a run that ended without one (killed
     with -9, or stopped before Locust wrote a figure) what its raw rows, Locust's CSVs and its fault
     history recorded, as summarize() has it, with no verdict."""
-    if run.file("summary.json").is_file():
-        return run.read_json("summary.json")
+    if summaries.has(run):
+        return summaries.latest(run)[1]
     try:
         sc = StressScenario.from_dict(run.manifest.get("scenario") or {})
     except (TypeError, ValueError, WorkbenchError) as e:
@@ -176,6 +177,7 @@ def report_summary(run) -> dict:
     summary = summarize(run.id, sc, run.path, df)
     history = run.file("history.csv")
     summary["faults"] = fault_figures(history if history.is_file() else None, df)
+    summary["verdict"] = f"{run.status}: no verdict"
     return summary
 
 

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from wdm_lib import runs
-from wdm_lib.errors import WorkbenchError, interruption
+from wdm_lib import runs, summaries
+from wdm_lib.errors import WorkbenchError
 from wdm_lib.faults.nemesis import Nemesis, NemesisThread
-from wdm_lib.faults.schedule import load_schedule
-from wdm_lib.history import HistoryWriter
+from wdm_lib.skeleton import Life, make_run
 from wdm_lib.progress import progress_wanted
 from wdm_lib.workloads.stress import gates as gates_
 from wdm_lib.workloads.stress.shop import batch_init, check_reachable, verify
@@ -34,31 +33,100 @@ PROGRESS_EVERY_S = 3.0
 FAULT_CHECK_S = 0.5     # with a fault schedule: how soon a step that failed stops the load
 
 
+class StressInitRun:
+    """`wdm stress init` as a kind of run: the three batch-init calls, timed."""
+
+    kind = "stress-init"
+    records_history = False
+    load_s = None
+
+    def __init__(self, sc: StressScenario):
+        self.sc = sc
+        self.scenario = sc.to_dict()
+
+    def make(self, life: Life) -> dict:
+        timings = asyncio.run(batch_init(self.sc, life.target))
+        life.run.write_json("init.json", timings)
+        summary = {"run_id": life.run.id, "kind": self.kind, "verdict": "initialised", "batch_init_s": timings,
+                   "sizes": {k: getattr(self.sc, k) for k in ("n_items", "item_stock", "item_price", "n_users",
+                                                               "user_credit", "n_orders")}}
+        summaries.write(life.run, summary)
+        return summary
+
+    def end_early(self, life: Life, status: str) -> None:
+        pass
+
+    def ended(self, summary: dict) -> tuple[str, str | None]:
+        return runs.COMPLETED, None
+
+
 def run_init(sc: StressScenario, urls: str | Path | None, runs_dir: str | Path | None = None) -> tuple[runs.Run, dict]:
     """`wdm stress init`: the three batch-init calls, timed, as a Run of kind stress-init."""
-    from wdm_lib.config import load_urls
-    from wdm_lib.target import describe
+    if urls is None:
+        raise WorkbenchError("wdm stress init initialises a system of yours; expected --urls FILE naming it.")
+    return make_run(StressInitRun(sc), urls=urls, runs_dir=runs_dir)
 
-    target = load_urls(urls)
-    run = runs.Run.create(runs_dir, "stress-init", sc.to_dict(), describe(target))
-    try:
-        timings = asyncio.run(batch_init(sc, target))
-    except KeyboardInterrupt:
-        run.finish(runs.INTERRUPTED, interruption())
-        raise
-    except WorkbenchError as e:
-        run.finish(runs.FAILED, str(e))
-        raise
-    except BaseException as e:
-        run.finish(runs.FAILED, f"{e.__class__.__name__}: {e}")
-        raise
-    run.write_json("init.json", timings)
-    summary = {"run_id": run.id, "kind": "stress-init", "batch_init_s": timings,
-               "sizes": {k: getattr(sc, k) for k in ("n_items", "item_stock", "item_price", "n_users",
-                                                      "user_credit", "n_orders")}}
-    run.write_json("summary.json", summary)
-    run.finish(runs.COMPLETED)
-    return run, summary
+
+class StressRun:
+    """`wdm stress run` as a kind of run (skeleton.py owns its life): batch init, Locust's load with
+    the nemesis beside it, the figures and the gates, and --verify's books."""
+
+    kind = "stress"
+    records_history = False  # only a fault schedule's steps are rows of a stress run's history
+
+    def __init__(self, sc: StressScenario, *, init: bool, check: bool, ui: bool, web_port: int,
+                 dist: Distributed, progress: bool, say: Callable[[str], None]):
+        self.sc, self.init, self.check, self.ui, self.web_port = sc, init, check, ui, web_port
+        self.dist, self.progress, self.say = dist, progress, say
+        self.scenario = sc.to_dict()
+        self.load_s = sc.planned_s
+        self.locust: LocustProcess | None = None
+
+    def make(self, life: Life) -> dict:
+        sc, run, target, say, dist = self.sc, life.run, life.target, self.say, self.dist
+        mode = "master" if dist.master else "processes" if sc.processes != 1 else "local"
+        run.update(init=self.init, verify=self.check, ui=self.ui, mode=mode,
+                   workers=dist.expect_workers if dist.master else None)
+        if self.init:
+            say("batch-initialising the shop ...")
+            run.write_json("init.json", asyncio.run(batch_init(sc, target)))
+        else:
+            asyncio.run(check_reachable(target))
+        cmd, env = locust_command(sc, target, run.path, ui=self.ui, web_port=self.web_port, dist=dist)
+        run.update(locust_command=cmd[2:], locust_started_at=runs._now())
+        started_s = time.time()
+        self.locust = LocustProcess(cmd, env, run.file(LOCUST_LOG))
+        if self.ui:
+            say(f"Locust's web UI: http://127.0.0.1:{self.web_port}  (Ctrl-C here ends the run)")
+        else:
+            say(f"Locust running for {sc.planned_s:g} s (log: {run.file(LOCUST_LOG)}) ...")
+        code = _load(sc, run, self.locust, self.ui, dist, self.progress, life.nemesis)
+        run.update(locust_ended_at=runs._now(), locust_exit_code=code)
+        _require_a_run(sc, run, self.locust, code, self.ui, dist)
+        summary = judge(sc, run, started_s, self.ui, life.history and life.history.path)
+        if self.check:
+            summaries.write(run, summary)  # kept if the read-back below cannot be made
+            say(f"verifying {sc.n_items:,} items and {sc.n_users:,} users ...")
+            summary["verify"] = verify(sc, target, summary["recorded"], self.progress)
+        summary.update(verdict(summary))
+        summaries.write(run, summary)
+        return summary
+
+    def end_early(self, life: Life, status: str) -> None:
+        """Locust stopped (it writes its files as it goes), and the figures of what it measured
+        kept as the summary of a run with no verdict, unless the load was judged already."""
+        if self.locust is not None:
+            self.locust.interrupt()
+        run = life.run
+        if not summaries.has(run) and (run.file(f"{LOCUST_PREFIX}_stats.csv").is_file() or raw_files(run.path)):
+            summary = summarize(run.id, self.sc, run.path)
+            summary["faults"] = fault_figures(life.history and life.history.path, read_raw(run.path))
+            summaries.write(run, {**summary, "verdict": f"{status}: no verdict"})
+
+    def ended(self, summary: dict) -> tuple[str, str | None]:
+        if summary["degraded"]:
+            return runs.DEGRADED, summary["degraded"][0]["sentence"]
+        return runs.COMPLETED, None
 
 
 def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str | None = None,
@@ -70,69 +138,15 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
     batch-initialised) for the run. Returns the run and its summary; `summary["passed"]` is the
     verdict (gates, books, nothing lost). `faults`: a fault schedule (YAML) run during the load,
     its times counted from Locust's start; its steps are the rows of the run's history.csv."""
-    from wdm_lib.target import actions_on, describe, open_target, schedule_names_a_service
-
     if check and not sc.raw_latencies:
         raise WorkbenchError("--verify compares the shop's books with the requests recorded; expected a run "
                              "without --no-raw-latencies.")
-    progress = progress_wanted() if progress is None else progress
-    dist = dist or Distributed()
     if faults is not None and ui:
         raise WorkbenchError("--faults runs on a schedule from the load's start, which the web UI leaves to "
                              "its user; expected either --faults or --ui, not both.")
-    with open_target(urls, anomaly, services=schedule_names_a_service(faults, urls)) as target:
-        init = init or urls is None
-        schedule = None if faults is None else load_schedule(faults, actions_on(target), sc.planned_s)
-        run = runs.Run.create(runs_dir, "stress", sc.to_dict(), describe(target, anomaly))
-        history = nemesis = None
-        if schedule is not None:
-            run.update(faults={"file": str(faults), "schedule": [f.to_dict() for f in schedule]})
-            history = HistoryWriter(run.file("history.csv"))
-            nemesis = Nemesis(schedule, history, run.path, target.shop)
-        mode = "master" if dist.master else "processes" if sc.processes != 1 else "local"
-        run.update(init=init, verify=check, ui=ui, mode=mode, workers=dist.expect_workers if dist.master else None)
-        locust = None
-        try:
-            if init:
-                say("batch-initialising the shop ...")
-                run.write_json("init.json", asyncio.run(batch_init(sc, target)))
-            else:
-                asyncio.run(check_reachable(target))
-            cmd, env = locust_command(sc, target, run.path, ui=ui, web_port=web_port, dist=dist)
-            run.update(locust_command=cmd[2:], locust_started_at=runs._now())
-            started_s = time.time()
-            locust = LocustProcess(cmd, env, run.file(LOCUST_LOG))
-            if ui:
-                say(f"Locust's web UI: http://127.0.0.1:{web_port}  (Ctrl-C here ends the run)")
-            else:
-                say(f"Locust running for {sc.planned_s:g} s (log: {run.file(LOCUST_LOG)}) ...")
-            code = _load(sc, run, locust, ui, dist, progress, nemesis)
-            run.update(locust_ended_at=runs._now(), locust_exit_code=code)
-            _require_a_run(sc, run, locust, code, ui, dist)
-            summary = _judge(sc, run, started_s, ui, history)
-            run.write_json("summary.json", summary)  # kept if the read-back below cannot be made
-            if check:
-                say(f"verifying {sc.n_items:,} items and {sc.n_users:,} users ...")
-                summary["verify"] = verify(sc, target, summary["recorded"], progress)
-            summary.update(_verdict(summary))
-            run.write_json("summary.json", summary)
-        except KeyboardInterrupt:
-            _end_early(run, sc, locust, runs.INTERRUPTED, interruption())
-            raise
-        except WorkbenchError as e:
-            _end_early(run, sc, locust, runs.FAILED, str(e))
-            raise
-        except BaseException as e:
-            _end_early(run, sc, locust, runs.FAILED, f"{e.__class__.__name__}: {e}")
-            raise
-        finally:
-            if history is not None:
-                history.close()
-    if summary["degraded"]:
-        run.finish(runs.DEGRADED, summary["degraded"][0]["sentence"])
-    else:
-        run.finish(runs.COMPLETED)
-    return run, summary
+    how = StressRun(sc, init=init or urls is None, check=check, ui=ui, web_port=web_port, dist=dist or Distributed(),
+                    progress=progress_wanted() if progress is None else progress, say=say)
+    return make_run(how, urls=urls, anomaly=anomaly, runs_dir=runs_dir, faults=faults)
 
 
 def _load(sc: StressScenario, run: runs.Run, locust: LocustProcess, ui: bool, dist: Distributed,
@@ -194,11 +208,12 @@ def _require_a_run(sc: StressScenario, run: runs.Run, locust: LocustProcess, cod
                              f" (see {run.file(LOCUST_LOG)}).")
 
 
-def _judge(sc: StressScenario, run: runs.Run, started_s: float, ui: bool, history: HistoryWriter | None = None) -> dict:
-    """The figures, the gates, whether the run lost load, and what each fault cost."""
+def judge(sc: StressScenario, run: runs.Run, started_s: float, ui: bool, history: Path | None = None) -> dict:
+    """The figures, the gates, whether the run lost load, what each fault cost, and the verdict
+    (--verify's books, read later, are None here)."""
     df = read_raw(run.path)
     summary = summarize(run.id, sc, run.path, df)
-    summary["faults"] = fault_figures(None if history is None else history.path, df)
+    summary["faults"] = fault_figures(history, df)
     have_rows = bool(raw_files(run.path))
     locust = summary["locust"] or {}
     summary["gates"] = gates_.judge(sc.gates, df if have_rows else None, summary["duration_s"],
@@ -209,10 +224,11 @@ def _judge(sc: StressScenario, run: runs.Run, started_s: float, ui: bool, histor
         read_worker_events(run.file(WORKERS_CSV)), read_user_counts(run.file(f"{LOCUST_PREFIX}_stats_history.csv")),
         None if sc.steps else sc.users, start_s, sc.planned_s)
     summary["verify"] = None
+    summary.update(verdict(summary))
     return summary
 
 
-def _verdict(summary: dict) -> dict:
+def verdict(summary: dict) -> dict:
     """passed, and the verdict in a few words: what failed, or "passed"."""
     failed = [g for g in summary["gates"] if not g["passed"]]
     reasons = []
@@ -223,22 +239,3 @@ def _verdict(summary: dict) -> dict:
     if summary["degraded"]:
         reasons.append(runs.DEGRADED)
     return {"passed": not reasons, "verdict": ", ".join(reasons) or "passed"}
-
-
-def _end_early(run: runs.Run, sc: StressScenario, locust: LocustProcess | None, status: str, error: str) -> None:
-    if locust is not None:
-        locust.interrupt()
-    _keep_what_was_measured(run, sc)
-    run.finish(status, error)
-
-
-def _keep_what_was_measured(run: runs.Run, sc: StressScenario) -> None:
-    """A summary of whatever Locust and the hook wrote before the run ended early, unless the load
-    was judged already; never raises."""
-    try:
-        if run.file("summary.json").is_file():
-            return
-        if run.file(f"{LOCUST_PREFIX}_stats.csv").is_file() or raw_files(run.path):
-            run.write_json("summary.json", summarize(run.id, sc, run.path))
-    except Exception:  # the run is already failing; its first error is the one to report
-        pass
