@@ -6,13 +6,22 @@ from __future__ import annotations
 
 from typing import Iterable
 
-from wdm_lib.history import OUTCOMES
+from wdm_lib.history import CHECKOUT, OUTCOMES
+from wdm_lib.workloads.stress import locust_csv
 
 PERCENTILES = (50, 90, 95, 99, 99.9)
 
 
 def percentile_label(p: float) -> str:
     return f"p{p:g}"
+
+
+def exact_percentile(values, q):
+    """The q-th percentile(s) by nearest rank (numpy's inverted_cdf): every figure is a value that
+    was measured, never one interpolated between two. The one percentile of the workbench."""
+    import numpy as np
+
+    return np.percentile(values, q, method="inverted_cdf")
 
 
 def latency_percentiles(latencies_ms: Iterable[float]) -> dict[str, float | int | None]:
@@ -24,7 +33,7 @@ def latency_percentiles(latencies_ms: Iterable[float]) -> dict[str, float | int 
         else np.asarray(latencies_ms, dtype="float64")
     n = len(values)
     out: dict[str, float | int | None] = {"count": n}
-    figures = np.percentile(values, PERCENTILES, method="inverted_cdf") if n else [None] * len(PERCENTILES)
+    figures = exact_percentile(values, PERCENTILES) if n else [None] * len(PERCENTILES)
     for p, v in zip(PERCENTILES, figures):
         out[percentile_label(p)] = None if v is None else float(v)
     out["max"] = float(values.max()) if n else None
@@ -56,7 +65,7 @@ def load_history(run_path):
 
 
 def checkouts(history):
-    return history[history["kind"] == "checkout"]
+    return history[history["kind"] == CHECKOUT]
 
 
 def outcome_counts(frame):
@@ -255,7 +264,7 @@ def per_second(frame, t0_ns: int | None = None, bin_s: float = 1.0):
                             "latency_ms": frame["latency_ms"]}).groupby("bin")
 
     def pct(q):
-        return grouped["latency_ms"].apply(lambda v: float(np.percentile(v, q, method="inverted_cdf")))
+        return grouped["latency_ms"].apply(lambda v: float(exact_percentile(v, q)))
 
     out = pd.DataFrame({"served_per_s": grouped["served"].sum() / bin_s,
                         "not_served_per_s": grouped["not_served"].sum() / bin_s,
@@ -271,10 +280,11 @@ def per_second(frame, t0_ns: int | None = None, bin_s: float = 1.0):
 
 REQUEST_COLUMNS = {"start_ns": "int64", "intended_ns": "Int64", "name": "category", "method": "category",
                    "status": "Int16", "latency_us": "float64", "outcome": "category"}
-LOCUST_HISTORY_COLUMNS = {"Timestamp": "t", "User Count": "users", "Requests/s": "rps",
-                          "Failures/s": "failures_per_s", "50%": "p50", "95%": "p95", "99%": "p99",
-                          "Total Request Count": "requests", "Total Failure Count": "failures"}
-LOCUST_TOTAL = "Aggregated"  # Locust's name for the row over every request
+LOCUST_HISTORY_COLUMNS = {locust_csv.TIMESTAMP: "t", locust_csv.USERS: "users", locust_csv.RPS: "rps",
+                          "Failures/s": "failures_per_s", locust_csv.P50: "p50", locust_csv.P95: "p95",
+                          locust_csv.P99: "p99", locust_csv.TOTAL_REQUESTS: "requests",
+                          locust_csv.TOTAL_FAILED: "failures"}
+LOCUST_TOTAL = locust_csv.TOTAL
 
 
 def load_requests(run_path):
@@ -314,10 +324,8 @@ def load_locust_history(run_path):
     column names (t_s: seconds since the first sample) and N/A (no request yet) as NaN."""
     from pathlib import Path
 
-    import pandas as pd
-
-    raw = pd.read_csv(Path(run_path) / "locust_stats_history.csv", na_values=["N/A"])
-    frame = raw[raw["Name"] == LOCUST_TOTAL][list(LOCUST_HISTORY_COLUMNS)].rename(columns=LOCUST_HISTORY_COLUMNS)
+    raw = locust_csv.frame(Path(run_path) / locust_csv.HISTORY)
+    frame = raw[raw[locust_csv.NAME] == LOCUST_TOTAL][list(LOCUST_HISTORY_COLUMNS)].rename(columns=LOCUST_HISTORY_COLUMNS)
     frame = frame.reset_index(drop=True)
     frame["t_s"] = frame["t"] - frame["t"].min()
     return frame
@@ -331,11 +339,11 @@ def load_locust_stats(run_path):
 
     import pandas as pd
 
-    raw = pd.read_csv(Path(run_path) / "locust_stats.csv", na_values=["N/A"], keep_default_na=False,
-                      dtype={"Type": str, "Name": str})
-    frame = pd.DataFrame({"method": raw["Type"], "name": raw["Name"], "count": raw["Request Count"],
-                          "failures": raw["Failure Count"], "p50": raw["50%"], "p95": raw["95%"],
-                          "p99": raw["99%"], "max": raw["Max Response Time"], "rps": raw["Requests/s"]})
+    c = locust_csv
+    raw = c.frame(Path(run_path) / c.STATS)
+    frame = pd.DataFrame({"method": raw[c.TYPE], "name": raw[c.NAME], "count": raw[c.REQUESTS],
+                          "failures": raw[c.FAILED], "p50": raw[c.P50], "p95": raw[c.P95],
+                          "p99": raw[c.P99], "max": raw[c.MAX], "rps": raw[c.RPS]})
     return frame.set_index(["method", "name"])
 
 

@@ -22,10 +22,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
-from wdm_lib.history import CAUSES, FAIL, OK, UNKNOWN, Op, unknown_cause
+from wdm_lib.history import ADD_FUNDS, ADD_STOCK, CAUSES, CHECKOUT, FAIL, FAULT, OK, UNKNOWN, Op, unknown_cause
 
 MAX_EXAMPLES = 10
-CHECKOUT = "checkout"
 CONSISTENT, WITH_WARNINGS, INCONSISTENT = "consistent", "consistent with warnings", "inconsistent"
 # A checker raised: the run has no verdict, only what the other checkers found.
 CHECKER_FAILED = "no verdict: a checker failed"
@@ -135,7 +134,7 @@ class Resolution:
 
 def judged(history: list[Op], state: dict) -> list[Op]:
     after = state.get("initial", {}).get("after_op", -1)
-    return [op for op in history if op.op_id > after and op.kind != "fault"]
+    return [op for op in history if op.op_id > after and op.kind != FAULT]
 
 
 def resolve_checkouts(history: list[Op], state: dict) -> Resolution:
@@ -194,14 +193,14 @@ def _stock_moves(history: list[Op], state: dict) -> tuple[list, list, list]:
     """(additions with their outcome, checkouts that happened, unresolved checkouts) as
     ([[item_id, quantity], ...], outcome) pairs."""
     res = resolve_checkouts(history, state)
-    adds = [(op.items, op.outcome) for op in judged(history, state) if op.kind == "add_stock"]
+    adds = [(op.items, op.outcome) for op in judged(history, state) if op.kind == ADD_STOCK]
     return adds, [(op.items, OK) for op in res.happened], [(op.items, UNKNOWN) for op in res.unresolved]
 
 
 def _credit_moves(history: list[Op], state: dict) -> tuple[list, list, list]:
     """The same for credit: ([[user_id, amount]], outcome) pairs."""
     res = resolve_checkouts(history, state)
-    adds = [([[op.user_id, op.amount]], op.outcome) for op in judged(history, state) if op.kind == "add_funds"]
+    adds = [([[op.user_id, op.amount]], op.outcome) for op in judged(history, state) if op.kind == ADD_FUNDS]
     return (adds, [([[op.user_id, op.amount]], OK) for op in res.happened],
             [([[op.user_id, op.amount]], UNKNOWN) for op in res.unresolved])
 

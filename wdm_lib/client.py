@@ -30,7 +30,7 @@ from yarl import URL
 from wdm_lib.config import Target
 from wdm_lib.errors import ContractError, TargetUnreachable
 from wdm_lib.history import FAIL, INCOMPLETE_ERROR, OK, TIMEOUT_ERROR, UNKNOWN
-from wdm_lib.workloads.shop_rows import MAX_BODY
+from wdm_lib.workloads.shop_rows import MAX_BODY, outcome
 
 BODY_EXCERPT = 200
 # The first request of a run waits this long for a first byte, whatever --timeout says: a port that
@@ -49,6 +49,9 @@ class Reply:
     complete_ns: int     # wall clock when the reply (or the error) arrived
     body: Any = None     # the parsed JSON of a 2xx reply that carries data
     error: str = ""      # why it was not ok, in a few words
+    # No connection could be made: nothing was sent (a definite failure), and the first sign of a
+    # target that is not there. A kind of error told by this flag, never by matching `error`.
+    unreachable: bool = False
 
     @property
     def latency_s(self) -> float:
@@ -229,17 +232,16 @@ class ShopClient:
             try:
                 async with self._session.request(method, url, allow_redirects=False, timeout=timeout) as resp:
                     status = resp.status
-                    parse = 200 <= status < 300 and schema is not None
+                    parse = outcome(status) == OK and schema is not None
                     data = await _read_capped(resp, keep_all=parse)
-                    if 200 <= status < 300:
+                    if outcome(status) == OK:
                         body = None
                         if parse:
                             body = check_body(f"{method} {shown}", status, data.decode("utf-8", "replace"),
                                               schema)
                         return Reply(endpoint, shown, OK, status, invoke, time.time_ns(), body)
                     text = data.decode("utf-8", "replace")
-                    outcome = FAIL if 400 <= status < 500 else UNKNOWN
-                    return Reply(endpoint, shown, outcome, status, invoke, time.time_ns(),
+                    return Reply(endpoint, shown, outcome(status), status, invoke, time.time_ns(),
                                  error=f"HTTP {status}: {text.strip()}")
             except ContractError:
                 raise
@@ -263,7 +265,7 @@ class ShopClient:
             except aiohttp.ClientConnectorError as e:
                 # Nothing was sent: a definite failure, and the first sign of an unreachable target.
                 return Reply(endpoint, shown, FAIL, None, invoke, time.time_ns(),
-                             error=f"cannot connect: {e.os_error.strerror or e.os_error}")
+                             error=f"cannot connect: {e.os_error.strerror or e.os_error}", unreachable=True)
             except (aiohttp.ClientError, OSError) as e:
                 return Reply(endpoint, shown, UNKNOWN, None, invoke, time.time_ns(),
                              error=f"{e.__class__.__name__}: {e}"[:BODY_EXCERPT])
@@ -339,7 +341,7 @@ def require_ok(reply: Reply, doing: str, when_overloaded: str = "") -> Reply:
     `when_overloaded` is advice added to a 5xx, the usual answer of a system drowning in requests."""
     if reply.outcome == OK:
         return reply
-    if reply.error.startswith("cannot connect"):
+    if reply.unreachable:
         raise TargetUnreachable(f"{reply.url}: {reply.error} while {doing}; expected the system to be "
                                 f"running there (is urls.json pointing at it?).")
     if reply.status is None and reply.error.startswith(TIMEOUT_ERROR):

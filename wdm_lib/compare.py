@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from wdm_lib import banner, runs, summaries
-from wdm_lib.analysis import PERCENTILES, percentile_label
+from wdm_lib.analysis import PERCENTILES, exact_percentile, percentile_label
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.history import CHECKOUT
 
 CDF_POINTS = 2000  # per run on the overlaid CDF: enough for the eye, few enough for a million rows
 
@@ -42,7 +43,7 @@ def latencies_ms(run: runs.Run) -> np.ndarray:
     if run.kind == "consistency":
         frame = pd.read_csv(run.file("history.csv"), usecols=["kind", "invoke_ns", "complete_ns"],
                             on_bad_lines="skip")
-        frame = frame[frame["kind"] == "checkout"]
+        frame = frame[frame["kind"] == CHECKOUT]
         return ((frame["complete_ns"] - frame["invoke_ns"]) / 1e6).to_numpy(dtype="float64")
     parts = [pd.read_csv(f, usecols=["latency_us"], dtype={"latency_us": "float64"}, on_bad_lines="skip", engine="c")
              for f in sorted(run.path.glob("requests-*.csv"))]
@@ -70,7 +71,7 @@ def percentiles(opened: list[runs.Run], latencies: list[np.ndarray]):
     import pandas as pd
 
     table = pd.DataFrame({
-        percentile_label(p): [float(np.percentile(v, p, method="inverted_cdf")) if len(v) else np.nan
+        percentile_label(p): [float(exact_percentile(v, p)) if len(v) else np.nan
                               for v in latencies] for p in PERCENTILES}, index=[r.id for r in opened])
     table.insert(0, "count", [len(v) for v in latencies])
     for p in PERCENTILES:
@@ -87,7 +88,7 @@ def cdf(values: np.ndarray, points: int = CDF_POINTS):
     if not len(values):
         return pd.DataFrame({"value": [], "fraction": []})
     fractions = np.linspace(0, 1, min(points, len(values)) + 1)[1:]
-    frame = pd.DataFrame({"value": np.percentile(values, fractions * 100, method="inverted_cdf"), "fraction": fractions})
+    frame = pd.DataFrame({"value": exact_percentile(values, fractions * 100), "fraction": fractions})
     frame.attrs["count"] = len(values)
     return frame
 

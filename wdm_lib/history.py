@@ -28,6 +28,10 @@ TIMEOUT_ERROR = "no reply within"
 # ... and of one whose status came but whose body was still arriving then: a timeout as well.
 INCOMPLETE_ERROR = "reply incomplete within"
 CAUSES = ("5xx", "timeout", "reset", "other-status")
+# The kinds of operation a consistency run makes, each a row of its history: the names the
+# workload records and the checkers, summaries and analysis look for, defined once.
+CREATE_ITEM, ADD_STOCK, CREATE_USER, ADD_FUNDS = "create_item", "add_stock", "create_user", "add_funds"
+CREATE_ORDER, ADD_ITEM, CHECKOUT = "create_order", "add_item", "checkout"
 # Kind of the rows that record something done *to* the run: a step of the fault schedule (its
 # `fault` column says which: {"name", "step": "inject" | "recover", "what": command or action}),
 # or an interruption or crash of the run itself (no `fault`, the reason in `error`).

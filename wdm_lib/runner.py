@@ -10,7 +10,7 @@ from pathlib import Path
 from wdm_lib import checkers, convergence, runs, summaries
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.faults.nemesis import Nemesis
-from wdm_lib.history import Op, read_ops
+from wdm_lib.history import CHECKOUT, Op, read_ops
 from wdm_lib.skeleton import Life, make_run, require_every_checker
 from wdm_lib.summary import summarize
 from wdm_lib.target import watch_shop
@@ -31,7 +31,7 @@ class ConvergenceWatch:
     def __call__(self, state: dict, started_ns: int, changed: bool) -> None:
         if self._ops is None:  # every operation is on disk once the read-back starts
             self._ops = read_ops(self.history_path)
-            self._last_reply_ns = max((op.complete_ns for op in self._ops if op.kind == checkers.CHECKOUT),
+            self._last_reply_ns = max((op.complete_ns for op in self._ops if op.kind == CHECKOUT),
                                       default=started_ns)
         result = checkers.check_consistency(self.scenario, self._ops, state)
         self.points.append(convergence.point((started_ns - self._last_reply_ns) / 1e9, changed, result.valid,

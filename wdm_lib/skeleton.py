@@ -81,14 +81,14 @@ def make_run(how: RunKind, *, urls: str | Path | None = None, anomaly: str | Non
     with stop_signals_as_ctrl_c(), open_target(urls, anomaly, services=schedule_names_a_service(faults, urls)) as target:
         schedule = None if faults is None else load_schedule(faults, actions_on(target), how.load_s)
         run = runs.Run.create(runs_dir, how.kind, how.scenario, describe(target, anomaly))
-        history = nemesis = None
+        history = None
         life = Life(run, target, schedule, None, None)
         try:
             if how.records_history or schedule is not None:
                 life.history = history = HistoryWriter(run.file("history.csv"))
             if schedule is not None:
                 run.update(faults={"file": str(faults), "schedule": [f.to_dict() for f in schedule]})
-                life.nemesis = nemesis = Nemesis(schedule, history, run.path, target.shop)
+                life.nemesis = Nemesis(schedule, history, run.path, target.shop)
             summary = how.make(life)
         except KeyboardInterrupt:
             _end_early(how, life, runs.INTERRUPTED, interruption())

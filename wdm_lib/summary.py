@@ -9,12 +9,12 @@ from wdm_lib.analysis import latency_percentiles
 from wdm_lib.faults.measures import fault_lines, measure_faults, requests_of
 from wdm_lib.checkers import (ORIGINAL_CAVEATS, CheckResult, original_figures, resolve_checkouts,
                               unknowns_by_cause)
-from wdm_lib.history import OUTCOMES, Op
+from wdm_lib.history import CHECKOUT, OUTCOMES, Op
 
 
 def _checkout_figures(history: list[Op]) -> dict:
     """What the checkouts' replies say, with or without a verdict: counts and latency per outcome."""
-    checkouts = [op for op in history if op.kind == "checkout"]
+    checkouts = [op for op in history if op.kind == CHECKOUT]
     outcomes = Counter(op.outcome for op in checkouts)
     return {
         "checkouts": len(checkouts),

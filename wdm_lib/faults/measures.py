@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from wdm_lib.checkers import LOST_WRITES
-from wdm_lib.history import OUTCOMES, Op
+from wdm_lib.history import CHECKOUT, OUTCOMES, Op
+from wdm_lib.workloads.shop_rows import FAIL_STATUSES, OK_STATUSES
 
 RATE_BEFORE_S = 5.0     # how far back the rate before a fault is measured
 RATE_TOLERANCE = 0.10   # "back": a served rate within 10% of the rate before the fault
@@ -44,10 +45,10 @@ class Requests:
 
 
 def served(status) -> np.ndarray:
-    """Which replies the system answered definitively, 2xx or 4xx; no reply is None, NaN or 0 (as
-    raw rows write it)."""
+    """Which replies the system answered definitively, 2xx or 4xx (the outcomes ok and fail, as
+    shop_rows.outcome maps them: a 3xx is unknown); no reply is None, NaN or 0 (as raw rows write it)."""
     status = _statuses(status)
-    return ~np.isnan(status) & (status > 0) & (status < 500)
+    return np.logical_or.reduce([(status >= r.start) & (status < r.stop) for r in (OK_STATUSES, FAIL_STATUSES)])
 
 
 def _statuses(values) -> np.ndarray:
@@ -56,7 +57,7 @@ def _statuses(values) -> np.ndarray:
         if isinstance(values, (list, tuple)) else np.asarray(values, dtype="float64")
 
 
-def requests_of(ops: list[Op], kind: str = "checkout") -> Requests:
+def requests_of(ops: list[Op], kind: str = CHECKOUT) -> Requests:
     """The requests of a consistency run's history."""
     mine = [op for op in ops if op.kind == kind]
     return Requests.of([op.intended_ns for op in mine], [op.invoke_ns for op in mine], [op.complete_ns for op in mine],

@@ -13,7 +13,8 @@ from typing import Awaitable, Callable
 from wdm_lib.client import FIRST_REPLY_S, Reply, ShopClient, require_ok, segment
 from wdm_lib.config import Target
 from wdm_lib.errors import TargetUnreachable
-from wdm_lib.history import OK, UNKNOWN, HistoryWriter
+from wdm_lib.history import (ADD_FUNDS, ADD_ITEM, ADD_STOCK, CHECKOUT, CREATE_ITEM, CREATE_ORDER, CREATE_USER, OK,
+                             UNKNOWN, HistoryWriter)
 from wdm_lib.progress import bar, noting_a_wait
 from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
 
@@ -57,12 +58,12 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
                 client.create_item(sc.item_price), pb,
                 f"waiting for {client.target.stock_url} to answer the first request "
                 f"(up to {FIRST_REPLY_S:g} s for a first byte)"), "creating the first item")
-        history.record("create_item", first, items=[[first.body["item_id"], 0]], amount=sc.item_price)
+        history.record(CREATE_ITEM, first, items=[[first.body["item_id"], 0]], amount=sc.item_price)
         pb.update()
 
         async def new_item() -> str:
             reply = need(await client.create_item(sc.item_price), "creating items")
-            history.record("create_item", reply, items=[[reply.body["item_id"], 0]], amount=sc.item_price)
+            history.record(CREATE_ITEM, reply, items=[[reply.body["item_id"], 0]], amount=sc.item_price)
             return reply.body["item_id"]
 
         item_ids = [first.body["item_id"]] + await _gather_bounded(
@@ -70,15 +71,15 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
 
         async def stock_up(item_id: str) -> None:
             reply = need(await client.add_stock(item_id, sc.item_stock), "adding stock")
-            history.record("add_stock", reply, items=[[item_id, sc.item_stock]], amount=sc.item_stock)
+            history.record(ADD_STOCK, reply, items=[[item_id, sc.item_stock]], amount=sc.item_stock)
 
         async def new_user() -> str:
             reply = need(await client.create_user(), "creating users")
-            history.record("create_user", reply, user_id=reply.body["user_id"])
+            history.record(CREATE_USER, reply, user_id=reply.body["user_id"])
             pb.update()
             user_id = reply.body["user_id"]
             funds = need(await client.add_funds(user_id, sc.user_credit), "adding funds")
-            history.record("add_funds", funds, user_id=user_id, amount=sc.user_credit)
+            history.record(ADD_FUNDS, funds, user_id=user_id, amount=sc.user_credit)
             return user_id
 
         await _gather_bounded([stock_up(i) for i in item_ids], pb)
@@ -97,12 +98,12 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
         async def new_order(user_id: str, chosen: list[str]) -> tuple[str, str, list]:
             reply = need(await client.create_order(user_id), "creating orders")
             order_id = reply.body["order_id"]
-            history.record("create_order", reply, order_id=order_id, user_id=user_id)
+            history.record(CREATE_ORDER, reply, order_id=order_id, user_id=user_id)
             pb.update()
             items = []
             for item_id in chosen:
                 added = need(await client.add_item(order_id, item_id, sc.quantity), "adding items to orders")
-                history.record("add_item", added, order_id=order_id, user_id=user_id,
+                history.record(ADD_ITEM, added, order_id=order_id, user_id=user_id,
                                items=[[item_id, sc.quantity]], amount=sc.quantity)
                 items.append([item_id, sc.quantity])
                 pb.update()
@@ -123,7 +124,7 @@ async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], wha
         pb.update()
         if reply.outcome == OK:
             return record_id, reply.body
-        if reply.error.startswith("cannot connect"):
+        if reply.unreachable:
             require_ok(reply, f"reading {what}")
         if reply.outcome == UNKNOWN:
             raise TargetUnreachable(f"{reply.url}: {reply.error} on {READ_RETRIES} tries while reading {what}; "
@@ -228,7 +229,7 @@ async def fire_checkouts(client: ShopClient, seeded: Seeded, prices: dict[str, i
     with bar(len(seeded.orders), "checkouts", progress) as pb:
         async def one(order_id: str, user_id: str, items: list, due_ns: int) -> None:
             def record(reply: Reply) -> None:
-                history.record("checkout", reply, order_id=order_id, user_id=user_id, items=items,
+                history.record(CHECKOUT, reply, order_id=order_id, user_id=user_id, items=items,
                                amount=sum(q * prices.get(i, 0) for i, q in items), intended_ns=due_ns)
 
             sent_ns = time.time_ns()

@@ -27,10 +27,14 @@ STOPPED = "wdm stopped the run: "
 RAW_COLUMNS = ("start_ns", "intended_ns", "name", "method", "status", "latency_us", "outcome")
 
 
+# API.md: a 2xx happened, a 4xx did not; anything else (5xx, 3xx, no reply) is unknown.
+OK_STATUSES, FAIL_STATUSES = range(200, 300), range(400, 500)
+
+
 def outcome(status: int) -> str:
     """The outcome of a reply with this HTTP status (0: no reply at all)."""
-    if 200 <= status < 300:
+    if status in OK_STATUSES:
         return OK
-    if 400 <= status < 500:
+    if status in FAIL_STATUSES:
         return FAIL
     return UNKNOWN

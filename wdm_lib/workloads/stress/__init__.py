@@ -3,6 +3,7 @@
 scenario    the parameters (StressScenario, Distributed) and parsing of durations, steps and gates
 gates       k6-style thresholds: parsed before the load, judged on the raw rows after it
 locust      Locust's command line and its process (Locust itself runs in a subprocess)
+locust_csv  Locust's CSV files: their names, columns and numbers, read in one place
 live        the progress line a terminal shows while the load runs
 figures     raw rows and Locust's CSVs -> summary.json's figures (exact percentiles, corrected latency)
 workers     whether the run lost load: workers gone missing, users below target

@@ -4,7 +4,6 @@ Apart from the readers, pure: tests feed it made-up rows."""
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from wdm_lib import summaries
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.faults.measures import measure_faults, requests_of_raw
 from wdm_lib.history import OK, OUTCOMES, UNKNOWN, read_ops
-from wdm_lib.workloads.stress.locust import LOCUST_PREFIX
+from wdm_lib.workloads.stress import locust_csv
 from wdm_lib.workloads.stress.scenario import NAMES, StressScenario
 
 RAW_GLOB = "requests-*.csv"
@@ -104,47 +103,28 @@ def recorded(df) -> dict:
             "add_funds_ok": count("add_funds", OK), "add_funds_unknown": count("add_funds", UNKNOWN)}
 
 
-def _number(v) -> float | int | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    if not math.isfinite(f):
-        return None
-    return int(f) if f.is_integer() else f
-
-
 def read_locust_aggregated(stats_csv: str | Path) -> dict | None:
-    """Locust's own Aggregated row of locust_stats.csv, None when the file is missing."""
-    try:
-        with open(stats_csv, newline="", encoding="utf-8") as f:
-            rows = [r for r in csv.DictReader(f) if r.get("Name") == "Aggregated"]
-    except FileNotFoundError:
+    """Locust's own row over every request of locust_stats.csv, None when the file is missing."""
+    found = locust_csv.total_rows(stats_csv)
+    if not found:
         return None
-    if not rows:
-        return None
-    r = rows[-1]
-    return {"requests": _number(r["Request Count"]) or 0, "failures": _number(r["Failure Count"]) or 0,
-            "median_ms": _number(r["Median Response Time"]), "p95_ms": _number(r["95%"]),
-            "p99_ms": _number(r["99%"]), "rps": _number(r["Requests/s"])}
+    r, n = found[-1], locust_csv.number
+    return {"requests": n(r[locust_csv.REQUESTS]) or 0, "failures": n(r[locust_csv.FAILED]) or 0,
+            "median_ms": n(r[locust_csv.MEDIAN]), "p95_ms": n(r[locust_csv.P95]),
+            "p99_ms": n(r[locust_csv.P99]), "rps": n(r[locust_csv.RPS])}
 
 
 def first_exception(exceptions_csv: str | Path) -> str | None:
     """The message of the most frequent error in Locust's locust_exceptions.csv."""
-    try:
-        with open(exceptions_csv, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except FileNotFoundError:
-        return None
-    rows.sort(key=lambda r: -(_number(r.get("Count")) or 0))
-    return rows[0]["Message"].strip()[:300] if rows else None
+    found = sorted(locust_csv.rows(exceptions_csv) or [], key=lambda r: -(locust_csv.number(r.get("Count")) or 0))
+    return found[0]["Message"].strip()[:300] if found else None
 
 
 def summarize(run_id: str, sc: StressScenario, folder: str | Path, df=None) -> dict:
     """The figures of summary.json: exact ones from the raw rows (`df`, read from the folder when
     not given), Locust's own beside them. The run adds its verdicts (gates, workers, verify)."""
     folder = Path(folder)
-    locust = read_locust_aggregated(folder / f"{LOCUST_PREFIX}_stats.csv")
+    locust = read_locust_aggregated(folder / locust_csv.STATS)
     df = read_raw(folder) if df is None else df
     raw = summarize_raw(df, sc.steps, sc.step_time)
     if not raw_files(folder) and locust is not None:
@@ -186,6 +166,6 @@ def report_frames(folder: str | Path) -> tuple:
     time and its end-of-run figures; history or locust is None when Locust never wrote that file (a
     run killed or stopped before it did)."""
     folder = Path(folder)
-    has = (folder / f"{LOCUST_PREFIX}_stats_history.csv").is_file(), (folder / f"{LOCUST_PREFIX}_stats.csv").is_file()
+    has = (folder / locust_csv.HISTORY).is_file(), (folder / locust_csv.STATS).is_file()
     return (read_raw(folder), load_locust_history(folder) if has[0] else None,
             load_locust_stats(folder) if has[1] else None)

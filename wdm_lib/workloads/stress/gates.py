@@ -23,6 +23,7 @@ import re
 from dataclasses import dataclass
 
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.analysis import exact_percentile
 from wdm_lib.history import OK, UNKNOWN
 
 OPERATORS = {"<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
@@ -102,8 +103,6 @@ DEFAULT_FAILED = ("no request succeeded, so the run measured nothing; this usual
 
 def measure(gate: Gate, requests, duration_s: float) -> float | None:
     """The gate's metric over the raw rows (a load_requests frame); None when nothing was measured."""
-    import numpy as np
-
     rows = requests if gate.name is None else requests[requests["name"] == gate.name]
     n = len(rows)
     if gate.metric == "requests":
@@ -121,9 +120,9 @@ def measure(gate: Gate, requests, duration_s: float) -> float | None:
     column = "response_ms" if gate.metric == "response_p" else "latency_ms"
     values = rows[column].to_numpy(dtype="float64")
     if gate.metric in ("p", "response_p"):
-        return float(np.percentile(values, gate.percentile, method="inverted_cdf"))
+        return float(exact_percentile(values, gate.percentile))
     if gate.metric == "med":
-        return float(np.percentile(values, 50, method="inverted_cdf"))
+        return float(exact_percentile(values, 50))
     return float(values.mean() if gate.metric == "avg" else values.max())
 
 

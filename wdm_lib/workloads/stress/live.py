@@ -17,6 +17,8 @@ from typing import TextIO
 
 import numpy as np
 
+from wdm_lib.analysis import exact_percentile
+from wdm_lib.workloads.stress import locust_csv
 from wdm_lib.workloads.shop_rows import RAW_COLUMNS
 
 LATENCY_US = RAW_COLUMNS.index("latency_us")
@@ -45,7 +47,7 @@ class HistoryTail:
         if self._header is None and lines:
             self._header, lines = next(csv.reader([lines[0]])), lines[1:]
         for row in csv.DictReader(io.StringIO("\n".join(lines)), fieldnames=self._header):
-            if row.get("Name") == "Aggregated":
+            if locust_csv.is_total(row):
                 self.latest = row
         return self.latest
 
@@ -75,13 +77,6 @@ class RawTail:
         return self._parts[0] / 1000 if self._parts else np.empty(0)
 
 
-def _num(v) -> float | None:
-    try:
-        return float(v)
-    except (TypeError, ValueError):
-        return None
-
-
 def progress_line(sample: dict | None, elapsed_s: float, planned_s: float | None,
                   latencies_ms: np.ndarray | None = None) -> str:
     """One line from one Aggregated sample of locust_stats_history.csv (None: nothing sampled yet)
@@ -90,17 +85,18 @@ def progress_line(sample: dict | None, elapsed_s: float, planned_s: float | None
     head = f"{elapsed_s:5.0f}{of} s" + ("  stopping" if planned_s and elapsed_s > planned_s else "")
     if sample is None:
         return f"{head}  starting Locust ..."
-    total, failed = _num(sample.get("Total Request Count")) or 0, _num(sample.get("Total Failure Count")) or 0
+    number = locust_csv.number
+    total, failed = number(sample.get(locust_csv.TOTAL_REQUESTS)) or 0, number(sample.get(locust_csv.TOTAL_FAILED)) or 0
     fail = 100 * failed / total if total else 0.0
     if latencies_ms is None:
-        p50, p99, which = _num(sample.get("50%")), _num(sample.get("99%")), " (recent)"
+        p50, p99, which = number(sample.get(locust_csv.P50)), number(sample.get(locust_csv.P99)), " (recent)"
     elif len(latencies_ms):
-        (p50, p99), which = np.percentile(latencies_ms, [50, 99], method="inverted_cdf"), ""
+        (p50, p99), which = exact_percentile(latencies_ms, [50, 99]), ""
     else:
         p50 = p99 = None
         which = ""
     ms = "-" if p50 is None else f"{p50:.0f}", "-" if p99 is None else f"{p99:.0f}"
-    return (f"{head}  {sample.get('User Count', '?')} users  {_num(sample.get('Requests/s')) or 0:.1f} req/s  "
+    return (f"{head}  {sample.get(locust_csv.USERS, '?')} users  {number(sample.get(locust_csv.RPS)) or 0:.1f} req/s  "
             f"fail {fail:.1f}%  p50 {ms[0]} ms  p99 {ms[1]} ms{which}  {int(total):,} requests")
 
 

@@ -25,10 +25,11 @@ from wdm_lib.config import Target, redact
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.ports import free_port
 from wdm_lib.workloads.shop_rows import STOPPED
+from wdm_lib.workloads.stress import locust_csv
 from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
 
 LOCUSTFILE = Path(__file__).resolve().parent.parent / "locustfile.py"
-LOCUST_PREFIX = "locust"  # -> locust_stats.csv, locust_stats_history.csv, locust_failures.csv, ...
+LOCUST_PREFIX = locust_csv.PREFIX  # -> locust_stats.csv, locust_stats_history.csv, locust_failures.csv, ...
 LOCUST_HTML = "locust_report.html"
 LOCUST_LOG = "locust.log"
 WORKERS_CSV = "workers.csv"

@@ -23,8 +23,9 @@ from wdm_lib.workloads.stress import gates as gates_
 from wdm_lib.workloads.stress.shop import batch_init, check_reachable, verify
 from wdm_lib.workloads.stress.figures import (fault_figures, first_exception, raw_files, read_locust_aggregated,
                                               read_raw, summarize)
+from wdm_lib.workloads.stress import locust_csv
 from wdm_lib.workloads.stress.live import LiveLine
-from wdm_lib.workloads.stress.locust import (EXIT_GRACE_S, LOCUST_LOG, LOCUST_PREFIX, WORKERS_CSV, LocustProcess,
+from wdm_lib.workloads.stress.locust import (EXIT_GRACE_S, LOCUST_LOG, WORKERS_CSV, LocustProcess,
                                              locust_command, locust_failure)
 from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
 from wdm_lib.workloads.stress.workers import degradation, read_user_counts, read_worker_events
@@ -118,7 +119,7 @@ class StressRun:
         if self.locust is not None:
             self.locust.interrupt()
         run = life.run
-        if not summaries.has(run) and (run.file(f"{LOCUST_PREFIX}_stats.csv").is_file() or raw_files(run.path)):
+        if not summaries.has(run) and (run.file(locust_csv.STATS).is_file() or raw_files(run.path)):
             summary = summarize(run.id, self.sc, run.path)
             summary["faults"] = fault_figures(life.history and life.history.path, read_raw(run.path))
             summaries.write(run, {**summary, "verdict": f"{status}: no verdict"})
@@ -154,7 +155,7 @@ def _load(sc: StressScenario, run: runs.Run, locust: LocustProcess, ui: bool, di
     """The load itself, from Locust's start to its exit: the one place where anything that must
     happen *during* the load belongs — the fault schedule's nemesis runs beside it, on a thread of
     its own, and a step that fails stops the load. Returns Locust's exit code."""
-    live = LiveLine(run.path, f"{LOCUST_PREFIX}_stats_history.csv", None if ui else sc.planned_s, sc.raw_latencies,
+    live = LiveLine(run.path, locust_csv.HISTORY, None if ui else sc.planned_s, sc.raw_latencies,
                     progress)
     faults = None if nemesis is None else NemesisThread(nemesis)
     started = time.monotonic()
@@ -198,13 +199,13 @@ def _require_a_run(sc: StressScenario, run: runs.Run, locust: LocustProcess, cod
     failure = locust.stopped_because() or locust_failure(code, locust.log_tail(), dist)
     if failure:
         raise WorkbenchError(failure)
-    stats = run.file(f"{LOCUST_PREFIX}_stats.csv")
+    stats = run.file(locust_csv.STATS)
     if not stats.is_file():
         raise WorkbenchError(f"Locust exited (code {code}) without writing its statistics; "
                              f"expected {stats} (see {run.file(LOCUST_LOG)}).")
     if not ui and (read_locust_aggregated(stats) or {}).get("requests") == 0:
         raise WorkbenchError(f"Locust made no request in {sc.planned_s:g} s: "
-                             f"{first_exception(run.file(LOCUST_PREFIX + '_exceptions.csv')) or 'no error'}"
+                             f"{first_exception(run.file(locust_csv.EXCEPTIONS)) or 'no error'}"
                              f" (see {run.file(LOCUST_LOG)}).")
 
 
@@ -221,7 +222,7 @@ def judge(sc: StressScenario, run: runs.Run, started_s: float, ui: bool, history
     # Load that was never planned cannot be lost: the web UI's users are whatever its user chose.
     start_s = float(df["start_ns"].min()) / 1e9 if len(df) else started_s
     summary["degraded"] = [] if ui else degradation(
-        read_worker_events(run.file(WORKERS_CSV)), read_user_counts(run.file(f"{LOCUST_PREFIX}_stats_history.csv")),
+        read_worker_events(run.file(WORKERS_CSV)), read_user_counts(run.file(locust_csv.HISTORY)),
         None if sc.steps else sc.users, start_s, sc.planned_s)
     summary["verify"] = None
     summary.update(verdict(summary))

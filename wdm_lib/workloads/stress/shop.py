@@ -40,7 +40,7 @@ async def check_reachable(target: Target, timeout_s: float = 10.0) -> None:
         calls = {target.order_url: client.find_order, target.stock_url: client.find_item,
                  target.payment_url: client.find_user}
         for reply in await asyncio.gather(*(find("0") for find in calls.values())):
-            if reply.error.startswith("cannot connect") or reply.status is None:
+            if reply.unreachable or reply.status is None:
                 require_ok(reply, "checking that the target answers")
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from wdm_lib.workloads.stress import locust_csv
+
 # The last samples of a run fall while Locust stops its users; a drop then is the end, not a loss.
 END_MARGIN_S = 2.0
 EVENTS = {"missing": "stopped sending heartbeats", "left": "disconnected"}
@@ -25,12 +27,8 @@ def read_worker_events(path: str | Path) -> list[dict]:
 
 def read_user_counts(history_csv: str | Path) -> list[tuple[float, int]]:
     """(epoch seconds, users running) at each of Locust's samples of the whole run."""
-    try:
-        with open(history_csv, newline="", encoding="utf-8") as f:
-            return [(float(r["Timestamp"]), int(r["User Count"])) for r in csv.DictReader(f)
-                    if r.get("Name") == "Aggregated" and r.get("User Count", "").isdigit()]
-    except FileNotFoundError:
-        return []
+    return [(float(r[locust_csv.TIMESTAMP]), int(r[locust_csv.USERS])) for r in locust_csv.total_rows(history_csv)
+            if (r.get(locust_csv.USERS) or "").isdigit()]
 
 
 def degradation(events: list[dict], user_counts: list[tuple[float, int]], target_users: int | None,
