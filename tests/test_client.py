@@ -65,7 +65,8 @@ def test_5xx_is_unknown_and_a_refused_connection_is_a_definite_failure(shop, ref
         async with ShopClient(target({k: f"http://127.0.0.1:{port}" for k in
                                       ("ORDER_URL", "PAYMENT_URL", "STOCK_URL")}), timeout_s=5) as c:
             reply = await c.checkout("0")
-            assert reply.outcome == FAIL and reply.status is None and reply.error.startswith("cannot connect")
+            assert reply.outcome == FAIL and reply.status is None and reply.unreachable
+            assert reply.error.startswith("cannot connect")
     run(refused())
 
 

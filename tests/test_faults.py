@@ -408,3 +408,12 @@ def test_a_child_a_fault_command_left_in_the_background_goes_when_wdm_is_stopped
             proc.kill()
             proc.wait()
     assert wait_for(lambda: not alive(child), 10), "the fault command's background child outlived wdm"
+
+
+def test_a_redirect_is_not_served_for_it_is_no_definite_answer():
+    from wdm_lib.faults.measures import served
+    from wdm_lib.workloads.shop_rows import outcome
+
+    statuses = [200, 204, 302, 399, 400, 404, 499, 500, 503, 0, None]
+    assert list(served(statuses)) == [outcome(s or 0) in ("ok", "fail") for s in statuses]
+    assert list(served(statuses)) == [True, True, False, False, True, True, True, False, False, False, False]
