@@ -3,10 +3,14 @@ system is down is a row saying so, not the end of the grading."""
 
 import csv
 import json
+import re
 
 import pytest
 
+from wdm_lib import banner
+from wdm_lib.grade import Outcome, TeamRow, write_league
 from wdm_lib.reference.process import ReferenceShopProcess
+from wdm_lib.report import write_index
 
 
 @pytest.mark.long
@@ -36,3 +40,25 @@ def test_two_teams_one_of_them_down(tmp_path, wdm, refused_port):
         link = next(p for p in (tmp_path / "reports").glob("2*-" + report + "-*.html"))
         assert f'href="{link.name}"' in page
     assert "2 teams" in page
+
+
+def test_the_league_shows_texts_as_written_links_reports_and_shares_the_index_stylesheet(tmp_path):
+    report = tmp_path / "20250101-000000-consistency-abcd.html"
+    report.write_text("a report")
+    row = TeamRow("<b>team01</b>", tmp_path / "t.json", Outcome(None, 0, "", report),
+                  Outcome(None, 2, "http://127.0.0.1:9: cannot connect <refused>"))
+    row.cells = {"team": row.team, "consistency": "consistent", "stress": "could not be run", "p99 ms": 12.34,
+                 "problem": row.stress.said, "classes": {"consistency": "pass", "stress": "none"}}
+    html_path, csv_path = write_league([row], tmp_path, "20250101-000000")
+    page = html_path.read_text()
+    assert "&lt;b&gt;team01&lt;/b&gt;" in page and "<b>" not in page and "cannot connect &lt;refused&gt;" in page
+    assert f'<td class="verdict pass"><a href="{report.name}">consistent</a></td>' in page
+    assert '<td class="verdict none">could not be run</td>' in page and '<td class="number">12.3</td>' in page
+    assert f'<a href="{csv_path.name}">{csv_path.name}</a>' in page and "1 team, graded 20250101-000000" in page
+    # One stylesheet, inlined (the page is one file that opens offline), the same on the index; a
+    # verdict is coloured as the banner of its report is.
+    index = write_index(tmp_path, tmp_path / "runs").read_text()
+    [style] = re.findall(r"<style>(.*?)</style>", page, re.S)
+    assert re.findall(r"<style>(.*?)</style>", index, re.S) == [style]
+    assert all(f".{cls} {{ color: {fg}; }}" in style for cls, (fg, _) in banner.COLORS.items())
+    assert not re.search(r"<(link|script)\b", page + index)

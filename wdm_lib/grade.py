@@ -9,7 +9,6 @@ one after the other, never side by side: systems under test must not share the m
 from __future__ import annotations
 
 import csv
-import html
 import subprocess
 import sys
 import time
@@ -17,11 +16,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from wdm_lib import banner, runs, summaries
+from wdm_lib import banner, pages, runs, summaries
 from wdm_lib.errors import WorkbenchError
 
 COLUMNS = ("team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault downtime s",
            "problem")
+NUMBER_COLUMNS = ("p50 ms", "p99 ms", "requests/s", "fault downtime s")  # right-aligned, as figures are
 
 
 @dataclass
@@ -117,39 +117,16 @@ def write_league(rows: list[TeamRow], reports_dir: Path, stamp: str) -> tuple[Pa
             writer.writerow(["" if row.cells.get(c) is None else row.cells.get(c) for c in COLUMNS])
     body = []
     for row in rows:
-        tds = []
+        cells = []
         for col in COLUMNS:
-            text = html.escape(_fmt(row.cells.get(col)))
+            verdict = row.cells.get("classes", {}).get(col)
+            cells.append(pages.Cell(_fmt(row.cells.get(col)), f"verdict {verdict}" if verdict else
+                                    "number" if col in NUMBER_COLUMNS else ""))
             outcome = {"consistency": row.consistency, "stress": row.stress}.get(col)
             if outcome is not None and outcome.report is not None and outcome.report.is_file():
-                text = f'<a href="{html.escape(outcome.report.name)}">{text}</a>'
-            cls = row.cells.get("classes", {}).get(col, "")
-            tds.append(f'<td class="{html.escape(col.split()[0])} {cls}">{text}</td>')
-        body.append("<tr>" + "".join(tds) + "</tr>")
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in COLUMNS)
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>wdm league {html.escape(stamp)}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: .35em .8em; text-align: left; vertical-align: top; max-width: 28em;
-         overflow-wrap: break-word; }}
-th {{ background: #f4f4f4; white-space: nowrap; }}
-td.p50, td.p99, td.requests, td.fault {{ text-align: right; font-variant-numeric: tabular-nums; }}
-.pass {{ color: #1a7f37; font-weight: 600; }}
-.warn {{ color: #9a6700; font-weight: 600; }}
-.fail {{ color: #c62828; font-weight: 600; }}
-.none {{ color: #57606a; font-weight: 600; }}
-</style></head>
-<body><h1>League</h1>
-<p>{len(rows)} {'team' if len(rows) == 1 else 'teams'}, graded {html.escape(stamp)}: a consistency run and a stress
-run each, one team after the other. Each verdict links to its run's report; the same table is in
-<a href="{html.escape(csv_path.name)}">{html.escape(csv_path.name)}</a>.</p>
-<table><thead><tr>{head}</tr></thead>
-<tbody>
-{chr(10).join(body)}
-</tbody></table></body></html>
-"""
+                cells[-1].href = outcome.report.name
+        body.append(cells)
+    page = pages.render("league.html.j2", columns=COLUMNS, rows=body, count=len(rows), stamp=stamp, csv=csv_path.name)
     html_path = reports_dir / f"league-{stamp}.html"
     runs.write_atomic(html_path, page)
     return html_path, csv_path

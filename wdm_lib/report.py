@@ -5,7 +5,6 @@ A report opens with no network: nothing in it is fetched from elsewhere."""
 from __future__ import annotations
 
 import contextlib
-import html
 import os
 import shutil
 import sys
@@ -13,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from wdm_lib import banner, reaper, runs, summaries
+from wdm_lib import banner, pages, reaper, runs, summaries
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.shipped import NOTEBOOKS
 
@@ -175,6 +174,7 @@ def render_compare(run_dirs: list[str | Path], reports_dir: str | Path | None = 
 
 INDEX_COLUMNS = ("run", "kind", "status", "started", "target", "verdict", "ok / fail / unknown", "anomalies",
                  "requests", "req/s", "p99 ms", "note")
+NUMBER_COLUMNS = ("ok / fail / unknown", "requests", "req/s", "p99 ms")  # right-aligned, as figures are
 NOTE_CHARS = 90  # an error in the index is one line; the whole text is in the run's report
 
 
@@ -244,48 +244,20 @@ def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | No
                     say(f"no report for {run.id}: {e}")
     rows = []
     for run in reversed(found):
-        row = headline(run)
-        page = current_report(reports_dir, run)
-        cells = []
+        row, cells = headline(run), []
         for col in INDEX_COLUMNS:
-            value = row.get(col, "")
-            text = html.escape(one_line(str(value)) if col == "note" else str(value))
-            if col == "run" and page is not None:
-                text = f'<a href="{html.escape(page.name)}">{text}</a>'
-            cls = f' class="verdict {row.get("class", "none")}"' if col == "verdict" else ""
-            if col in ("requests", "req/s", "p99 ms", "ok / fail / unknown"):
-                cls = ' class="number"'
-            cells.append(f"<td{cls}>{text}</td>")
-        rows.append("<tr>" + "".join(cells) + "</tr>")
+            text = str(row.get(col, ""))
+            cells.append(pages.Cell(one_line(text) if col == "note" else text,
+                                    f"verdict {row.get('class', 'none')}" if col == "verdict" else
+                                    "number" if col in NUMBER_COLUMNS else ""))
+        page = current_report(reports_dir, run)
+        cells[0].href = page.name if page is not None else ""
+        rows.append(cells)
     for bad in unreadable:
-        rows.append(f'<tr><td>{html.escape(bad.path.name)}</td><td colspan="{len(INDEX_COLUMNS) - 2}" '
-                    f'class="verdict none">unreadable</td><td title="{html.escape(bad.reason)}">'
-                    f'{html.escape(one_line(bad.reason.removeprefix(str(bad.path)).lstrip("/: ")))}</td></tr>')
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in INDEX_COLUMNS)
-    body = "\n".join(rows) or f'<tr><td colspan="{len(INDEX_COLUMNS)}">no runs yet</td></tr>'
-    page = f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>wdm runs</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; }}
-table {{ border-collapse: collapse; }}
-th, td {{ border-bottom: 1px solid #ddd; padding: 0.35em 0.8em; text-align: left; vertical-align: top;
-         max-width: 24em; overflow-wrap: break-word; }}
-th {{ background: #f4f4f4; white-space: nowrap; }}
-td.number {{ text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }}
-td.verdict {{ font-weight: 600; white-space: nowrap; }}
-.pass {{ color: #1a7f37; }}
-.warn {{ color: #9a6700; }}
-.fail {{ color: #c62828; }}
-.none {{ color: #57606a; }}
-</style></head>
-<body><h1>Runs</h1>
-<p>{len(rows)} {'run' if len(rows) == 1 else 'runs'} in {html.escape(str(runs_dir))}. A run without a link has
-no rendered report yet, or only one older than the run's last change: <code>wdm report --index</code> renders them.</p>
-<table><thead><tr>{head}</tr></thead>
-<tbody>
-{body}
-</tbody></table></body></html>
-"""
+        rows.append([pages.Cell(bad.path.name), pages.Cell("unreadable", "verdict none", colspan=len(INDEX_COLUMNS) - 2),
+                     pages.Cell(one_line(bad.reason.removeprefix(str(bad.path)).lstrip("/: ")), title=bad.reason)])
+    text = pages.render("index.html.j2", columns=INDEX_COLUMNS, count=len(rows), runs_dir=runs_dir,
+                        rows=rows or [[pages.Cell("no runs yet", colspan=len(INDEX_COLUMNS))]])
     index = reports_dir / INDEX
-    write_page(index, page)
+    write_page(index, text)
     return index
