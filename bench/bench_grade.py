@@ -1,6 +1,6 @@
 """What `wdm grade` adds per team beyond the runs themselves: its wall time minus the wall time of
-the `wdm consistency --report` and `wdm stress run --report` commands it ran, per team, median of
---repeat gradings of --teams teams (each a urls file pointing at one embedded reference shop).
+the consistency and stress runs it made and reported, per team, median of --repeat gradings of
+--teams teams (each a urls file pointing at one embedded reference shop).
 
     python bench/bench_grade.py [--teams 3] [--repeat 3]
 """
@@ -16,8 +16,9 @@ from pathlib import Path
 
 from wdm_lib.grade import grade
 from wdm_lib.reference.process import ReferenceShopProcess
+from wdm_lib.workloads.stress.scenario import StressScenario
 
-STRESS = ["-u", "4", "-r", "4", "-t", "3s", "--wait", "0", "--n-items", "100", "--n-users", "100", "--n-orders", "100"]
+STRESS = StressScenario(users=4, spawn_rate=4, run_time=3, wait=0, n_items=100, n_users=100, n_orders=100)
 
 
 def main() -> None:
@@ -35,11 +36,11 @@ def main() -> None:
         for r in range(args.repeat):
             runs_dir = Path(tmp) / f"g{r}" / "runs"
             started = time.perf_counter()
-            rows, _, _ = grade(files, ["--quiet", "1"], STRESS, runs_dir, runs_dir.parent, say=lambda s: None)
+            rows, _, _ = grade(files, {"quiet_s": 1}, STRESS, runs_dir, runs_dir.parent, say=lambda s: None)
             total = time.perf_counter() - started
             commands = sum(row.consistency.seconds + row.stress.seconds for row in rows)
             overheads.append((total - commands) / args.teams)
-            print(f"grading {r + 1}: {total:.1f} s in all, {commands:.1f} s in the runs' commands, "
+            print(f"grading {r + 1}: {total:.1f} s in all, {commands:.1f} s in the runs and their reports, "
                   f"{overheads[-1] * 1000:.0f} ms per team beyond them")
     print(f"median: wdm grade adds {statistics.median(overheads) * 1000:.0f} ms per team beyond the runs "
           f"({args.teams} teams, {args.repeat} gradings)")

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from wdm_lib import banner
-from wdm_lib.grade import Outcome, TeamRow, write_league
+from wdm_lib.errors import WorkbenchError
+from wdm_lib.grade import Outcome, TeamRow, _run, write_league
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.report import write_index
 
@@ -45,8 +46,8 @@ def test_two_teams_one_of_them_down(tmp_path, wdm, refused_port):
 def test_the_league_shows_texts_as_written_links_reports_and_shares_the_index_stylesheet(tmp_path):
     report = tmp_path / "20250101-000000-consistency-abcd.html"
     report.write_text("a report")
-    row = TeamRow("<b>team01</b>", tmp_path / "t.json", Outcome(None, 0, "", report),
-                  Outcome(None, 2, "http://127.0.0.1:9: cannot connect <refused>"))
+    row = TeamRow("<b>team01</b>", tmp_path / "t.json", Outcome(None, "", report),
+                  Outcome(None, "http://127.0.0.1:9: cannot connect <refused>"))
     row.cells = {"team": row.team, "consistency": "consistent", "stress": "could not be run", "p99 ms": 12.34,
                  "problem": row.stress.said, "classes": {"consistency": "pass", "stress": "none"}}
     html_path, csv_path = write_league([row], tmp_path, "20250101-000000")
@@ -62,3 +63,31 @@ def test_the_league_shows_texts_as_written_links_reports_and_shares_the_index_st
     assert re.findall(r"<style>(.*?)</style>", index, re.S) == [style]
     assert all(f".{cls} {{ color: {fg}; }}" in style for cls, (fg, _) in banner.COLORS.items())
     assert not re.search(r"<(link|script)\b", page + index)
+
+
+def test_a_run_that_cannot_be_made_or_crashes_is_the_teams_row_in_one_sentence(tmp_path):
+    def unreachable():
+        raise WorkbenchError("http://ta:secret@10.0.0.7:8000/stock/find/1: cannot connect; expected the shop to answer.")
+
+    def crashed():
+        raise ValueError("a reply wdm did not foresee")
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    down = _run(unreachable, tmp_path)
+    assert down.run is None and down.report is None
+    assert down.said == "http://***@10.0.0.7:8000/stock/find/1: cannot connect; expected the shop to answer."
+    assert _run(crashed, tmp_path).said == "ValueError: a reply wdm did not foresee"
+    with pytest.raises(KeyboardInterrupt):  # Ctrl-C ends the grading, not one team's run
+        _run(interrupted, tmp_path)
+
+
+def test_an_option_grade_passes_on_that_wdm_stress_run_does_not_know_stops_it_before_any_run(tmp_path, wdm, capsys):
+    (tmp_path / "team01.json").write_text(json.dumps(dict.fromkeys(("ORDER_URL", "PAYMENT_URL", "STOCK_URL"),
+                                                                   "http://127.0.0.1:9")))
+    with pytest.raises(SystemExit) as stopped:
+        wdm("grade", str(tmp_path / "team01.json"), "--runs-dir", str(tmp_path / "runs"), "--users", "0x")
+    assert stopped.value.code == 2
+    assert "wdm stress run: error: argument -u/--users: invalid int value: '0x'" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

@@ -2,6 +2,8 @@
 against the embedded reference shop, showing the very figures summary.json holds."""
 
 import json
+import re
+import subprocess
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -52,27 +54,71 @@ def test_consistency_parameters_are_the_scenarios_with_its_defaults():
     assert params["fail_on_inconsistent"]["default"] == "False"
 
 
-def test_stress_parameters_are_every_option_of_wdm_stress_run():
-    from wdm_lib.notebook import stress_run_options
+def wdm_stress_run_options(capsys) -> set[str]:
+    """`wdm stress run`'s options as its --help lists them, by their names as parameters
+    (`--no-raw-latencies` -> no_raw_latencies)."""
+    from wdm_lib.cli import main
 
+    with pytest.raises(SystemExit):
+        main(["stress", "run", "--help"])
+    listed = re.findall(r"^  (?:-\w [A-Z]+, )?--([a-z][a-z-]*)", capsys.readouterr().out, re.M)
+    return {name.replace("-", "_") for name in listed} - {"help"}
+
+
+def test_stress_parameters_are_every_option_of_wdm_stress_run(capsys):
+    from wdm_lib.notebook import STRESS_OPTIONS
+
+    options = wdm_stress_run_options(capsys)
+    assert {"no_raw_latencies", "wait_between", "threshold", "master_bind_port"} <= options
     params = papermill.inspect_notebook(str(STRESS))
     # --report renders this very notebook: the one option a notebook cannot take.
-    assert set(params) == {"run_dir", "fail_on_inconsistent"} | set(stress_run_options()) - {"report"}
+    assert set(params) == {"run_dir", "fail_on_inconsistent"} | options - {"report"}
     assert all(p["default"] == "None" for p in params.values())
+    assert sorted(STRESS_OPTIONS) == sorted(options - {"report"})
 
 
-def test_stress_notebook_arguments_are_the_commands():
+def test_stress_notebook_parameters_mean_what_the_commands_options_mean():
     from wdm_lib.errors import WorkbenchError
-    from wdm_lib.notebook import stress_run_arguments
+    from wdm_lib.notebook import stress_call
+    from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
 
-    assert stress_run_arguments({"threshold": ["p99<5ms", "rps>1"], "wait_between": "1 15", "verify": True,
-                                 "init": False, "steps": [5, 10], "no_raw_latencies": True, "users": 5,
-                                 "rate": None}) == \
-        ["--threshold", "p99<5ms", "--threshold", "rps>1", "--wait-between", "1", "15", "--verify",
-         "--steps", "5,10", "--no-raw-latencies", "--users", "5"]
-    assert stress_run_arguments({"threshold": "p99<5ms"}) == ["--threshold", "p99<5ms"]
+    scenario, how = stress_call(threshold=["p99<5ms", "rps>1"], wait_between="1 15", verify=True, init=False,
+                                steps=[5, 10], users=5, rate=None, timeout=7, urls="team.json")
+    assert scenario == StressScenario(thresholds=["p99<5ms", "rps>1"], wait=(1, 15), steps=[5, 10], users=5, timeout_s=7)
+    assert how == {"init": False, "check": True, "ui": False, "dist": Distributed(), "urls": "team.json"}
+    scenario, how = stress_call(threshold="p99<5ms", wait=0, master=True, master_bind_port=6000, workers_wait="5s")
+    assert scenario.thresholds == ["p99<5ms"] and scenario.wait == 0
+    assert how["dist"] == Distributed(master=True, bind_port=6000, workers_wait_s=5)
+    assert not stress_call(no_raw_latencies=True)[0].raw_latencies and stress_call()[0] == StressScenario()
     with pytest.raises(WorkbenchError, match="^'wait_time' is not an option of `wdm stress run`"):
-        stress_run_arguments({"wait_time": 3})
+        stress_call(wait_time=3)
+    # As the command's mutually exclusive options: one way to pace the users.
+    with pytest.raises(WorkbenchError, match="^wait_between and rate each say how users pace"):
+        stress_call(wait_between=[1, 15], rate=10)
+
+
+@pytest.mark.long
+def test_a_stress_run_made_in_a_kernel_leaves_its_interpreter_unpatched(tmp_path):
+    """Locust's gevent patches the interpreter that imports it: the notebook makes its stress run in
+    the kernel (on a thread: a kernel runs an event loop, as this asyncio.run does), and Locust runs
+    in a process of its own."""
+    script = """
+import asyncio, json, sys
+from wdm_lib.notebook import stress_run
+
+async def cell():
+    return stress_run(runs_dir="runs", n_items=20, n_users=20, n_orders=20, users=2, run_time="2s", wait=0.05,
+                      verify=True, threshold=["p99<10s"])
+
+run = asyncio.run(cell())
+print(json.dumps({"status": run.status, "verdict": run.read_json("summary.json")["verdict"],
+                  "patched": sorted(m for m in sys.modules if m.split(".")[0] in ("locust", "gevent"))}))
+"""
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.splitlines()[-1]) == {"status": "completed", "verdict": "passed", "patched": []}
+    only_run(tmp_path / "runs")
 
 
 def test_the_kernel_is_the_interpreter_running_the_tests(tmp_path):

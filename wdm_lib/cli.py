@@ -224,11 +224,12 @@ def _add_grade(sub: argparse._SubParsersAction) -> None:
                                    "team. Options after the files that grade does not know go to `wdm stress run` "
                                    "(e.g. -u 100 -r 20 -t 60s --threshold 'p99<500ms').")
     p.add_argument("urls_files", nargs="+", metavar="URLS_FILE", help="one urls.json per team (the team is its file's name)")
-    p.add_argument("--rate", default=None, metavar="N",
+    p.add_argument("--rate", type=float, default=None, metavar="N",
                    help="both runs open loop at N checkouts (requests) per second (needed with --faults)")
     p.add_argument("--faults", default=None, metavar="FILE", help="a fault schedule for both runs of every team")
-    p.add_argument("--seed", default=None, help="the consistency run's seed, the same for every team")
-    p.add_argument("--quiet", default=None, metavar="SECONDS", help="the consistency run's quiet window (default 5)")
+    p.add_argument("--seed", type=int, default=None, help="the consistency run's seed, the same for every team")
+    p.add_argument("--quiet", type=float, default=None, metavar="SECONDS",
+                   help="the consistency run's quiet window (default 5)")
     p.add_argument("--runs-dir", default=None, metavar="DIR", help="where run folders go (default reports/runs)")
     p.add_argument("--reports-dir", default=None, metavar="DIR",
                    help="where reports and the league go (default: the folder above the runs folder)")
@@ -245,13 +246,13 @@ def _grade(args: argparse.Namespace) -> int:
     files = [find_urls_file(f) for f in args.urls_files]  # a missing file is one sentence before any run
     runs_dir = Path(args.runs_dir) if args.runs_dir is not None else default_runs_dir()
     reports_dir = Path(args.reports_dir) if args.reports_dir is not None else runs_dir.parent
-    consistency_args = []
-    for flag in ("rate", "faults", "seed", "quiet"):
-        if getattr(args, flag) is not None:
-            consistency_args += [f"--{flag}", str(getattr(args, flag))]
-    stress_args = list(args.extra) + [arg for flag in ("rate", "faults") if getattr(args, flag) is not None
-                                      for arg in (f"--{flag}", str(getattr(args, flag)))]
-    _, html_path, csv_path = grade(files, consistency_args, stress_args, runs_dir, reports_dir,
+    consistency = {name: getattr(args, flag) for flag, name in (("rate", "rate"), ("seed", "seed"), ("quiet", "quiet_s"))
+                   if getattr(args, flag) is not None}
+    # The options grade does not know are `wdm stress run`'s: a wrong one stops grading before any run.
+    stress = build_parser().parse_args(["stress", "run", *args.extra,
+                                        *(["--rate", str(args.rate)] if args.rate is not None else [])])
+    _, html_path, csv_path = grade(files, consistency, _stress_scenario(stress), runs_dir, reports_dir,
+                                   faults=args.faults, stress_options=_stress_options(stress),
                                    say=lambda s: print(s, file=sys.stderr))
     print(f"league: {html_path}")
     print(f"league table: {csv_path}")
@@ -374,6 +375,15 @@ def _stress_scenario(args: argparse.Namespace):
     return StressScenario(**given)
 
 
+def _stress_options(args: argparse.Namespace) -> dict:
+    """run_stress's arguments that say how the run is made, from `wdm stress run`'s options."""
+    from wdm_lib.workloads.stress.scenario import Distributed
+
+    dist = Distributed(master=args.master, expect_workers=args.expect_workers, bind_host=args.master_bind_host,
+                       bind_port=args.master_bind_port, workers_wait_s=args.workers_wait)
+    return {"check": args.verify, "ui": args.ui, "web_port": args.web_port, "dist": dist}
+
+
 def _stress_init(args: argparse.Namespace) -> int:
     from wdm_lib.workloads.stress.run import run_init
 
@@ -387,19 +397,13 @@ def _stress_init(args: argparse.Namespace) -> int:
 
 def _stress_run(args: argparse.Namespace) -> int:
     from wdm_lib.workloads.stress.run import run_stress
-    from wdm_lib.workloads.stress.scenario import Distributed
     from wdm_lib.workloads.stress.table import render_table
 
     scenario = _stress_scenario(args)
     _check_junit(args.junit)
-    if args.master and scenario.processes != 1:
-        raise WorkbenchError("--processes applies to a run on this machine alone; expected either --master "
-                             "(with workers started elsewhere) or --processes, not both.")
-    dist = Distributed(master=args.master, expect_workers=args.expect_workers, bind_host=args.master_bind_host,
-                       bind_port=args.master_bind_port, workers_wait_s=args.workers_wait)
     run, summary = run_stress(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir,
-                              init=args.init, check=args.verify, ui=args.ui, web_port=args.web_port, dist=dist,
-                              say=lambda s: print(s, file=sys.stderr), faults=args.faults)
+                              init=args.init, say=lambda s: print(s, file=sys.stderr), faults=args.faults,
+                              **_stress_options(args))
     print(render_table(summary))
     print(f"run folder: {run.path}")
     if args.junit:

@@ -2,22 +2,25 @@
 (batch init, then load) with the same options, each rendered to its report; then a league table of
 every team side by side, as an HTML page linking every report and as a CSV of the same rows.
 
-Each run is the `wdm` command a user would type, in a process of its own: a team whose system is
-down, or breaks the API, or crashes a run, gets a row saying so, and the class goes on. Teams run
-one after the other, never side by side: systems under test must not share the machine's load."""
+Each run is made by the library as `wdm consistency --report` and `wdm stress run --init --report`
+make theirs, and returns its run: a team whose system is down, or breaks the API, or crashes a run,
+gets a row with the one sentence saying so, and the class goes on. Teams run one after the other,
+never side by side: systems under test must not share the machine's load."""
 
 from __future__ import annotations
 
 import csv
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Callable
 
 from wdm_lib import banner, pages, runs, summaries
+from wdm_lib.config import redact
 from wdm_lib.errors import WorkbenchError
+from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
+from wdm_lib.workloads.stress.scenario import StressScenario
 
 COLUMNS = ("team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault downtime s",
            "problem")
@@ -26,13 +29,12 @@ NUMBER_COLUMNS = ("p50 ms", "p99 ms", "requests/s", "fault downtime s")  # right
 
 @dataclass
 class Outcome:
-    """What one `wdm` command of a team's grading left: its run folder (if it made one), exit code,
-    and the last thing it said on stderr (the one sentence of a run that could not be made)."""
+    """What one run of a team's grading left: the run (None when it could not be made), the one
+    sentence that said why it could not be made or reported ("" when nothing went wrong), its report."""
     run: runs.Run | None
-    code: int
-    said: str
+    said: str = ""
     report: Path | None = None
-    seconds: float = 0.0    # the command's wall time, its report included
+    seconds: float = 0.0    # the run's wall time, its report included
 
 
 @dataclass
@@ -44,19 +46,21 @@ class TeamRow:
     cells: dict = field(default_factory=dict)
 
 
-def _run_wdm(args: list[str], runs_dir: Path, kind: str) -> Outcome:
-    before = {r.path for r in runs.list_runs(runs_dir)}
+def _run(make: Callable[[], tuple[runs.Run, dict]], reports_dir: Path) -> Outcome:
+    """One of a team's runs, then its report. Whatever stops either is that team's row, never the
+    class's end: a WorkbenchError is its one sentence, anything else (a run the team's system
+    crashed in a way wdm did not foresee) its type and message, as the run's manifest says it."""
+    from wdm_lib.report import render
+
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "wdm_lib", *args, "--runs-dir", str(runs_dir), "--report"],
-                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    made = [r for r in runs.list_runs(runs_dir) if r.path not in before and r.kind == kind]
-    said = (done.stderr.strip().splitlines() or [""])[-1]
-    run = made[-1] if made else None
-    report = None
-    for line in done.stdout.splitlines():
-        if line.startswith("report: "):
-            report = Path(line[len("report: "):].strip())
-    return Outcome(run, done.returncode, said, report, time.perf_counter() - started)
+    run = report = None
+    try:
+        run, _ = make()
+        report = render(run.path, reports_dir)
+        said = ""
+    except Exception as e:  # not BaseException: Ctrl-C (a KeyboardInterrupt) still ends the grading
+        said = redact(str(e) if isinstance(e, WorkbenchError) else f"{e.__class__.__name__}: {e}")
+    return Outcome(run, said, report, time.perf_counter() - started)
 
 
 def _summary(outcome: Outcome | None) -> dict | None:
@@ -132,18 +136,29 @@ def write_league(rows: list[TeamRow], reports_dir: Path, stamp: str) -> tuple[Pa
     return html_path, csv_path
 
 
-def grade(urls_files: list[str | Path], consistency_args: list[str], stress_args: list[str],
-          runs_dir: Path, reports_dir: Path, say=print) -> tuple[list[TeamRow], Path, Path]:
-    """Grade every team in turn; returns the rows and the league's HTML and CSV paths."""
+def grade(urls_files: list[str | Path], consistency: dict, stress: StressScenario, runs_dir: Path,
+          reports_dir: Path, *, faults: str | Path | None = None, stress_options: dict | None = None,
+          say=print) -> tuple[list[TeamRow], Path, Path]:
+    """Grade every team in turn; returns the rows and the league's HTML and CSV paths.
+
+    consistency: the fields of ConsistencyScenario that differ from its defaults, the same for every
+    team (without a seed, each team's run draws its own); stress: the stress run's scenario;
+    stress_options: run_stress's other arguments (check, dist, ...); faults: a schedule for both runs."""
+    from wdm_lib.runner import run_consistency
+    from wdm_lib.workloads.stress.run import run_stress
+
+    ConsistencyScenario(**consistency)  # a wrong number is one sentence before any team runs
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     rows = []
     for i, urls in enumerate(urls_files, 1):
         path = Path(urls)
         row = TeamRow(path.stem, path)
         say(f"[{i}/{len(urls_files)}] {row.team}: consistency ...")
-        row.consistency = _run_wdm(["consistency", "--urls", str(path), *consistency_args], runs_dir, "consistency")
+        row.consistency = _run(lambda: run_consistency(ConsistencyScenario(**consistency), urls=path, runs_dir=runs_dir,
+                                                       progress=False, faults=faults), reports_dir)
         say(f"[{i}/{len(urls_files)}] {row.team}: stress ...")
-        row.stress = _run_wdm(["stress", "run", "--urls", str(path), "--init", *stress_args], runs_dir, "stress")
+        row.stress = _run(lambda: run_stress(stress, urls=path, runs_dir=runs_dir, init=True, progress=False,
+                                             faults=faults, **(stress_options or {})), reports_dir)
         row.cells = league_cells(row)
         say(f"[{i}/{len(urls_files)}] {row.team}: {row.cells.get('consistency', '')}; stress {row.cells.get('stress', '')}"
             + (f" ({row.cells['problem']})" if row.cells.get("problem") else ""))

@@ -1,20 +1,21 @@
-"""What the notebooks call: their run (the folder their `run_dir` parameter names, or a new run
-made from their other parameters), and text from a target made safe for Markdown. Kept here so a
-notebook is parameters, calls and charts."""
+"""What the notebooks call, so that each reads as a short story: their run (the folder their
+`run_dir` parameter names, or a new one made by the library from their other parameters), the
+verdict banner, each chart as one call on what the notebook holds, and text from a target made safe
+for Markdown."""
 
 from __future__ import annotations
 
-import argparse
 import html
 import re
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import fields
 from pathlib import Path
 
-from wdm_lib import runs, summaries
-from wdm_lib.errors import WorkbenchError
+from matplotlib.figure import Figure
 
+from wdm_lib import analysis, banner, plots, runs, summaries
+from wdm_lib.errors import WorkbenchError
+from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
 
 # The characters that start markup in the middle of a line (emphasis, code, links, tables,
 # strikethrough), and the backslash that would escape them; HTML's are replaced by entities.
@@ -41,6 +42,13 @@ def open_run(run_dir: str | Path, kind: str | None = None) -> runs.Run:
     return run
 
 
+def _on_a_thread(make, *args, **kwargs):
+    """A run made on a thread without an event loop: a Jupyter kernel runs one of its own, and
+    asyncio.run (which both kinds of run use) refuses to start inside it."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(make, *args, **kwargs).result()
+
+
 def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, faults=None, **scenario) -> runs.Run:
     """The run at run_dir, or a new one of ConsistencyScenario(**scenario) against urls, with the
     fault schedule `faults` (a YAML file) during its checkouts."""
@@ -49,11 +57,8 @@ def consistency_run(run_dir=None, urls=None, anomaly=None, runs_dir=None, faults
     from wdm_lib.runner import run_consistency
     from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
 
-    # A Jupyter kernel runs an event loop of its own, and asyncio.run refuses to start inside one:
-    # the run gets a thread without a loop.
-    with ThreadPoolExecutor(1) as pool:
-        run, _ = pool.submit(run_consistency, ConsistencyScenario(**scenario), urls=urls, anomaly=anomaly,
-                             runs_dir=runs_dir, progress=False, faults=faults).result()
+    run, _ = _on_a_thread(run_consistency, ConsistencyScenario(**scenario), urls=urls, anomaly=anomaly,
+                          runs_dir=runs_dir, progress=False, faults=faults)
     return run
 
 
@@ -69,60 +74,95 @@ def consistency_summary(run: runs.Run) -> tuple[dict, dict | None]:
     return summarize_recorded(run.id, run.status, run.manifest.get("error"), ops), None
 
 
-def stress_run(run_dir=None, urls=None, runs_dir=None, **options) -> runs.Run:
-    """The run at run_dir, or a new one made by `wdm stress run` with the given options, named as
-    the command's options are (`threshold=["p99<500ms"]`, `wait_between=[1, 15]`, `verify=True`;
-    None: the command's default). A separate process, because Locust's gevent patches the
-    interpreter it runs in, which must not be the notebook's kernel."""
+# `wdm stress run`'s options as the stress notebook's parameters: each option's long name with `_`
+# for `-` (tests/test_notebooks.py holds this list to the command's --help). Most are the stress
+# scenario's fields of the same name; these are named otherwise there, or say how the run is made.
+_RENAMED = {"timeout": "timeout_s", "threshold": "thresholds", "wait_between": "wait"}
+_DISTRIBUTED = {"master": "master", "expect_workers": "expect_workers", "master_bind_host": "bind_host",
+                "master_bind_port": "bind_port", "workers_wait": "workers_wait_s"}
+_RUN = ("urls", "anomaly", "runs_dir", "init", "verify", "junit", "faults", "ui", "web_port")
+_SCENARIO = tuple(f.name for f in fields(StressScenario) if f.name not in ("timeout_s", "thresholds", "raw_latencies"))
+STRESS_OPTIONS = (*_RUN, *_SCENARIO, *_RENAMED, "no_raw_latencies", *_DISTRIBUTED)
+
+
+def stress_call(**options) -> tuple[StressScenario, dict]:
+    """The scenario and the other arguments of `run_stress` for `wdm stress run`'s options named as
+    STRESS_OPTIONS (`threshold=["p99<500ms"]`, `wait_between=[1, 15]`, `verify=True`); None, or an
+    option left out, is the command's default."""
+    unknown = [name for name in options if name not in STRESS_OPTIONS]
+    if unknown:
+        raise WorkbenchError(f"{unknown[0]!r} is not an option of `wdm stress run`; expected one of "
+                             f"{', '.join(sorted(STRESS_OPTIONS))}.")
+    given = {name: value for name, value in options.items() if value is not None and value is not False}
+    pacing = [name for name in ("wait", "wait_between", "rate") if name in given]
+    if len(pacing) > 1:
+        raise WorkbenchError(f"{' and '.join(pacing)} each say how users pace their requests; expected only one "
+                             f"of wait, wait_between and rate.")
+    scenario = StressScenario(raw_latencies="no_raw_latencies" not in given,
+                              **{_RENAMED.get(name, name): value for name, value in given.items()
+                                 if name in _SCENARIO or name in _RENAMED})
+    how = {"init": bool(given.get("init")), "check": bool(given.get("verify")), "ui": bool(given.get("ui")),
+           "dist": Distributed(**{_DISTRIBUTED[name]: value for name, value in given.items() if name in _DISTRIBUTED}),
+           **{name: given[name] for name in ("urls", "anomaly", "runs_dir", "faults", "web_port") if name in given}}
+    return scenario, how
+
+
+def stress_run(run_dir=None, **options) -> runs.Run:
+    """The run at run_dir, or a new one made by `run_stress` as `wdm stress run` makes it, from the
+    command's options named as STRESS_OPTIONS (see stress_call). Locust runs in a process of its
+    own, so its gevent never patches the kernel this runs in."""
     if run_dir is not None:
         return open_run(run_dir, "stress")
-    runs_dir = Path(runs_dir) if runs_dir is not None else runs.default_runs_dir()
-    before = {r.path for r in runs.list_runs(runs_dir)}
-    command = [sys.executable, "-m", "wdm_lib", "stress", "run", "--runs-dir", str(runs_dir),
-               *stress_run_arguments({"urls": urls, **options})]
-    done = subprocess.run(command, capture_output=True, text=True)
-    made = [r for r in runs.list_runs(runs_dir) if r.path not in before and r.kind == "stress"]
-    if not made:
-        reason = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        raise WorkbenchError(f"{runs_dir}: `wdm stress run` made no run folder there (exit {done.returncode}: {reason}).")
-    return open_run(made[-1].path, "stress")
+    from wdm_lib.workloads.stress.run import run_stress
+
+    scenario, how = stress_call(**options)
+    run, summary = _on_a_thread(run_stress, scenario, progress=False, **how)
+    if options.get("junit"):
+        from wdm_lib import junit
+
+        junit.write(options["junit"], "stress", junit.stress_cases(summary))
+    return run
 
 
-def stress_run_options() -> dict:
-    """`wdm stress run`'s options by their names as parameters (`--no-raw-latencies` ->
-    no_raw_latencies), as argparse actions: the one list of what the command takes."""
-    from wdm_lib.cli import build_parser
+# --- the report's first lines, and its charts: each one call on what the notebook holds ------------
 
-    def sub(parser, name):
-        return next(a for a in parser._actions if a.choices and name in a.choices).choices[name]
+def verdict_banner(run: runs.Run, summary: dict) -> str:
+    """The verdict in its colour, the headline figures, and which run against what (HTML)."""
+    target = run.manifest["target"]
+    subtitle = f"run {run.id} against {target['source']}" + (f" (anomaly {target['anomaly']})"
+                                                              if target.get("anomaly") else "")
+    if run.kind == "consistency":
+        return banner.banner(summary["verdict"].upper(), summaries.verdict_class(summary),
+                             banner.consistency_figures(summary), subtitle)
+    unfinished = banner.unfinished(run.status, run.manifest.get("error"))
+    return banner.banner((summary.get("verdict") or run.status).upper(), summaries.verdict_class(summary),
+                         banner.stress_figures(summary), subtitle + (f". {unfinished}" if unfinished else ""))
 
-    run = sub(sub(build_parser(), "stress"), "run")
-    return {a.option_strings[-1].lstrip("-").replace("-", "_"): a for a in run._actions
-            if a.option_strings and a.dest != "help"}
+
+def latency_cdf_chart(rows, title: str = "Checkout latency CDF") -> Figure:
+    """The latency CDF of each outcome among rows (a run's checkouts)."""
+    return plots.latency_cdf({outcome: analysis.cdf(of_outcome["latency_ms"])
+                              for outcome, of_outcome in rows.groupby("outcome", sort=False)}, title)
 
 
-def stress_run_arguments(options: dict) -> list[str]:
-    """Command-line arguments of `wdm stress run` for parameters named as stress_run_options."""
-    known = stress_run_options()
-    args: list[str] = []
-    for name, value in options.items():
-        if value is None or value is False:
-            continue
-        if name not in known:
-            raise WorkbenchError(f"{name!r} is not an option of `wdm stress run`; expected one of "
-                                 f"{', '.join(sorted(known))}.")
-        action = known[name]
-        flag = action.option_strings[-1]
-        if action.nargs == 0:           # a switch: True turns it on
-            args.append(flag)
-        elif action.nargs == 2:          # wait_between=[1, 15] or "1 15"
-            parts = value.replace(",", " ").split() if isinstance(value, str) else list(value)
-            args += [flag, *map(str, parts)]
-        elif isinstance(action, argparse._AppendAction):  # threshold: one flag per gate
-            for v in [value] if isinstance(value, str) else value:
-                args += [flag, str(v)]
-        elif isinstance(value, (list, tuple)):  # steps=[50, 100]
-            args += [flag, ",".join(map(str, value))]
-        else:
-            args += [flag, str(value)]
-    return args
+def timeline_chart(checkouts, summary: dict) -> Figure:
+    """Each checkout from its send to its reply, the checkouts in flight, the faults shaded."""
+    timeline = analysis.timeline(checkouts)
+    return plots.checkout_timeline(timeline, analysis.in_flight(timeline["start_s"], timeline["end_s"]),
+                                   analysis.fault_windows(summary))
+
+
+def load_chart(rows, summary: dict, what: str = "checkouts") -> Figure:
+    """What was sent and served each second, the faults shaded."""
+    return plots.load_over_time(analysis.per_second(rows), analysis.fault_windows(summary), what=what)
+
+
+def convergence_chart(summary: dict) -> Figure:
+    """Each pass of the final read-back, judged, against the quiet window the verdict waited for."""
+    return plots.convergence(analysis.convergence_frame(summary), summary["read_back"]["quiet_s"], summary["settled"])
+
+
+def latency_histogram_chart(requests, percentiles) -> Figure:
+    """Every request's latency, with the p50, p95 and p99 of all (from analysis.stress_percentiles)."""
+    total = percentiles.loc[analysis.LOCUST_TOTAL]
+    return plots.latency_histogram(requests["latency_ms"], {p: total[p] for p in ("p50", "p95", "p99")})

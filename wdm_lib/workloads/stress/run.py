@@ -145,6 +145,9 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
     if faults is not None and ui:
         raise WorkbenchError("--faults runs on a schedule from the load's start, which the web UI leaves to "
                              "its user; expected either --faults or --ui, not both.")
+    if dist is not None and dist.master and sc.processes != 1:
+        raise WorkbenchError("--processes applies to a run on this machine alone; expected either --master "
+                             "(with workers started elsewhere) or --processes, not both.")
     how = StressRun(sc, init=init or urls is None, check=check, ui=ui, web_port=web_port, dist=dist or Distributed(),
                     progress=progress_wanted() if progress is None else progress, say=say)
     return make_run(how, urls=urls, anomaly=anomaly, runs_dir=runs_dir, faults=faults)
