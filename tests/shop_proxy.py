@@ -6,7 +6,9 @@ aiohttp reverse proxy on a thread of its own."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
+import random
 import threading
 import time
 from dataclasses import dataclass
@@ -43,6 +45,15 @@ class Misbehaviour:
     endless_body_status: int = 200  # body never ends and comes as fast as it is read
     trickle_body_path: str = ""     # a 200 whose body comes a byte every 0.1 s and never ends
     hostile_ids: bool = False       # every id shows as hostile_id(shop's id); see there
+    # What real gateways do to a correct shop's reads: nginx's `gzip on` for JSON (to a client that
+    # asks for it), a rate limiter answering every Nth read 429 with Retry-After, a reader that for
+    # flap_for_s of every flap_every_s serves the first copy it ever served of a record (a replica
+    # that falls back to a stale snapshot), and an order's lines in a new order on every read.
+    gzip_replies: bool = False
+    reads_429_every: int = 0
+    flap_every_s: float = 0.0
+    flap_for_s: float = 0.0
+    shuffle_lines: bool = False
 
 
 # A shop's id as a hostile target shows it: every character that can end a URL segment, path or
@@ -71,6 +82,9 @@ class ShopProxy:
         self.upstream = upstream.rstrip("/")
         self.m = misbehaviour
         self._cache: dict[str, tuple[float, int, bytes]] = {}
+        self._first_copy: dict[str, tuple[int, bytes]] = {}
+        self._reads = 0
+        self._t0 = time.monotonic()
         self._checkouts = 0
         self._successes = 0
         self._background: set[asyncio.Task] = set()  # late work that outlives the request
@@ -228,9 +242,29 @@ class ShopProxy:
             status, body = await self._forward(request)
             self._cache[path] = (time.monotonic(), status, body)
             return web.Response(status=status, body=body, content_type="application/json")
+        if request.method == "GET" and (self.m.reads_429_every or self.m.flap_every_s or self.m.shuffle_lines
+                                        or self.m.gzip_replies):
+            return await self._gateway_read(request)
         status, body = await self._forward(request)
         ctype = "application/json" if body[:1] in (b"{", b"[") else "text/plain"
         return web.Response(status=status, body=body, content_type=ctype)
+
+    async def _gateway_read(self, request: web.Request) -> web.StreamResponse:
+        self._reads += 1
+        if self.m.reads_429_every and self._reads % self.m.reads_429_every == 0:
+            return web.Response(status=429, text="Too Many Requests", headers={"Retry-After": "1"})
+        status, body = await self._forward(request)
+        first = self._first_copy.setdefault(request.path, (status, body))
+        if self.m.flap_every_s and (time.monotonic() - self._t0) % self.m.flap_every_s < self.m.flap_for_s:
+            status, body = first
+        if self.m.shuffle_lines and status == 200 and request.path.startswith("/orders/find/"):
+            order = json.loads(body)
+            random.shuffle(order["items"])
+            body = json.dumps(order).encode()
+        headers = {}
+        if self.m.gzip_replies and "gzip" in request.headers.get("Accept-Encoding", "") and body[:1] == b"{":
+            body, headers["Content-Encoding"] = gzip.compress(body), "gzip"
+        return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
     def urls(self) -> dict[str, str]:
         return {"ORDER_URL": self.base_url, "PAYMENT_URL": self.base_url, "STOCK_URL": self.base_url}

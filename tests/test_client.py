@@ -245,3 +245,63 @@ def test_a_number_too_long_for_python_is_named_not_called_not_json():
     with pytest.raises(ContractError) as e:
         run(go())
     assert "not JSON" not in str(e.value) and "JSON holding a value" in str(e.value)
+
+
+def test_the_client_asks_only_for_encodings_it_decodes_and_decodes_them():
+    import gzip
+    import zlib
+
+    asked = []
+
+    async def compressed(request):
+        asked.append(request.headers.get("Accept-Encoding"))
+        body = b'{"item_id": "7"}'
+        how = request.path.rsplit("/", 1)[-1]
+        encoded = {"1": gzip.compress(body), "2": zlib.compress(body),
+                   "3": zlib.compress(body)[2:-4]}[how]  # 3: deflate sent raw, without its zlib header
+        return web.Response(body=encoded, headers={"Content-Encoding": "gzip" if how == "1" else "deflate",
+                                                   "Content-Type": "application/json"})
+
+    async def go():
+        async with serving(compressed) as urls:
+            async with ShopClient(target(urls), timeout_s=5) as c:
+                return [await c.create_item(price) for price in (1, 2, 3)]
+    replies = run(go())
+    assert [r.body["item_id"] for r in replies] == ["7", "7", "7"]
+    assert set(asked) == {"gzip, deflate"}
+
+
+def test_a_compression_bomb_is_read_no_further_than_the_cap_decoded():
+    import gzip
+
+    bomb = gzip.compress(b"0" * (64 * MAX_BODY))  # 64 MiB of zeros in some 64 KiB
+
+    async def bombing(request):
+        return web.Response(body=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+    async def go():
+        async with serving(bombing) as urls:
+            async with ShopClient(target(urls), timeout_s=5) as c:
+                await c.create_item(1)
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(ContractError, match="more than 1 MiB"):
+            run(go())
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * MAX_BODY, f"{peak / MAX_BODY:.0f} MiB held while reading a 64 MiB bomb"
+
+
+def test_an_encoding_the_client_did_not_ask_for_is_one_sentence():
+    async def brotli(request):
+        return web.Response(body=b"\x0b\x02\x80{}\x03", headers={"Content-Encoding": "br"})
+
+    async def go():
+        async with serving(brotli) as urls:
+            async with ShopClient(target(urls), timeout_s=5) as c:
+                await c.create_item(1)
+    with pytest.raises(ContractError, match="Content-Encoding br, which the client did not ask for"):
+        run(go())

@@ -37,6 +37,7 @@ CONSERVATION, PAID_FLAG, PAID_AFTER_REFUSAL = "conservation", "paid-flag", "paid
 LOST_SEED_WRITE, ORDER_CONTENTS = "lost-seed-write", "order-contents"
 LOST_ACK, NOTHING_SUCCEEDED = "lost-ack", "nothing-succeeded"
 MISSING_ITEM, MISSING_USER = "missing-item", "missing-user"
+REGRESSED = "regressed"
 MONEY_NOT_CONSERVED, CHECKOUTS_UNACCOUNTED = "money-not-conserved", "checkouts-unaccounted"
 # Records the target acknowledged and then did not show: what a fault that loses writes leaves.
 LOST_WRITES = (PAID_FLAG, LOST_ITEM, LOST_USER, LOST_SEED_WRITE, ORDER_CONTENTS)
@@ -463,10 +464,32 @@ def check_order_contents(scenario, history: list[Op], state: dict) -> CheckResul
                                    "an order's items, user or total cost differ from what was added to it")])
 
 
+def check_read_back(scenario, history: list[Op], state: dict) -> CheckResult:
+    """The final read-back pass by pass (`state["passes"]`: each whole pass's verdict, from the
+    last checkout reply on): a correct system never moves away from a right final state, so a
+    valid pass followed by an invalid one is an anomaly, whether or not the state ever settled. A
+    late compensation that undoes a checkout, or a reader that flaps to a stale copy, does that;
+    a reader that lags shows invalid passes turning valid, which is no anomaly. (A single pass,
+    as the checkers judge each one, has no `passes`.)"""
+    passes = state.get("passes") or []
+    first_valid = next((i for i, p in enumerate(passes) if p["valid"]), None)
+    broken = [] if first_valid is None else [p for p in passes[first_valid + 1:] if not p["valid"]]
+    if not broken:
+        return CheckResult.of([])
+    right, wrong = passes[first_valid]["t_s"], broken[0]["t_s"]
+    found = sorted({name for p in broken for name in p["anomalies"]})
+    return CheckResult.of([Anomaly(
+        REGRESSED, len(broken), len(broken), [],
+        f"the final state was right {right:g} s after the last checkout reply, and a later pass "
+        f"({wrong:g} s) showed it wrong ({', '.join(found) or 'anomalies'}): the system moved away from a "
+        f"right state (a late compensation, or a reader that serves a stale copy now and then)")])
+
+
 # The consistency checkers by name, in the order their findings are listed.
 CONSISTENCY_CHECKERS = {"seeding": check_seeding, "order-contents": check_order_contents, "stock": check_stock,
                         "credit": check_credit, "conservation": check_conservation, "orders": check_orders,
-                        "unknowns": check_unknowns, "something-happened": check_something_happened}
+                        "unknowns": check_unknowns, "something-happened": check_something_happened,
+                        "read-back": check_read_back}
 
 
 def check_consistency(scenario, history: list[Op], state: dict) -> CheckResult:

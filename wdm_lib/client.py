@@ -18,6 +18,7 @@ import asyncio
 import json
 import resource
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -52,6 +53,7 @@ class Reply:
     # No connection could be made: nothing was sent (a definite failure), and the first sign of a
     # target that is not there. A kind of error told by this flag, never by matching `error`.
     unreachable: bool = False
+    retry_after_s: float | None = None   # what a 429 or 503 asked for (Retry-After), if anything
 
     @property
     def latency_s(self) -> float:
@@ -134,13 +136,59 @@ class _TooLong(Exception):
     """A reply body ran past MAX_BODY."""
 
 
+class _Undecodable(Exception):
+    """A reply body in an encoding the client did not ask for, or not valid in the one it names."""
+
+
+# What the client asks for, and decodes as the body arrives: a gateway (nginx with gzip on) may
+# compress JSON replies, and a client that advertised an encoding it would not decode would take
+# a correct shop's replies for garbage.
+ACCEPT_ENCODING = "gzip, deflate"
+
+
+class _Decoder:
+    """A reply body decoded chunk by chunk, never more than the room left under the cap at a time:
+    a compression bomb is found out after at most MAX_BODY bytes of output, not after all of it."""
+
+    def __init__(self, content_encoding: str | None):
+        self.encoding = (content_encoding or "identity").strip().lower()
+        if self.encoding in ("", "identity"):
+            self._z = None
+        elif self.encoding in ("gzip", "x-gzip"):
+            self._z = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif self.encoding == "deflate":
+            self._z = zlib.decompressobj()
+        else:
+            raise _Undecodable(f"Content-Encoding {self.encoding}, which the client did not ask for "
+                               f"(Accept-Encoding: {ACCEPT_ENCODING})")
+        self._started = False
+
+    def feed(self, chunk: bytes, room: int) -> bytes:
+        """The decoded bytes of one chunk; more than `room` of them means the body is too long."""
+        if self._z is None:
+            return chunk
+        try:
+            out = self._z.decompress(chunk, room + 1)
+        except zlib.error:
+            if self.encoding == "deflate" and not self._started:
+                # "deflate" sent raw, without its zlib header, as some servers do.
+                self._z = zlib.decompressobj(-zlib.MAX_WBITS)
+                self._started = True
+                return self.feed(chunk, room)
+            raise _Undecodable(f"a body that is not valid {self.encoding}") from None
+        self._started = True
+        return out
+
+
 async def _read_capped(resp: aiohttp.ClientResponse, keep_all: bool) -> bytes:
-    """The body (all of it if keep_all, else its first BODY_EXCERPT bytes, the rest read and
-    dropped), or _TooLong as soon as it runs past MAX_BODY."""
+    """The decoded body (all of it if keep_all, else its first BODY_EXCERPT bytes, the rest read
+    and dropped), or _TooLong as soon as it runs past MAX_BODY, decoded."""
     if resp.content_length is not None and resp.content_length > MAX_BODY:
         raise _TooLong
+    decoder = _Decoder(resp.headers.get("Content-Encoding"))
     kept, size = bytearray(), 0
-    async for chunk in resp.content.iter_any():
+    async for raw in resp.content.iter_any():
+        chunk = decoder.feed(raw, MAX_BODY - size)
         size += len(chunk)
         if size > MAX_BODY:
             raise _TooLong
@@ -149,6 +197,23 @@ async def _read_capped(resp: aiohttp.ClientResponse, keep_all: bool) -> bytes:
         elif len(kept) < BODY_EXCERPT:
             kept += chunk[:BODY_EXCERPT - len(kept)]
     return bytes(kept)
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """Retry-After in seconds (a number, or an HTTP date), None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        from email.utils import parsedate_to_datetime
+
+        when = parsedate_to_datetime(value)
+        return max(0.0, when.timestamp() - time.time())
+    except (TypeError, ValueError, IndexError):
+        return None
 
 
 def raise_open_file_limit() -> None:
@@ -185,7 +250,8 @@ class ShopClient:
         raise_open_file_limit()
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, force_close=False)
         self._session = aiohttp.ClientSession(
-            connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s), auto_decompress=False)
+            connector=connector, timeout=aiohttp.ClientTimeout(total=self.timeout_s), auto_decompress=False,
+            headers={"Accept-Encoding": ACCEPT_ENCODING})
         self._slots = asyncio.Semaphore(self.connections)
         return self
 
@@ -242,9 +308,13 @@ class ShopClient:
                         return Reply(endpoint, shown, OK, status, invoke, time.time_ns(), body)
                     text = data.decode("utf-8", "replace")
                     return Reply(endpoint, shown, outcome(status), status, invoke, time.time_ns(),
-                                 error=f"HTTP {status}: {text.strip()}")
+                                 error=f"HTTP {status}: {text.strip()}",
+                                 retry_after_s=retry_after_s(resp.headers.get("Retry-After")))
             except ContractError:
                 raise
+            except _Undecodable as e:
+                raise ContractError(f"{method} {shown} answered {status} with {e}; API.md expects JSON "
+                                    f"or short text replies.") from None
             except _TooLong:
                 expected = f"JSON with {', '.join(schema)}" if parse else "a short text reply"
                 raise ContractError(f"{method} {shown} answered {status} with a body of more than "

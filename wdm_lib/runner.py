@@ -78,6 +78,7 @@ class ConsistencyRun:
                                              on_final_read=watch,
                                              around_load=None if nemesis is None else nemesis.alongside),
                                      life.target, nemesis))
+        state["passes"] = watch.points  # each whole pass's verdict: the read-back checker judges the sequence
         run.write_json("state.json", state)
         ops = read_ops(life.history.path)
         result = checkers.check_consistency(sc, ops, state)

@@ -149,7 +149,8 @@ def write(run: runs.Run, summary: dict, name: str = SUMMARY):
 # --- reading --------------------------------------------------------------------------------------
 
 def _missing(kind: str, summary: dict) -> list[str]:
-    return [key for key in SHAPES[kind].__required_keys__ if key not in summary]
+    shape = SHAPES[kind]
+    return [key for key in shape.__annotations__ if key in shape.__required_keys__ and key not in summary]
 
 
 def read(run: runs.Run, name: str = SUMMARY) -> dict:

@@ -45,7 +45,7 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
         "checks": summaries.checks(result),
         "anomalies": [a.__dict__ for a in result.anomalies],
         "warnings": [a.__dict__ for a in result.warnings],
-        "notes": _read_back_notes(scenario, state, regression) + result.notes,
+        "notes": _read_back_notes(scenario, state) + result.notes,
         "checkouts": figures["checkouts"],
         "outcomes": figures["outcomes"],
         "checkouts_happened": len(resolution.happened),
@@ -86,16 +86,13 @@ def summarize_recorded(run_id: str, status: str, error: str | None, history: lis
     }
 
 
-def _read_back_notes(scenario, state: dict, regression: tuple[float, float] | None) -> list[str]:
+def _read_back_notes(scenario, state: dict) -> list[str]:
     notes = []
     if not state.get("final_settled", True):
         notes.append(f"the final state never stayed unchanged for --quiet {scenario.quiet_s:g} s within --settle "
-                     f"{scenario.settle_s:g} s ({state.get('final_reads')} reads): the system was still changing, "
-                     f"and the verdict judges the last read; raise --settle if it is slow to settle.")
-    if regression is not None:
-        notes.append(f"the state was consistent {regression[0]:.2f} s after the last checkout reply, then changed "
-                     f"and was inconsistent from {regression[1]:.2f} s: a step that ran after the replies (a late "
-                     f"compensation, a queue still working) broke it.")
+                     f"{scenario.settle_s:g} s ({state.get('final_reads')} whole reads): the system was still "
+                     f"changing; the verdict judges the last read and every pass before it (a right state that "
+                     f"turned wrong is the anomaly regressed); raise --settle if it is slow to settle.")
     return notes
 
 
@@ -110,12 +107,12 @@ def read_back_line(summary: dict) -> str:
     rb = summary["read_back"]
     if not summary["settled"]:
         head = (f"read-back: NEVER QUIET within --settle {rb['settle_s']:g} s ({rb['reads']} reads); "
-                f"judged the last read")
+                f"judged every pass")
     else:
         head = f"read-back: quiet (unchanged {rb['unchanged_for_s'] or 0:.1f} s) after {rb['reads']} reads"
     ttc = summary["time_to_consistency_s"]
     if summary["regressed"]:
-        return head + "; consistent, then REGRESSED to inconsistent (see notes)"
+        return head + "; consistent, then REGRESSED to inconsistent (anomaly regressed)"
     if ttc is None:
         return head + "; never consistent"
     return head + f"; consistent from {ttc:.2f} s after the last checkout reply"

@@ -13,15 +13,20 @@ from typing import Awaitable, Callable
 from wdm_lib.client import FIRST_REPLY_S, Reply, ShopClient, require_ok, segment
 from wdm_lib.config import Target
 from wdm_lib.errors import TargetUnreachable
-from wdm_lib.history import (ADD_FUNDS, ADD_ITEM, ADD_STOCK, CHECKOUT, CREATE_ITEM, CREATE_ORDER, CREATE_USER, OK,
+from wdm_lib.history import (ADD_FUNDS, ADD_ITEM, ADD_STOCK, CHECKOUT, CREATE_ITEM, CREATE_ORDER, CREATE_USER, FAIL, OK,
                              UNKNOWN, HistoryWriter)
 from wdm_lib.progress import bar, noting_a_wait
 from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
 
-READ_RETRIES = 3
-# Between two passes over the whole state while waiting for quiet: often enough to chart how the
-# state converged, rarely enough not to load a slow system with reads.
-READ_INTERVAL_S = 0.5
+# A read that says "not now" rather than "no such record": retried, never taken for a record the
+# target does not have (a rate limiter answers 429, a gateway 502/503/504, a slow reader 408).
+NOT_NOW = (408, 429)
+RETRY_BACKOFF_S, RETRY_BACKOFF_MAX_S = 0.05, 2.0
+# While a whole pass waits out the quiet window, a few records of each kind are read again and again
+# (WATCH_SAMPLE every WATCH_EVERY_S): a state that changes in that window (a late compensation, a
+# reader that flaps to a stale copy for a moment) is seen at once, and the next whole pass starts
+# then, while reading all of it only twice when nothing changes.
+WATCH_SAMPLE, WATCH_EVERY_S = 16, 0.1
 # Seeding and reading back are not what a run tests: a moderate bound is faster than a thousand
 # connections (half the time on the reference shop) and spares slow targets a flood during set-up.
 SETUP_IN_FLIGHT = 64
@@ -113,22 +118,38 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
     return Seeded(item_ids, user_ids, {order_id: (user_id, items) for order_id, user_id, items in made})
 
 
-async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], what: str, pb) -> dict:
-    """id -> the parsed record, None when the target says it does not exist (4xx)."""
+def says_absent(reply: Reply) -> bool:
+    """Only a 4xx other than 408 and 429 says a record does not exist."""
+    return reply.outcome == FAIL and reply.status not in NOT_NOW
+
+
+async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], what: str, pb, retry_s: float) -> dict:
+    """id -> the parsed record, None when the target says it does not exist. A read that is not an
+    answer (a 5xx, 408, 429, a timeout, a dropped connection) is retried, after the Retry-After it
+    asked for or a growing pause, for up to retry_s; still none then, the state cannot be read."""
+    until = time.monotonic() + retry_s
+
     async def one(record_id: str):
-        for attempt in range(READ_RETRIES):
+        attempt = 0
+        while True:
             reply = await find(record_id)
-            if reply.outcome != UNKNOWN:
+            if reply.outcome == OK or says_absent(reply) or reply.unreachable:
                 break
-            await asyncio.sleep(0.1 * 2 ** attempt)
+            pause = reply.retry_after_s if reply.retry_after_s is not None \
+                else min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2 ** attempt)
+            if time.monotonic() + pause > until:
+                break
+            await asyncio.sleep(pause)
+            attempt += 1
         pb.update()
         if reply.outcome == OK:
             return record_id, reply.body
         if reply.unreachable:
             require_ok(reply, f"reading {what}")
-        if reply.outcome == UNKNOWN:
-            raise TargetUnreachable(f"{reply.url}: {reply.error} on {READ_RETRIES} tries while reading {what}; "
-                                    f"expected the state to be readable once the load is over.")
+        if not says_absent(reply):
+            raise TargetUnreachable(f"{reply.url}: {reply.error or 'no answer'} on every try for {retry_s:g} s while "
+                                    f"reading {what}; expected the state to be readable once the load is over "
+                                    f"(--settle is how long the read-back waits).")
         return record_id, None
     return dict(await asyncio.gather(*(one(i) for i in ids)))
 
@@ -142,21 +163,43 @@ def _users(records: dict) -> dict:
 
 
 def _orders(records: dict) -> dict:
-    return {o: None if r is None else {"paid": r["paid"], "items": r["items"], "user_id": r["user_id"],
-                                       "total_cost": r["total_cost"]} for o, r in records.items()}
+    # An order's lines are a multiset: a shop that returns them in another order on each read (a
+    # SELECT without ORDER BY) shows the same order, and the state it is part of has not changed.
+    return {o: None if r is None else {"paid": r["paid"], "items": sorted(r["items"], key=lambda line: (line[0], line[1])),
+                                       "user_id": r["user_id"], "total_cost": r["total_cost"]}
+            for o, r in records.items()}
 
 
 async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str], order_ids: list[str],
-                     desc: str, progress: bool | None) -> dict:
+                     desc: str, progress: bool | None, retry_s: float = 60.0) -> dict:
     with bar(len(item_ids) + len(user_ids) + len(order_ids), desc, progress) as pb:
         items, users, orders = await asyncio.gather(
-            _read_all(item_ids, client.find_item, "items", pb),
-            _read_all(user_ids, client.find_user, "users", pb),
-            _read_all(order_ids, client.find_order, "orders", pb))
+            _read_all(item_ids, client.find_item, "items", pb, retry_s),
+            _read_all(user_ids, client.find_user, "users", pb, retry_s),
+            _read_all(order_ids, client.find_order, "orders", pb, retry_s))
     state = {"items": _items(items), "users": _users(users)}
     if order_ids:
         state["orders"] = _orders(orders)
     return state
+
+
+async def _watch(client: ShopClient, ids: tuple, seen: dict, until: float, rng: random.Random) -> bool:
+    """Read a few records of each kind again and again until `until`: True as soon as one shows
+    anything but what the last whole pass saw. A read that is not an answer is no change (the next
+    whole pass retries it)."""
+    kinds = [(list(ids[0]), client.find_item, "items", _items), (list(ids[1]), client.find_user, "users", _users),
+             (list(ids[2]), client.find_order, "orders", _orders)]
+    while time.monotonic() < until:
+        round_ends = time.monotonic() + WATCH_EVERY_S
+        for every, find, kind, shape in kinds:
+            sample = rng.sample(every, min(WATCH_SAMPLE, len(every)))
+            replies = await asyncio.gather(*(find(i) for i in sample))
+            read = {i: r.body if r.outcome == OK else None for i, r in zip(sample, replies)
+                    if r.outcome == OK or says_absent(r)}
+            if any(seen[kind].get(i) != v for i, v in shape(read).items()):
+                return True
+        await asyncio.sleep(max(0.0, min(round_ends, until) - time.monotonic()))
+    return False
 
 
 @dataclass
@@ -173,12 +216,16 @@ class ReadBack:
 async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settle_s: float, desc: str,
                            progress: bool | None, accept: Callable[[dict], bool] | None = None,
                            on_read: Callable[[dict, int, bool], None] | None = None) -> ReadBack:
-    """Read the whole state again and again until it has stayed unchanged for quiet_s, or until
-    settle_s runs out (then the last read is what there is). Quiet is measured from the end of the
-    first pass that showed the state to the start of the latest pass that still shows it, so both
-    ends saw it whole. `accept` may take a read at once (the initial read, when it shows exactly what
-    seeding acknowledged); `on_read(state, started_ns, changed)` sees every pass, for a caller that
-    charts how the state converged.
+    """Read the whole state until it has stayed unchanged for quiet_s: two whole passes bracket
+    the quiet window, and cheap reads of a few records watch it in between (_watch), so a change
+    inside the window (a late compensation, a reader flapping to a stale copy for a moment) starts
+    the next whole pass at once, back to back, while a state that does not change is read whole
+    twice. Quiet runs from the end of the pass that showed the state to the start of the pass that
+    still shows it, so both ends saw it whole. `settle_s` bounds the wait for quiet: past it, the
+    last pass is what there is, but a run always gets two whole passes, however long one takes.
+    `accept` may take a read at once (the initial read, when it shows exactly what seeding
+    acknowledged); `on_read(state, started_ns, changed)` sees every whole pass, which the caller
+    judges: a right state that a later pass shows wrong is the system regressing.
 
     A read that merely adds up proves nothing about a system that is still working: a saga's late
     compensation or a queue's late work lands after it. Only a quiet state is judged."""
@@ -186,24 +233,26 @@ async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settl
     state: dict | None = None
     stable_since = started
     reads = 0
+    rng = random.Random(0)  # which records the watch samples: nothing the verdict depends on
     while True:
         pass_start, pass_start_ns = time.monotonic(), time.time_ns()
         label = desc if reads == 0 else f"{desc} (pass {reads + 1}, unchanged {pass_start - stable_since:.1f}/{quiet_s:g} s)"
-        again = await read_state(client, *ids, label, progress)
+        again = await read_state(client, *ids, label, progress, retry_s=settle_s)
         reads += 1
         changed = again != state
         if changed:
             state, stable_since = again, time.monotonic()
         if on_read is not None:
-            on_read(state, pass_start_ns, changed)
+            on_read(again, pass_start_ns, changed)
         quiet_for = 0.0 if changed else pass_start - stable_since
         if (accept is not None and accept(state)) or quiet_s == 0 or quiet_for >= quiet_s:
             return ReadBack(state, reads, True, quiet_for)
-        if time.monotonic() - started >= settle_s:
+        if time.monotonic() - started >= settle_s and reads >= 2:
             return ReadBack(state, reads, False, quiet_for)
-        # The pass that can confirm quiet starts no earlier than needed, and none starts past settle_s.
-        wait = min(READ_INTERVAL_S, max(0.0, stable_since + quiet_s - time.monotonic()))
-        await asyncio.sleep(min(wait, max(0.0, started + settle_s - time.monotonic())))
+        if await _watch(client, ids, state, min(stable_since + quiet_s, started + settle_s), rng):
+            # Something showed another value: the state was not quiet, whatever the next whole pass
+            # shows (a flap may be over by the time it reads that record).
+            stable_since = time.monotonic()
 
 
 def _shows_seeding(sc: ConsistencyScenario, state: dict) -> bool:
