@@ -27,3 +27,26 @@ def wait_for(condition, timeout: float = 5.0) -> bool:
             return False
         time.sleep(0.02)
     return True
+
+
+def proc_stat(pid) -> list[str]:
+    """/proc/PID/stat's fields after the command name (state, ppid, pgrp, ...); [] once it has gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return []
+
+
+def locust_of(wdm_pid: int) -> int | None:
+    """The Locust that a wdm started: its child running `-m locust`, which leads a process group."""
+    import os
+
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if proc_stat(pid)[1:2] == [str(wdm_pid)] and b"locust" in f.read():
+                    return int(pid)
+        except OSError:
+            pass
+    return None

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from processes import locust_of, proc_stat
+
 from wdm_lib import cli
 from wdm_lib.runs import Run
 from wdm_lib.workloads.stress.locust import LOCUSTFILE
@@ -80,30 +82,11 @@ def endless_target(request):
     server.server_close()
 
 
-def _stat(pid: str) -> list[str]:
-    """/proc/PID/stat's fields after the command name (state, ppid, pgrp, ...); [] once it has gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
-def _locust_group(wdm_pid: int) -> int | None:
-    """The process group of the Locust that wdm started: its child running `-m locust` leads one."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if _stat(pid)[1:2] == [str(wdm_pid)] and b"locust" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return int(pid)
-        except OSError:
-            pass
-    return None
-
-
 def _largest_rss_kb(group: int) -> int:
     """The resident size of the largest process of the group (the master, or a worker reading bodies)."""
     sizes = [0]
     for pid in filter(str.isdigit, os.listdir("/proc")):
-        if _stat(pid)[2:3] == [str(group)]:
+        if proc_stat(pid)[2:3] == [str(group)]:
             try:
                 status = Path(f"/proc/{pid}/status").read_text()
             except OSError:
@@ -123,7 +106,7 @@ def _stress_run(urls: Path, runs_dir: Path, *extra: str) -> tuple[subprocess.Com
     peak, group = 0, None
     try:
         while proc.poll() is None and time.monotonic() - started < 90:
-            group = group or _locust_group(proc.pid)
+            group = group or locust_of(proc.pid)
             peak = max(peak, _largest_rss_kb(group) if group else 0)
             if peak > RSS_BOUND_KB:
                 break

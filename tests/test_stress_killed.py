@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from bs4 import BeautifulSoup
 
+from processes import locust_of, proc_stat
 from synthetic_stress import make_stress_run
 from wdm_lib import cli
 from wdm_lib.notebook import open_run
@@ -30,30 +31,11 @@ WDM = [sys.executable, "-m", "wdm_lib"]
 GONE_WITHIN_S = 15.0
 
 
-def _stat(pid: str) -> list[str]:
-    """/proc/PID/stat's fields after the command name (state, ppid, pgrp, ...); [] once it has gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return []
-
-
 def _group(pgid: int) -> list[int]:
     """The live processes of a process group. A zombie counts as gone: where the machine's first
     process reaps none (this sandbox), an orphan's end leaves one."""
     return [int(pid) for pid in filter(str.isdigit, os.listdir("/proc"))
-            if (fields := _stat(pid)) and fields[2] == str(pgid) and fields[0] != "Z"]
-
-
-def _locust_of(wdm_pid: int) -> int | None:
-    """The Locust that wdm started: its child running `-m locust`, which leads a group of its own."""
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            if _stat(pid)[1:2] == [str(wdm_pid)] and b"locust" in Path(f"/proc/{pid}/cmdline").read_bytes():
-                return int(pid)
-        except OSError:
-            pass
-    return None
+            if (fields := proc_stat(pid)) and fields[2] == str(pgid) and fields[0] != "Z"]
 
 
 def _rows_recorded(runs_dir: Path) -> int:
@@ -77,9 +59,9 @@ def killed(tmp_path_factory):
         deadline = time.monotonic() + 60
         while not (_rows_recorded(runs_dir) and any(runs_dir.glob("*/locust_stats_history.csv"))):
             assert proc.poll() is None and time.monotonic() < deadline, "no raw rows within 60 s"
-            group = group or _locust_of(proc.pid)
+            group = group or locust_of(proc.pid)
             time.sleep(0.1)
-        group = group or _locust_of(proc.pid)
+        group = group or locust_of(proc.pid)
         assert group is not None and len(_group(group)) == 3, "Locust's master and its two workers"
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -162,7 +144,7 @@ def test_a_worker_killed_with_9_takes_its_locust_processes_with_it(refused_port)
     try:
         deadline = time.monotonic() + 60
         while (group is None or len(_group(group)) < 3) and time.monotonic() < deadline:  # Locust and its two
-            group = group or _locust_of(proc.pid)
+            group = group or locust_of(proc.pid)
             time.sleep(0.1)
         assert group is not None and len(_group(group)) == 3
     finally:
