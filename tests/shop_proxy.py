@@ -38,6 +38,15 @@ class Misbehaviour:
     queue_s: float = 0.0
     # With queue_s: the queue's worker takes the stock but never charges or marks the order paid.
     queue_forgets_payment: bool = False
+    # A checkout of an order already paid answers 200 and changes nothing (an idempotent checkout,
+    # which API.md does not allow: a 2xx checkout charged and took the stock).
+    paid_checkout_noop: bool = False
+    # A checkout of an unpaid order that was checked out before (a retry of a refused one) takes the
+    # stock, then crashes: 500, nothing charged, nothing given back, the order unpaid.
+    retry_crashes_after_stock: bool = False
+    # Once checkouts began, every Nth add stock or add funds answers 503: every other one of those
+    # after it was applied (an acknowledgement lost), the others without reaching the shop.
+    addition_503_every: int = 0
     # Every this many seconds after the first checkout, one more unit of stock appears on the first
     # item checked out: a system that never goes quiet.
     drift_every_s: float = 0.0
@@ -105,6 +114,8 @@ class ShopProxy:
     async def _start(self) -> None:
         self._session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
         self._serial = asyncio.Lock()
+        self._tried: set[str] = set()   # orders a checkout was sent for
+        self._additions = 0
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -163,6 +174,13 @@ class ShopProxy:
 
     async def _checkout(self, request: web.Request) -> web.StreamResponse:
         order_id = request.match_info["tail"].rsplit("/", 1)[-1]
+        tried = order_id in self._tried
+        self._tried.add(order_id)
+        if self.m.paid_checkout_noop and (await self._order(order_id))["paid"]:
+            return web.Response(status=200, text=f"order {order_id} is paid already")
+        if self.m.retry_crashes_after_stock and tried and not (await self._order(order_id))["paid"]:
+            await self._take_stock_only(order_id)
+            return web.Response(status=500, text="Internal Server Error")
         if self.m.drift_every_s and self._checkouts == 1:
             self._background.add(self._loop.create_task(self._drift((await self._order(order_id))["items"][0][0])))
         if self.m.queue_s:
@@ -215,8 +233,19 @@ class ShopProxy:
         except ConnectionError:
             return resp  # the client stopped reading, as it should
 
+    async def _addition(self, request: web.Request) -> web.StreamResponse:
+        self._additions += 1
+        if self._additions % self.m.addition_503_every:
+            status, body = await self._forward(request)
+            return web.Response(status=status, body=body, content_type="text/plain")
+        if self._additions % (2 * self.m.addition_503_every) == 0:
+            await self._forward(request)
+        return web.Response(status=503, text="service unavailable")
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        if self.m.addition_503_every and self._checkouts and path.startswith(("/stock/add/", "/payment/add_funds/")):
+            return await self._addition(request)
         if self.m.endless_body_path and path.startswith(self.m.endless_body_path):
             return await self._endless(request, self.m.endless_body_status, b"x" * 65536, 0)
         if self.m.trickle_body_path and path.startswith(self.m.trickle_body_path):

@@ -44,9 +44,9 @@ def test_notebooks_are_committed_without_outputs(path):
 
 def test_consistency_parameters_are_the_scenarios_with_its_defaults():
     params = papermill.inspect_notebook(str(CONSISTENCY))
-    defaults = ConsistencyScenario(seed=0)
-    expected = {f.name: repr(getattr(defaults, f.name)) for f in fields(ConsistencyScenario)}
-    expected["seed"] = "None"
+    # The dataclass's own defaults: None where a size is the workload's (original or mixed).
+    expected = {f.name: repr(f.default) for f in fields(ConsistencyScenario)}
+    assert expected["workload"] == "'original'" and expected["n_items"] == expected["seed"] == "None"
     assert {k: params[k]["default"] for k in expected} == expected
     assert {k: params[k]["default"] for k in ("urls", "run_dir", "runs_dir", "anomaly", "faults")} == dict.fromkeys(
         ("urls", "run_dir", "runs_dir", "anomaly", "faults"), "None")
@@ -207,6 +207,29 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     assert user_table["0"] == ["credit-mismatch", first["id"], str(first["expected"]), str(first["actual"]), str(first["diff"])]
     assert "**item**: 2 deviations" in text(nb, "deviations") and f"**user**: {len(users['details'])} deviations" in text(nb, "deviations")
     assert cell(nb, "faults").outputs == []  # no fault schedule: no fault section
+    assert cell(nb, "operations").outputs == []  # the original workload: checkouts only, shown above
+
+
+@pytest.mark.long
+def test_consistency_notebook_of_a_mixed_load_shows_its_operations_and_no_original_figures(tmp_path):
+    papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
+                               parameters={"runs_dir": str(tmp_path / "runs"), "workload": "mixed",
+                                           "anomaly": "recheckout-no-stock", "n_orders": 150, "n_users": 15,
+                                           "n_items": 6, "item_price": "2-4", "seed": 2, "quiet_s": 0},
+                               progress_bar=False)
+    run = only_run(tmp_path / "runs")
+    summary = json.loads((run / "summary.json").read_text())
+    assert json.loads((run / "manifest.json").read_text())["scenario"]["item_price"] == "2-4"
+    nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    [operations] = tables(nb, "operations")
+    assert operations["columns"] == ["operation", "ok", "fail", "unknown", "all"]
+    shown = {row[0]: [int(v) for v in row[1:4]] for label, row in operations.items() if label != "columns"}
+    assert shown == {kind: [n["ok"], n["fail"], n["unknown"]] for kind, n in summary["operations"].items()}
+    assert "recheckout" in shown and "add_funds" in shown and "find_order" in shown
+    findings = {row[0]: row for label, row in tables(nb, "findings")[0].items() if label != "columns"}
+    half = next(a for a in summary["anomalies"] if a["name"] == "half-applied-recheckout")
+    assert findings["half-applied-recheckout"][3] == f"{half['over']['ids']} ids, {half['over']['by']:+d}"
+    assert summary["original"] is None and cell(nb, "original").outputs == []
 
 
 @pytest.mark.long

@@ -73,6 +73,16 @@ def outcome_counts(frame):
     return frame["outcome"].value_counts().reindex(list(OUTCOMES), fill_value=0).rename("count")
 
 
+def operations_table(summary: dict):
+    """The load's operations by kind (re-checkouts apart from first checkouts) and outcome, from the
+    summary (one row: the original workload's checkouts; none: a summary of an older wdm)."""
+    import pandas as pd
+
+    rows = [{"operation": kind, **{outcome: n.get(outcome, 0) for outcome in OUTCOMES}, "all": sum(n.values())}
+            for kind, n in (summary.get("operations") or {}).items()]
+    return pd.DataFrame(rows, columns=["operation", *OUTCOMES, "all"])
+
+
 def percentile_table(frame, by, value: str = "latency_ms"):
     """One row per group (by: a column name or list of them) with latency_percentiles of `value`:
     the same exact, nearest-rank figures summary.json holds. Groups sorted, empty ones left out."""

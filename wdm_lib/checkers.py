@@ -7,9 +7,10 @@ A record the target no longer has is None. `initial` is read back after seeding;
 op_id > after_op are the ones the run judges.
 
 Outcomes follow API.md: `ok` happened, `fail` did not, `unknown` is never counted either way. An
-unknown checkout is resolved from the order's final `paid` flag when that is unambiguous (the order
-was checked out once); otherwise it stays unresolved, and every balance it touches is accepted
-anywhere between "it happened" and "it did not".
+unknown checkout is resolved from the order's final `paid` flag when that is unambiguous (see
+resolve_checkouts); otherwise it stays unresolved, and every balance it touches is accepted
+anywhere between "it happened" and "it did not". Additions (stock, funds) follow the same rule:
+an unknown one widens the range of its balance.
 
 Anomalies are facts about balances and records: any one makes the state inconsistent. Warnings are
 facts about replies (a checkout that answered 5xx yet happened, a run in which nothing could
@@ -22,7 +23,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
-from wdm_lib.history import ADD_FUNDS, ADD_STOCK, CAUSES, CHECKOUT, FAIL, FAULT, OK, UNKNOWN, Op, unknown_cause
+from wdm_lib.history import (ADD_FUNDS, ADD_STOCK, CAUSES, CHECKOUT, CREATE_ITEM, FAIL, FAULT, OK, UNKNOWN, Op,
+                             unknown_cause)
+from wdm_lib.workloads.consistency_scenario import ORIGINAL
 
 MAX_EXAMPLES = 10
 CONSISTENT, WITH_WARNINGS, INCONSISTENT = "consistent", "consistent with warnings", "inconsistent"
@@ -37,6 +40,8 @@ CONSERVATION, PAID_FLAG, PAID_AFTER_REFUSAL = "conservation", "paid-flag", "paid
 LOST_SEED_WRITE, ORDER_CONTENTS = "lost-seed-write", "order-contents"
 LOST_ACK, NOTHING_SUCCEEDED = "lost-ack", "nothing-succeeded"
 MISSING_ITEM, MISSING_USER = "missing-item", "missing-user"
+# What a mixed load's re-checkouts can get wrong, named beside the balances they break.
+HALF_APPLIED_RECHECKOUT, IGNORED_RECHECKOUT = "half-applied-recheckout", "ignored-recheckout"
 REGRESSED = "regressed"
 MONEY_NOT_CONSERVED, CHECKOUTS_UNACCOUNTED = "money-not-conserved", "checkouts-unaccounted"
 # Records the target acknowledged and then did not show: what a fault that loses writes leaves.
@@ -139,22 +144,33 @@ def judged(history: list[Op], state: dict) -> list[Op]:
 
 
 def resolve_checkouts(history: list[Op], state: dict) -> Resolution:
+    """What each checkout did, as far as the history and the final state can tell. An unknown one is
+    resolved from its order's final `paid` flag only where that is unambiguous (a checkout that
+    happened leaves its order paid, and nothing makes a paid order unpaid):
+    - the order is unpaid and none of its checkouts answered 2xx: none of its unknown ones happened;
+    - it is paid, none answered 2xx, and exactly one is unknown: that one happened (the others were
+      refused).
+    Otherwise (a paid order that also had a 2xx checkout, or several unknown ones: which of them
+    happened, and how many?) they stay unresolved."""
     checkouts = [op for op in judged(history, state) if op.kind == CHECKOUT]
-    attempts = Counter(op.order_id for op in checkouts)
+    answered_ok = {op.order_id for op in checkouts if op.outcome == OK}
+    unknowns = Counter(op.order_id for op in checkouts if op.outcome == UNKNOWN)
     orders = state["final"].get("orders", {})
     r = Resolution([], [], [], [], [])
     for op in checkouts:
+        order = orders.get(op.order_id)
         if op.outcome == OK:
             r.happened.append(op)
         elif op.outcome == FAIL:
             r.not_happened.append(op)
-        elif attempts[op.order_id] == 1 and orders.get(op.order_id) is not None:
-            if orders[op.order_id]["paid"]:
-                r.happened.append(op)
-                r.resolved_happened.append(op)
-            else:
-                r.not_happened.append(op)
-                r.resolved_not.append(op)
+        elif order is None or op.order_id in answered_ok:
+            r.unresolved.append(op)
+        elif not order["paid"]:
+            r.not_happened.append(op)
+            r.resolved_not.append(op)
+        elif unknowns[op.order_id] == 1:
+            r.happened.append(op)
+            r.resolved_happened.append(op)
         else:
             r.unresolved.append(op)
     return r
@@ -190,27 +206,41 @@ def _balance_anomaly(name: str, what: str, rows: list[dict]) -> list[Anomaly]:
 
 # --- the checkers ----------------------------------------------------------------------------------
 
+def _stock_pairs(op: Op) -> list:
+    """What an addition or a checkout moves of stock: [[item_id, quantity], ...]."""
+    return op.items
+
+
+def _credit_pairs(op: Op) -> list:
+    """... and of credit: [[user_id, amount]]."""
+    return [[op.user_id, op.amount]]
+
+
+def _moves(history: list[Op], state: dict, addition: str, pairs, res: Resolution,
+           leave_out: frozenset[int] = frozenset(), maybe: frozenset[int] = frozenset()) -> tuple[list, list, list]:
+    """(additions with their outcome, checkouts that happened, unresolved checkouts) as (pairs,
+    outcome) of one balance. For a hypothesis about some checkouts that happened: `leave_out`,
+    op ids of those to count as not applied; `maybe`, of those to count as either (unresolved)."""
+    adds = [(pairs(op), op.outcome) for op in judged(history, state) if op.kind == addition]
+    skip = leave_out | maybe
+    return (adds, [(pairs(op), OK) for op in res.happened if op.op_id not in skip],
+            [(pairs(op), UNKNOWN) for op in res.unresolved + [op for op in res.happened if op.op_id in maybe]])
+
+
 def _stock_moves(history: list[Op], state: dict) -> tuple[list, list, list]:
-    """(additions with their outcome, checkouts that happened, unresolved checkouts) as
-    ([[item_id, quantity], ...], outcome) pairs."""
-    res = resolve_checkouts(history, state)
-    adds = [(op.items, op.outcome) for op in judged(history, state) if op.kind == ADD_STOCK]
-    return adds, [(op.items, OK) for op in res.happened], [(op.items, UNKNOWN) for op in res.unresolved]
+    return _moves(history, state, ADD_STOCK, _stock_pairs, resolve_checkouts(history, state))
 
 
 def _credit_moves(history: list[Op], state: dict) -> tuple[list, list, list]:
-    """The same for credit: ([[user_id, amount]], outcome) pairs."""
-    res = resolve_checkouts(history, state)
-    adds = [([[op.user_id, op.amount]], op.outcome) for op in judged(history, state) if op.kind == ADD_FUNDS]
-    return (adds, [([[op.user_id, op.amount]], OK) for op in res.happened],
-            [([[op.user_id, op.amount]], UNKNOWN) for op in res.unresolved])
+    return _moves(history, state, ADD_FUNDS, _credit_pairs, resolve_checkouts(history, state))
 
 
-def _definite_additions(adds: list[tuple[list, str]]) -> defaultdict[str, int]:
-    """id -> what additions that answered 2xx added (unknown ones are the ranges' business)."""
+def _additions(adds: list[tuple[list, str]], outcomes: tuple[str, ...] = (OK,)) -> defaultdict[str, int]:
+    """id -> what additions of those outcomes added: 2xx ones by default (what certainly was added);
+    with UNKNOWN too, the most that may have been."""
     added: defaultdict[str, int] = defaultdict(int)
     for pairs, outcome in adds:
-        if outcome == OK:
+        if outcome in outcomes:
             for key, amount in pairs:
                 added[str(key)] += int(amount or 0)
     return added
@@ -248,7 +278,8 @@ def check_stock(scenario, history: list[Op], state: dict) -> CheckResult:
     moves = _stock_moves(history, state)
     mismatch, negative, missing = _compare_balances(initial, state["final"]["items"], "stock", moves)
     adds, happened, _ = moves
-    added = _definite_additions(adds)
+    # What an item may have had: an addition of unknown outcome may have happened.
+    added = _additions(adds, (OK, UNKNOWN))
     available = {k: v["stock"] + added[k] for k, v in initial.items() if v is not None}
     sold: dict[str, int] = defaultdict(int)
     for items, _ in happened:
@@ -260,7 +291,7 @@ def check_stock(scenario, history: list[Op], state: dict) -> CheckResult:
         _balance_anomaly(STOCK_MISMATCH, "final stock differs from initial stock plus additions minus "
                          "the quantities of checkouts that happened", mismatch)
         + _balance_anomaly(OVERSOLD, "checkouts that happened took more of an item than it had "
-                           "(expected: what it had; actual: what was sold)", oversold)
+                           "(expected: the most it had; actual: what was sold)", oversold)
         + _balance_anomaly(NEGATIVE_STOCK, "an item's final stock is below zero", negative)
         + _balance_anomaly(LOST_ITEM, "an item that existed after seeding can no longer be found (expected: "
                            "the stock it should still hold, lost with it)", missing))
@@ -310,22 +341,29 @@ def _expected_ranges(initial: dict[str, int], adds: list[tuple[list, str]], take
 
 def check_conservation(scenario, history: list[Op], state: dict) -> CheckResult:
     """Money against goods from the state alone, no client log: the credit users spent must equal
-    price times the stock that left the shelves (funds and stock added during the run accounted)."""
+    price times the stock that left the shelves (funds and stock added during the run accounted).
+    An addition of unknown outcome that happened makes the state show more than the 2xx ones
+    explain: unknown funds make the spending look smaller by up to their sum, unknown stock the
+    goods sold by up to its value, and any difference within that range is accepted."""
     i0, i1 = state["initial"]["items"], state["final"]["items"]
     u0, u1 = state["initial"]["users"], state["final"]["users"]
-    stock_added = _definite_additions(_stock_moves(history, state)[0])
-    funds_added = _definite_additions(_credit_moves(history, state)[0])
-    sold_value = sum(v["price"] * (v["stock"] + stock_added[i] - i1[i]["stock"])
-                     for i, v in i0.items() if v is not None and i1.get(i) is not None)
+    stock_adds, funds_adds = _stock_moves(history, state)[0], _credit_moves(history, state)[0]
+    stock_added, funds_added = _additions(stock_adds), _additions(funds_adds)
+    present = {i: v for i, v in i0.items() if v is not None and i1.get(i) is not None}
+    sold_value = sum(v["price"] * (v["stock"] + stock_added[i] - i1[i]["stock"]) for i, v in present.items())
     spent = sum(v["credit"] + funds_added[u] - u1[u]["credit"]
                 for u, v in u0.items() if v is not None and u1.get(u) is not None)
-    if spent == sold_value:
-        return CheckResult.of([])
+    maybe_stock, maybe_funds = _additions(stock_adds, (UNKNOWN,)), _additions(funds_adds, (UNKNOWN,))
+    low = -sum(maybe_funds[u] for u, v in u0.items() if v is not None and u1.get(u) is not None)
+    high = sum(v["price"] * maybe_stock[i] for i, v in present.items())
     diff = spent - sold_value
+    if low <= diff <= high:
+        return CheckResult.of([])
+    beyond = diff - high if diff > high else diff - low
     return CheckResult.of([Anomaly(
-        CONSERVATION, 1, abs(diff), [], f"users spent {spent} credit but goods worth {sold_value} left the stock",
-        [{"id": "total", "expected": sold_value, "actual": spent, "diff": diff}],
-        over={"ids": int(diff > 0), "by": max(diff, 0)}, under={"ids": int(diff < 0), "by": min(diff, 0)})])
+        CONSERVATION, 1, abs(beyond), [], f"users spent {spent} credit but goods worth {sold_value} left the stock",
+        [{"id": "total", "expected": spent - beyond, "actual": spent, "diff": beyond}],
+        over={"ids": int(beyond > 0), "by": max(beyond, 0)}, under={"ids": int(beyond < 0), "by": min(beyond, 0)})])
 
 
 def check_orders(scenario, history: list[Op], state: dict) -> CheckResult:
@@ -354,6 +392,60 @@ def check_orders(scenario, history: list[Op], state: dict) -> CheckResult:
         anomalies.append(Anomaly(PAID_AFTER_REFUSAL, len(paid_refused), len(paid_refused),
                                  _examples(paid_refused), "every checkout answered 4xx but the order is paid"))
     return CheckResult.of(anomalies)
+
+
+def _recheckouts(res: Resolution) -> tuple[frozenset[int], frozenset[int]]:
+    """Op ids of the checkouts that happened of an order another checkout that happened was for (all
+    but the first sent, per order), split in two: those sent after that order's first checkout had
+    answered (the system knew it was paid), and those racing it (it may not have known yet)."""
+    first_done: dict[str, int] = {}
+    after, racing = [], []
+    for op in sorted(res.happened, key=lambda op: op.invoke_ns):
+        if op.order_id not in first_done:
+            first_done[op.order_id] = op.complete_ns
+        else:
+            (after if op.invoke_ns > first_done[op.order_id] else racing).append(op.op_id)
+            first_done[op.order_id] = min(first_done[op.order_id], op.complete_ns)
+    return frozenset(after), frozenset(racing)
+
+
+def check_recheckouts(scenario, history: list[Op], state: dict) -> CheckResult:
+    """Orders checked out more than once, judged per API.md: each checkout that happened charged
+    `total_cost` and took every line, or it was refused and changed nothing. The balances judge the
+    sums; this names what a wrong re-checkout did. When the stock (or credit) balances are wrong, and
+    every one of them would be right had the re-checkouts of paid orders taken no stock (or charged
+    nothing) — those racing their order's first checkout may have or not — the re-checkouts were
+    half applied (`half-applied-recheckout`); both at once, a re-checkout answered 2xx and changed
+    nothing (`ignored-recheckout`: API.md has a second checkout charge and take stock again, or be
+    refused with a 4xx). The rows are the balances' own (expected with every checkout that
+    happened applied), so the signed magnitudes are theirs."""
+    res = resolve_checkouts(history, state)
+    after, racing = _recheckouts(res)
+    if not after:
+        return CheckResult.of([])
+    wrong = {}
+    for field_, kind, addition, pairs in (("stock", "items", ADD_STOCK, _stock_pairs),
+                                          ("credit", "users", ADD_FUNDS, _credit_pairs)):
+        initial, final = state["initial"][kind], state["final"][kind]
+        rows = _compare_balances(initial, final, field_, _moves(history, state, addition, pairs, res))[0]
+        if rows and not _compare_balances(initial, final, field_,
+                                          _moves(history, state, addition, pairs, res, after, racing))[0]:
+            wrong[field_] = rows
+    n = len(after)
+    if set(wrong) == {"stock", "credit"}:
+        return CheckResult.of(_balance_anomaly(
+            IGNORED_RECHECKOUT, f"re-checkouts of paid orders ({n} answered 2xx) took no stock and charged nothing: "
+            f"every balance is right as if they had been refused, which API.md asks to be a 4xx",
+            wrong["stock"] + wrong["credit"]))
+    if "stock" in wrong:
+        return CheckResult.of(_balance_anomaly(
+            HALF_APPLIED_RECHECKOUT, f"re-checkouts of paid orders ({n} answered 2xx) charged the user but took no "
+            f"stock: every item's stock is right as if they had taken none", wrong["stock"]))
+    if "credit" in wrong:
+        return CheckResult.of(_balance_anomaly(
+            HALF_APPLIED_RECHECKOUT, f"re-checkouts of paid orders ({n} answered 2xx) took the stock but charged "
+            f"nothing: every user's credit is right as if they had been charged nothing", wrong["credit"]))
+    return CheckResult.of([])
 
 
 def unknowns_by_cause(history: list[Op], state: dict) -> dict[str, dict[str, int]]:
@@ -405,7 +497,10 @@ def check_unknowns(scenario, history: list[Op], state: dict) -> CheckResult:
 
 
 def _why_nothing_can_succeed(scenario) -> str:
-    """The scenario's own reason no checkout could succeed, when its numbers make that certain."""
+    """The scenario's own reason no checkout could succeed, when its numbers make that certain (under
+    the original workload only: a mixed load adds funds and stock as it goes)."""
+    if scenario.workload != ORIGINAL:
+        return ""
     reasons = []
     cost = scenario.items_per_order * scenario.quantity * scenario.item_price
     if cost > scenario.user_credit:
@@ -430,10 +525,15 @@ def check_something_happened(scenario, history: list[Op], state: dict) -> CheckR
 
 
 def check_seeding(scenario, history: list[Op], state: dict) -> CheckResult:
-    """Acknowledged seeding writes must be visible in the initial read-back."""
+    """Acknowledged seeding writes must be visible in the initial read-back: each item's stock and
+    the price it was created with (its create_item row), each user's credit."""
+    prices = {str(op.items[0][0]): op.amount for op in history
+              if op.kind == CREATE_ITEM and op.outcome == OK and op.items}
     rows = []
     for item_id, v in state["initial"]["items"].items():
-        if v is None or v["stock"] != scenario.item_stock or v["price"] != scenario.item_price:
+        # Without its row (a history cut short), any price the scenario allows.
+        lo, hi = (prices[item_id],) * 2 if item_id in prices else scenario.price_range
+        if v is None or v["stock"] != scenario.item_stock or not lo <= v["price"] <= hi:
             rows.append({"id": item_id, "expected": scenario.item_stock,
                          "actual": None if v is None else v["stock"],
                          "diff": (0 if v is None else v["stock"]) - scenario.item_stock})
@@ -488,6 +588,7 @@ def check_read_back(scenario, history: list[Op], state: dict) -> CheckResult:
 # The consistency checkers by name, in the order their findings are listed.
 CONSISTENCY_CHECKERS = {"seeding": check_seeding, "order-contents": check_order_contents, "stock": check_stock,
                         "credit": check_credit, "conservation": check_conservation, "orders": check_orders,
+                        "recheckouts": check_recheckouts,
                         "unknowns": check_unknowns, "something-happened": check_something_happened,
                         "read-back": check_read_back}
 
@@ -505,8 +606,12 @@ ORIGINAL_CAVEATS = (
     "of opposite sign cancel and their direction is hidden.")
 
 
-def original_figures(scenario, history: list[Op], state: dict) -> dict:
-    """The four numbers the original consistency test prints, computed exactly as it defines them."""
+def original_figures(scenario, history: list[Op], state: dict) -> dict | None:
+    """The four numbers the original consistency test prints, computed exactly as it defines them;
+    None under a workload other than the original's, which they do not describe (one price, first
+    checkouts only)."""
+    if scenario.workload != ORIGINAL:
+        return None
     successes = sum(1 for op in judged(history, state)
                     if op.kind == CHECKOUT and not (op.status is not None and 400 <= op.status < 500))
     all_stock = scenario.n_items * scenario.item_stock

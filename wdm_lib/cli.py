@@ -65,24 +65,44 @@ def _add_target_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs-dir", default=None, metavar="DIR", help="where run folders go (default reports/runs)")
 
 
+# The consistency test's sizes and weights, whose defaults depend on --workload: (option's field,
+# type, what it is). A price or a quantity may be a range LO-HI.
+_CONSISTENCY_SIZES = (
+    ("n_items", int, "items to create"), ("item_stock", int, "stock of each item"),
+    ("item_price", str, "price of each item, or a range LO-HI (mixed only)"), ("n_users", int, "users to create"),
+    ("user_credit", int, "credit of each user"), ("n_orders", int, "orders to create"),
+    ("items_per_order", int, "lines of each order (original: distinct items; mixed: at most, an item may repeat)"),
+    ("quantity", str, "quantity of each line, or a range LO-HI (mixed only)"),
+    ("recheckout_weight", float, "re-checkouts of orders already checked out, per first checkout"),
+    ("add_funds_weight", float, "add funds to users of waiting orders, per first checkout"),
+    ("add_stock_weight", float, "add stock to items of waiting orders, per first checkout"),
+    ("read_weight", float, "reads (find item, user or order) per first checkout"),
+)
+
+
 def _add_consistency(sub: argparse._SubParsersAction) -> None:
-    from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
+    from wdm_lib.workloads.consistency_scenario import MIXED, ORIGINAL, WORKLOAD_DEFAULTS, WORKLOADS, ConsistencyScenario
 
     d = ConsistencyScenario(seed=0)
     p = sub.add_parser("consistency", help="seed, fire concurrent checkouts, check the final state",
                        description="Exit 0 when consistent (with or without warnings), 1 when not (or with "
                                    "warnings under --strict), 2 when the run could not be made.")
     _add_target_options(p)
-    _add_scenario_options(p, d)
-    p.add_argument("--items-per-order", type=int, default=d.items_per_order, metavar="N",
-                   help=f"distinct items in each order (default {d.items_per_order})")
-    p.add_argument("--quantity", type=int, default=d.quantity, metavar="N",
-                   help=f"quantity of each item in an order (default {d.quantity})")
+    p.add_argument("--workload", default=d.workload, metavar="NAME",
+                   help=f"{' or '.join(WORKLOADS)} (default {d.workload}): the seed benchmark's burst of first "
+                        f"checkouts, or a seeded mix of first checkouts, re-checkouts, additions and reads")
+    for name, type_, help_ in _CONSISTENCY_SIZES:
+        original, mixed = WORKLOAD_DEFAULTS[ORIGINAL][name], WORKLOAD_DEFAULTS[MIXED][name]
+        p.add_argument("--" + name.replace("_", "-"), dest=name, type=type_, default=None,
+                       metavar={float: "W", str: "N|LO-HI"}.get(type_, "N"),
+                       help=f"{help_} (default {original:g}; {MIXED}: {mixed:g})" if type_ is float
+                       else f"{help_} (default {original}; {MIXED}: {mixed})")
     p.add_argument("--concurrency", type=int, default=d.concurrency, metavar="N",
                    help=f"checkouts in flight at most (default {d.concurrency}, what the original achieves; "
                         f"1000 fires every checkout at once, the harsher test)")
     p.add_argument("--rate", type=float, default=None, metavar="N",
-                   help="checkouts per second, open loop (default: all at once, at most --concurrency in flight)")
+                   help="operations (checkouts, under original) per second, open loop (default: all at once, at "
+                        "most --concurrency in flight)")
     p.add_argument("--faults", default=None, metavar="FILE",
                    help="a fault schedule (YAML) to run during the checkouts; needs --rate (shipped examples: "
                         "faults/embedded-shop.yaml and others, see `wdm notebooks`)")

@@ -32,6 +32,17 @@ CAUSES = ("5xx", "timeout", "reset", "other-status")
 # workload records and the checkers, summaries and analysis look for, defined once.
 CREATE_ITEM, ADD_STOCK, CREATE_USER, ADD_FUNDS = "create_item", "add_stock", "create_user", "add_funds"
 CREATE_ORDER, ADD_ITEM, CHECKOUT = "create_order", "add_item", "checkout"
+# Reads made during a mixed load, each a row with its invoke and complete times and what it read
+# (for a checker of reads against the bounds the history allows at that moment): `find_item` has the
+# item in `items` ([[item_id, 0]]) and the stock read in `amount`; `find_user` the user in `user_id`
+# and the credit read in `amount`; `find_order` the order in `order_id`, the user and lines read in
+# `user_id` and `items`, and the paid flag read in `amount` (1 paid, 0 not). A read that got no 2xx
+# has `amount` blank. Prices and costs never change after seeding, so they are not recorded again.
+FIND_ITEM, FIND_USER, FIND_ORDER = "find_item", "find_user", "find_order"
+READS = (FIND_ITEM, FIND_USER, FIND_ORDER)
+# Not a kind of row but a role: a checkout of an order that an earlier-sent checkout was for (a
+# mixed load checks orders out again). The summaries count re-checkouts apart under this name.
+RECHECKOUT = "recheckout"
 # Kind of the rows that record something done *to* the run: a step of the fault schedule (its
 # `fault` column says which: {"name", "step": "inject" | "recover", "what": command or action}),
 # or an interruption or crash of the run itself (no `fault`, the reason in `error`).
@@ -42,11 +53,12 @@ FAULT = "fault"
 class Op:
     op_id: int
     kind: str                       # create_item, add_stock, create_user, add_funds, create_order,
-                                    # add_item, checkout, or FAULT
+                                    # add_item, checkout, find_item, find_user, find_order, or FAULT
     order_id: str = ""
     user_id: str = ""
     items: list = field(default_factory=list)   # [[item_id, quantity], ...]
-    amount: int | None = None       # price, stock or credit added, or the checkout's total cost
+    amount: int | None = None       # price, stock or credit added, the checkout's total cost, or
+                                    # what a read read (stock, credit, paid 1/0)
     intended_ns: int = 0
     invoke_ns: int = 0
     complete_ns: int = 0

@@ -62,7 +62,12 @@ class _Summary(TypedDict):
     verdict: str
 
 
-class ConsistencySummary(_Summary):
+class _ConsistencySince(TypedDict, total=False):
+    """Keys added since schema 2 was first written: a summary of an older wdm lacks them."""
+    operations: dict[str, dict]         # the load's operations by kind (re-checkouts apart): ok / fail / unknown
+
+
+class ConsistencySummary(_Summary, _ConsistencySince):
     valid: bool | None
     judged_by: JudgedBy
     checks: list[Check]
@@ -81,7 +86,7 @@ class ConsistencySummary(_Summary):
     convergence: list[dict]             # one entry per pass of the final read-back
     time_to_consistency_s: float | None
     regressed: bool | None
-    original: dict | None               # the original benchmark's four figures
+    original: dict | None               # the original benchmark's four figures (None: not the original workload)
     original_caveats: Any
     original_counts_unknowns: int
     latency_ms: dict                    # per outcome: p50, p90, p99, ...

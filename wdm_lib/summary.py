@@ -7,9 +7,35 @@ from collections import Counter
 from wdm_lib import convergence, summaries
 from wdm_lib.analysis import latency_percentiles
 from wdm_lib.faults.measures import fault_lines, measure_faults, requests_of
-from wdm_lib.checkers import (ORIGINAL_CAVEATS, CheckResult, original_figures, resolve_checkouts,
+from wdm_lib.checkers import (ORIGINAL_CAVEATS, CheckResult, judged, original_figures, resolve_checkouts,
                               unknowns_by_cause)
-from wdm_lib.history import CHECKOUT, OUTCOMES, Op
+from wdm_lib.history import (ADD_FUNDS, ADD_ITEM, ADD_STOCK, CHECKOUT, CREATE_ITEM, CREATE_ORDER, CREATE_USER, FAULT,
+                             FIND_ITEM, FIND_ORDER, FIND_USER, OK, OUTCOMES, RECHECKOUT, Op)
+
+# The load's operations in the order the terminal and the report list them.
+OPERATION_KINDS = (CHECKOUT, RECHECKOUT, ADD_FUNDS, ADD_STOCK, FIND_ITEM, FIND_USER, FIND_ORDER)
+SEEDING_ONLY = (CREATE_ITEM, CREATE_USER, CREATE_ORDER, ADD_ITEM)
+
+
+def operations(load: list[Op]) -> dict[str, dict[str, int]]:
+    """The load's operations by kind and outcome, re-checkouts (a checkout of an order that an
+    earlier-sent checkout was for) counted apart from first checkouts."""
+    counts: dict[str, Counter] = {}
+    ordered: set[str] = set()
+    for op in sorted((op for op in load if op.kind != FAULT), key=lambda op: op.invoke_ns):
+        kind = op.kind
+        if kind == CHECKOUT:
+            kind = RECHECKOUT if op.order_id in ordered else CHECKOUT
+            ordered.add(op.order_id)
+        counts.setdefault(kind, Counter())[op.outcome] += 1
+    known = [k for k in OPERATION_KINDS if k in counts] + sorted(set(counts) - set(OPERATION_KINDS))
+    return {kind: {o: counts[kind].get(o, 0) for o in OUTCOMES} for kind in known}
+
+
+def _after_seeding(history: list[Op]) -> list[Op]:
+    """A run without a read-back state: the operations after its last seeding-only write."""
+    last = max((i for i, op in enumerate(history) if op.kind in SEEDING_ONLY), default=-1)
+    return history[last + 1:]
 
 
 def _checkout_figures(history: list[Op]) -> dict:
@@ -35,6 +61,7 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
     i0, i1 = state["initial"]["items"], state["final"]["items"]
     u0, u1 = state["initial"]["users"], state["final"]["users"]
     regression = convergence.regression(points)
+    load = judged(history, state)
     faults = measure_faults(history, requests_of(history), [a.name for a in result.anomalies])
     return {
         "run_id": run_id,
@@ -48,13 +75,17 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
         "notes": _read_back_notes(scenario, state) + result.notes,
         "checkouts": figures["checkouts"],
         "outcomes": figures["outcomes"],
+        "operations": operations(load),
         "checkouts_happened": len(resolution.happened),
         "unknown_resolved": {"happened": len(resolution.resolved_happened),
                              "not_happened": len(resolution.resolved_not),
                              "unresolved": len(resolution.unresolved)},
         "unknown_by_cause": unknowns_by_cause(history, state),
-        "stock_sold": sum(v["stock"] - i1[i]["stock"] for i, v in i0.items() if v and i1.get(i)),
-        "credit_spent": sum(v["credit"] - u1[u]["credit"] for u, v in u0.items() if v and u1.get(u)),
+        # From the state, net of what the load added for sure (a mixed load adds stock and funds).
+        "stock_sold": sum(v["stock"] - i1[i]["stock"] for i, v in i0.items() if v and i1.get(i))
+        + sum(op.amount or 0 for op in load if op.kind == ADD_STOCK and op.outcome == OK),
+        "credit_spent": sum(v["credit"] - u1[u]["credit"] for u, v in u0.items() if v and u1.get(u))
+        + sum(op.amount or 0 for op in load if op.kind == ADD_FUNDS and op.outcome == OK),
         "settled": state.get("final_settled", True),
         "read_back": {"reads": state.get("final_reads", 1), "quiet_s": scenario.quiet_s,
                       "unchanged_for_s": state.get("final_quiet_s"), "settle_s": scenario.settle_s},
@@ -82,6 +113,7 @@ def summarize_recorded(run_id: str, status: str, error: str | None, history: lis
         "time_to_consistency_s": None, "regressed": None, "original": None,
         "original_caveats": ORIGINAL_CAVEATS, "phases_s": {},
         "faults": measure_faults(history, requests_of(history), []),
+        "operations": operations(_after_seeding(history)),
         **_checkout_figures(history),
     }
 
@@ -129,10 +161,15 @@ def render_table(summary: dict) -> str:
         f"credit spent {summary['credit_spent']}",
         read_back_line(summary),
     ]
+    ops = summary.get("operations") or {}
+    if set(ops) - {CHECKOUT}:  # a mixed load: every kind of operation, by outcome
+        lines.insert(2, "operations (ok/refused/unknown): " + ", ".join(
+            f"{kind} {n['ok']}/{n['fail']}/{n['unknown']}" for kind, n in ops.items()))
     if summary["anomalies"]:
-        lines.append(f"{'anomaly':<20} {'count':>6} {'over (by)':>14} {'under (by)':>14}  examples")
+        width = max([20] + [len(a["name"]) for a in summary["anomalies"]])
+        lines.append(f"{'anomaly':<{width}} {'count':>6} {'over (by)':>14} {'under (by)':>14}  examples")
         for a in summary["anomalies"]:
-            lines.append(f"{a['name']:<20} {a['count']:>6} {_signed(a.get('over')):>14} "
+            lines.append(f"{a['name']:<{width}} {a['count']:>6} {_signed(a.get('over')):>14} "
                          f"{_signed(a.get('under')):>14}  {', '.join(a['examples'][:5])}")
     else:
         lines.append("no anomaly: every balance, flag and record agrees with what happened")
@@ -142,6 +179,8 @@ def render_table(summary: dict) -> str:
     lines += fault_lines(summary.get("faults", []))
     lines += [f"note: {n}" for n in summary["notes"]]
     orig = summary["original"]
+    if orig is None:  # not the original's workload: its four figures do not describe it
+        return "\n".join(lines)
     counted = summary.get("original_counts_unknowns", 0)
     lines.append("original benchmark's figures" + (f" (they count the {counted} unknown checkouts as successes)"
                                                     if counted else "")

@@ -22,6 +22,15 @@ ANOMALIES: dict[str, str] = {
     "lost-ack": "every 3rd successful checkout commits but answers 500",
     "volatile": "the shop keeps its state in memory only (a cache used as the database): whatever it "
                 "acknowledged is gone when it is killed or restarted (shows under a fault schedule)",
+    # Bugs that only a load with re-checkouts, additions racing checkouts, and orders of several lines
+    # shows (wdm consistency --workload mixed):
+    "recheckout-no-stock": "a checkout of an order already paid charges the user again but takes no stock "
+                           "(the shop thinks the goods left with the first checkout)",
+    "racy-add-funds": "add funds reads the credit, waits for a round trip, then writes credit + amount: a "
+                      "payment made meanwhile is overwritten (the user keeps the money)",
+    "collapsed-lines": "checkout takes the stock of {item: quantity for item, quantity in lines}: of two "
+                       "lines of one item, only the last line's quantity is taken",
+    "first-item-stock": "checkout takes every line's quantity from the first line's item",
 }
 # Anomalies that live in the storage, not in the operations: the server picks the store by them.
 IN_MEMORY = "volatile"
@@ -72,6 +81,9 @@ class Consistent:
 
     async def checkout(self, order_id: str) -> None:
         self.store.checkout(order_id)
+
+    async def add_funds(self, user_id: str, amount: int) -> None:
+        self.store.add_funds(user_id, amount)
 
 
 class LostUpdate(Consistent):
@@ -147,11 +159,65 @@ class LostAck(Consistent):
             raise DroppedAck(f"checkout of order {order_id} committed, but the reply was lost")
 
 
+class RecheckoutNoStock(Consistent):
+    """A re-checkout is a payment only: the stock of a paid order is taken to be gone already."""
+
+    async def checkout(self, order_id: str) -> None:
+        order = self.store.find_order(order_id)
+        if not order.paid:
+            self.store.checkout(order_id)
+            return
+        with self.store.transaction():
+            self.store.pay(order.user_id, order.total_cost)
+
+
+# How long a racy add funds holds the credit it read before writing it back: a round trip to the
+# database or another service, in which a checkout paying the same user can land.
+RACY_ADD_FUNDS_PAUSE_S = 0.005
+
+
+class RacyAddFunds(Consistent):
+    """Read, wait, write: add funds as a read-modify-write outside any transaction."""
+
+    async def add_funds(self, user_id: str, amount: int) -> None:
+        credit = self.store.find_credit(user_id)
+        await asyncio.sleep(RACY_ADD_FUNDS_PAUSE_S)
+        self.store.set_credit(user_id, credit + amount)
+
+
+class CollapsedLines(Consistent):
+    """The order's lines as a dict: a later line of the same item replaces the earlier one."""
+
+    async def checkout(self, order_id: str) -> None:
+        with self.store.transaction():
+            order = self.store.find_order(order_id)
+            self.store.take_stock({item_id: quantity for item_id, quantity in order.items})
+            self.store.pay(order.user_id, order.total_cost)
+            self.store.mark_paid(order_id)
+
+
+class FirstItemStock(Consistent):
+    """Every line's quantity is taken from the first line's item (an index that never moves on)."""
+
+    async def checkout(self, order_id: str) -> None:
+        with self.store.transaction():
+            order = self.store.find_order(order_id)
+            first = order.items[0][0] if order.items else None
+            if first is not None:
+                self.store.take_stock({first: sum(quantity for _, quantity in order.items)})
+            self.store.pay(order.user_id, order.total_cost)
+            self.store.mark_paid(order_id)
+
+
 _BEHAVIOURS: dict[str, type[Consistent]] = {
     "lost-update": LostUpdate,
     "no-rollback": NoRollback,
     "phantom-success": PhantomSuccess,
     "lost-ack": LostAck,
+    "recheckout-no-stock": RecheckoutNoStock,
+    "racy-add-funds": RacyAddFunds,
+    "collapsed-lines": CollapsedLines,
+    "first-item-stock": FirstItemStock,
 }
 
 

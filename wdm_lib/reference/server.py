@@ -89,7 +89,7 @@ class ShopHandlers:
 
     async def add_funds(self, request: web.Request) -> web.Response:
         user_id, amount = request.match_info["user_id"], _int(request, "amount")
-        self.store.add_funds(user_id, amount)
+        await self.ops.add_funds(user_id, amount)
         return web.Response(text=f"user {user_id}: credit increased by {amount}")
 
     async def pay(self, request: web.Request) -> web.Response:

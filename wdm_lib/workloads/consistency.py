@@ -1,6 +1,7 @@
 """The consistency workload: seed through the public API, build orders, fire every checkout at
-once (or at most `concurrency` in flight), and read the final state back. It records; it never
-judges (that is wdm_lib.checkers)."""
+once (or at most `concurrency` in flight) — under `mixed`, the generated load of every kind of
+operation (workloads/mixed.py) — and read the final state back. It records; it never judges (that
+is wdm_lib.checkers)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
-from wdm_lib.client import FIRST_REPLY_S, Reply, ShopClient, require_ok, segment
+from wdm_lib.client import FIRST_REPLY_S, Reply, ShopClient, require_ok
 from wdm_lib.config import Target
 from wdm_lib.errors import TargetUnreachable
 from wdm_lib.history import (ADD_FUNDS, ADD_ITEM, ADD_STOCK, CHECKOUT, CREATE_ITEM, CREATE_ORDER, CREATE_USER, FAIL, OK,
                              UNKNOWN, HistoryWriter)
 from wdm_lib.progress import bar, noting_a_wait
-from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
+from wdm_lib.workloads import mixed
+from wdm_lib.workloads.consistency_scenario import MIXED, ConsistencyScenario
 
 # A read that says "not now" rather than "no such record": retried, never taken for a record the
 # target does not have (a rate limiter answers 429, a gateway 502/503/504, a slow reader 408).
@@ -36,8 +38,29 @@ SETUP_IN_FLIGHT = 64
 class Seeded:
     item_ids: list[str]
     user_ids: list[str]
-    # order_id -> (user_id, [[item_id, quantity], ...]) as acknowledged by the target
+    # order_id -> (user_id, [[item_id, quantity], ...]) as acknowledged by the target, in the order planned
     orders: dict[str, tuple[str, list]] = field(default_factory=dict)
+    prices: dict[str, int] = field(default_factory=dict)   # item_id -> the price it was created with
+
+
+# An order as planned before seeding: (user index, [(item index, quantity), ...]).
+OrderPlan = tuple[int, list[tuple[int, int]]]
+
+
+def original_orders(sc: ConsistencyScenario) -> list[OrderPlan]:
+    """The original workload's orders: a random user and items_per_order distinct random items
+    (repeats only when there are fewer items), each of quantity `quantity`. Drawn up front, in
+    order, so one seed always builds the same orders."""
+    rng = random.Random(sc.seed)
+    plans = []
+    for _ in range(sc.n_orders):
+        user = rng.randrange(sc.n_users)
+        if sc.items_per_order <= sc.n_items:
+            chosen = rng.sample(range(sc.n_items), sc.items_per_order)
+        else:
+            chosen = [rng.randrange(sc.n_items) for _ in range(sc.items_per_order)]
+        plans.append((user, [(item, sc.quantity) for item in chosen]))
+    return plans
 
 
 async def _gather_bounded(coros: list[Awaitable], progress) -> list:
@@ -49,30 +72,31 @@ async def _gather_bounded(coros: list[Awaitable], progress) -> list:
     return await asyncio.gather(*(one(c) for c in coros))
 
 
-async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWriter, rng: random.Random,
-               progress: bool | None) -> Seeded:
+async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWriter, prices: list[int],
+               plans: list[OrderPlan], progress: bool | None) -> Seeded:
+    """Items at `prices` (one per item) with item_stock each, users with user_credit each, and the
+    orders `plans` describes, all through the public API."""
     def need(reply: Reply, doing: str) -> Reply:
         return require_ok(reply, doing, f"if it fails only under load, a --concurrency below "
                                         f"{min(sc.concurrency, SETUP_IN_FLIGHT)} may get it through seeding")
 
-    total = 2 * sc.n_items + 2 * sc.n_users + sc.n_orders * (1 + sc.items_per_order)
+    total = 2 * sc.n_items + 2 * sc.n_users + len(plans) + sum(len(lines) for _, lines in plans)
     with bar(total, "seeding", progress) as pb:
         # The very first call tells an unreachable or dead target from a slow one, before a thousand more.
         with client.first_reply_within(FIRST_REPLY_S):
             first = need(await noting_a_wait(
-                client.create_item(sc.item_price), pb,
+                client.create_item(prices[0]), pb,
                 f"waiting for {client.target.stock_url} to answer the first request "
                 f"(up to {FIRST_REPLY_S:g} s for a first byte)"), "creating the first item")
-        history.record(CREATE_ITEM, first, items=[[first.body["item_id"], 0]], amount=sc.item_price)
+        history.record(CREATE_ITEM, first, items=[[first.body["item_id"], 0]], amount=prices[0])
         pb.update()
 
-        async def new_item() -> str:
-            reply = need(await client.create_item(sc.item_price), "creating items")
-            history.record(CREATE_ITEM, reply, items=[[reply.body["item_id"], 0]], amount=sc.item_price)
+        async def new_item(price: int) -> str:
+            reply = need(await client.create_item(price), "creating items")
+            history.record(CREATE_ITEM, reply, items=[[reply.body["item_id"], 0]], amount=price)
             return reply.body["item_id"]
 
-        item_ids = [first.body["item_id"]] + await _gather_bounded(
-            [new_item() for _ in range(sc.n_items - 1)], pb)
+        item_ids = [first.body["item_id"]] + await _gather_bounded([new_item(p) for p in prices[1:]], pb)
 
         async def stock_up(item_id: str) -> None:
             reply = need(await client.add_stock(item_id, sc.item_stock), "adding stock")
@@ -90,32 +114,24 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
         await _gather_bounded([stock_up(i) for i in item_ids], pb)
         user_ids = await _gather_bounded([new_user() for _ in range(sc.n_users)], pb)
 
-        # Choices are drawn up front, in order, so one seed always builds the same orders.
-        plans = []
-        for _ in range(sc.n_orders):
-            user_id = rng.choice(user_ids)
-            if sc.items_per_order <= len(item_ids):
-                chosen = rng.sample(item_ids, sc.items_per_order)
-            else:
-                chosen = [rng.choice(item_ids) for _ in range(sc.items_per_order)]
-            plans.append((user_id, chosen))
-
-        async def new_order(user_id: str, chosen: list[str]) -> tuple[str, str, list]:
+        async def new_order(user_id: str, lines: list[tuple[str, int]]) -> tuple[str, str, list]:
             reply = need(await client.create_order(user_id), "creating orders")
             order_id = reply.body["order_id"]
             history.record(CREATE_ORDER, reply, order_id=order_id, user_id=user_id)
             pb.update()
             items = []
-            for item_id in chosen:
-                added = need(await client.add_item(order_id, item_id, sc.quantity), "adding items to orders")
+            for item_id, quantity in lines:
+                added = need(await client.add_item(order_id, item_id, quantity), "adding items to orders")
                 history.record(ADD_ITEM, added, order_id=order_id, user_id=user_id,
-                               items=[[item_id, sc.quantity]], amount=sc.quantity)
-                items.append([item_id, sc.quantity])
+                               items=[[item_id, quantity]], amount=quantity)
+                items.append([item_id, quantity])
                 pb.update()
             return order_id, user_id, items
 
-        made = await asyncio.gather(*(new_order(u, c) for u, c in plans))
-    return Seeded(item_ids, user_ids, {order_id: (user_id, items) for order_id, user_id, items in made})
+        made = await asyncio.gather(*(new_order(user_ids[user], [(item_ids[i], q) for i, q in lines])
+                                      for user, lines in plans))
+    return Seeded(item_ids, user_ids, {order_id: (user_id, items) for order_id, user_id, items in made},
+                  dict(zip(item_ids, prices)))
 
 
 def says_absent(reply: Reply) -> bool:
@@ -255,53 +271,49 @@ async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settl
             stable_since = time.monotonic()
 
 
-def _shows_seeding(sc: ConsistencyScenario, state: dict) -> bool:
-    return (all(v is not None and v["stock"] == sc.item_stock and v["price"] == sc.item_price
-                for v in state["items"].values())
+def _shows_seeding(sc: ConsistencyScenario, seeded: Seeded, state: dict) -> bool:
+    return (all(v is not None and v["stock"] == sc.item_stock and v["price"] == seeded.prices.get(i)
+                for i, v in state["items"].items())
             and all(v is not None and v["credit"] == sc.user_credit for v in state["users"].values()))
 
 
-STOPPED_IN_FLIGHT = "the run stopped while this checkout was in flight"
+STOPPED_IN_FLIGHT = "the run stopped while this operation was in flight"
+# One operation of the load: step, due_ns -> (its request, what records its reply as a history row).
+Send = Callable[[object, int], tuple[Awaitable[Reply], Callable[[Reply], None]]]
 
 
-async def fire_checkouts(client: ShopClient, seeded: Seeded, prices: dict[str, int], history: HistoryWriter,
-                         progress: bool | None, rate: float | None = None) -> None:
-    """The checkouts; the client lets at most `concurrency` be in flight. Without `rate`, all at
-    once, `intended_ns` the moment the burst was launched. With it, open loop: checkout k is due at
-    start + k/rate whatever became of the ones before (a slow reply never delays the next), and
-    `intended_ns` is when it was due. Either way, time spent queueing behind our own limit or a busy
-    client shows as invoke_ns - intended_ns in the history.
+async def fire(steps: list, send: Send, desc: str, progress: bool | None, rate: float | None = None) -> None:
+    """The load's operations; the client lets at most `concurrency` be in flight. Without `rate`,
+    all at once, `intended_ns` the moment the burst was launched. With it, open loop: operation k is
+    due at start + k/rate whatever became of the ones before (a slow reply never delays the next),
+    and `intended_ns` is when it was due. Either way, time spent queueing behind our own limit or a
+    busy client shows as invoke_ns - intended_ns in the history.
 
-    A checkout still in flight when the run stops (Ctrl-C, a fault that failed, the shop dying) is
-    recorded as unknown: it may have happened."""
+    An operation still in flight when the run stops (Ctrl-C, a fault that failed, the shop dying)
+    is recorded as unknown: it may have happened."""
     start, start_ns = time.monotonic(), time.time_ns()
-    with bar(len(seeded.orders), "checkouts", progress) as pb:
-        async def one(order_id: str, user_id: str, items: list, due_ns: int) -> None:
-            def record(reply: Reply) -> None:
-                history.record(CHECKOUT, reply, order_id=order_id, user_id=user_id, items=items,
-                               amount=sum(q * prices.get(i, 0) for i, q in items), intended_ns=due_ns)
-
+    with bar(len(steps), desc, progress) as pb:
+        async def one(step, due_ns: int) -> None:
+            request, record = send(step, due_ns)
             sent_ns = time.time_ns()
             try:
-                reply = await client.checkout(order_id)
+                reply = await request
             except asyncio.CancelledError:
-                record(Reply("POST /orders/checkout/{order_id}",
-                             f"{client.target.order_url}/orders/checkout/{segment(order_id)}",
-                             UNKNOWN, None, sent_ns, time.time_ns(), error=STOPPED_IN_FLIGHT))
+                record(Reply("", "", UNKNOWN, None, sent_ns, time.time_ns(), error=STOPPED_IN_FLIGHT))
                 raise
             record(reply)
             pb.update()
 
         if rate is None:
-            await asyncio.gather(*(one(o, u, items, start_ns) for o, (u, items) in seeded.orders.items()))
+            await asyncio.gather(*(one(step, start_ns) for step in steps))
             return
         tasks = []
         try:
-            for k, (order_id, (user_id, items)) in enumerate(seeded.orders.items()):
+            for k, step in enumerate(steps):
                 delay = start + k / rate - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                tasks.append(asyncio.ensure_future(one(order_id, user_id, items, start_ns + round(k / rate * 1e9))))
+                tasks.append(asyncio.ensure_future(one(step, start_ns + round(k / rate * 1e9))))
             await asyncio.gather(*tasks)
         finally:
             for task in tasks:
@@ -309,16 +321,26 @@ async def fire_checkouts(client: ShopClient, seeded: Seeded, prices: dict[str, i
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def checkout_sender(client: ShopClient, history: HistoryWriter, prices: dict[str, int]) -> Send:
+    """The original workload's one operation: the checkout of (order_id, (user_id, items))."""
+    def send(order: tuple[str, tuple[str, list]], due_ns: int):
+        order_id, (user_id, items) = order
+        return client.checkout(order_id), lambda reply: history.record(
+            CHECKOUT, reply, order_id=order_id, user_id=user_id, items=items,
+            amount=sum(q * prices.get(i, 0) for i, q in items), intended_ns=due_ns)
+    return send
+
+
 async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWriter,
                   progress: bool | None = None, on_phase: Callable[[str, float], None] | None = None,
                   on_final_read: Callable[[dict, int, bool], None] | None = None,
                   around_load: Callable[[Awaitable], Awaitable] | None = None) -> dict:
-    """Seed, check out, read back until quiet. Returns the state dict that state.json holds.
+    """Seed, run the load (the checkouts; under mixed, every kind of operation), read back until
+    quiet. Returns the state dict that state.json holds.
 
     `on_final_read(state, started_ns, changed)` sees every pass of the final read-back, where state
     is {"initial": ..., "final": that pass} (the shape the checkers take). `around_load(load)` runs
-    the checkouts, for a caller that runs something beside them (a fault schedule)."""
-    rng = random.Random(sc.seed)
+    the load, for a caller that runs something beside it (a fault schedule)."""
     clock = time.perf_counter()
 
     def phase(name: str) -> None:
@@ -328,17 +350,23 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
             on_phase(name, now - clock)
         clock = now
 
+    plan = mixed.plan(sc) if sc.workload == MIXED else None
     async with ShopClient(target, timeout_s=sc.timeout_s, connections=sc.concurrency) as client:
         with client.at_most(SETUP_IN_FLIGHT):
-            seeded = await seed(client, sc, history, rng, progress)
+            seeded = await seed(client, sc, history, plan.prices if plan else [sc.item_price] * sc.n_items,
+                                plan.orders if plan else original_orders(sc), progress)
             phase("seed")
             initial = (await read_until_quiet(
                 client, (seeded.item_ids, seeded.user_ids, []), sc.quiet_s, sc.settle_s, "reading initial state",
-                progress, accept=lambda s: _shows_seeding(sc, s))).state
+                progress, accept=lambda s: _shows_seeding(sc, seeded, s))).state
             initial["after_op"] = history.last_op_id
             phase("initial_read")
         prices = {i: v["price"] for i, v in initial["items"].items() if v is not None}
-        load = fire_checkouts(client, seeded, prices, history, progress, sc.rate)
+        if plan:
+            load = fire(plan.steps, mixed.sender(client, history, seeded, prices), "operations", progress, sc.rate)
+        else:
+            load = fire(list(seeded.orders.items()), checkout_sender(client, history, prices), "checkouts",
+                        progress, sc.rate)
         await (load if around_load is None else around_load(load))
         phase("checkouts")
         with client.at_most(SETUP_IN_FLIGHT):

@@ -4,11 +4,54 @@ back) never imports the HTTP client."""
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import asdict, dataclass
 
 from wdm_lib import options
 from wdm_lib.errors import WorkbenchError
+
+# The workloads: `original` replays the seed benchmark's one pattern (one burst of first checkouts);
+# `mixed` is a seeded generator of every operation the API has, interleaved (workloads/mixed.py).
+ORIGINAL, MIXED = "original", "mixed"
+WORKLOADS = (ORIGINAL, MIXED)
+# What a size left None means, per workload: the original test's numbers, and for mixed contention
+# (few items, little stock and credit, so refusals, races and sell-outs all happen) with orders of
+# several lines at varied prices and quantities. A price or quantity may be a range "LO-HI".
+WORKLOAD_DEFAULTS: dict[str, dict] = {
+    ORIGINAL: dict(n_items=1, item_stock=100, item_price=1, n_users=1000, user_credit=1, n_orders=1000,
+                   items_per_order=1, quantity=1, recheckout_weight=0.0, add_funds_weight=0.0,
+                   add_stock_weight=0.0, read_weight=0.0),
+    MIXED: dict(n_items=8, item_stock=12, item_price="1-5", n_users=40, user_credit=25, n_orders=400,
+                items_per_order=3, quantity="1-3", recheckout_weight=0.3, add_funds_weight=0.2,
+                add_stock_weight=0.2, read_weight=0.3),
+}
+WEIGHTS = ("recheckout_weight", "add_funds_weight", "add_stock_weight", "read_weight")
+
+
+def option_name(field_name: str) -> str:
+    return "--" + field_name.replace("_", "-")
+
+
+def parse_range(field_name: str, value, least: int) -> int | str:
+    """A number, or a range "LO-HI" (least <= LO <= HI), as the scenario keeps it: an int, or the
+    range's text when LO < HI. One sentence naming the option otherwise."""
+    text = str(value).strip() if not isinstance(value, bool) else ""
+    lo, sep, hi = text.partition("-")
+    bounds = (lo, hi) if sep else (lo, lo)
+    if not all(b.strip().isascii() and b.strip().isdigit() for b in bounds) or not least <= int(bounds[0]) <= int(bounds[1]):
+        raise WorkbenchError(f"{option_name(field_name)} is {value!r}; expected a whole number of at least {least}, "
+                             f"or a range LO-HI with {least} <= LO <= HI (e.g. {least + 1}-{least + 4}).")
+    lo_, hi_ = int(bounds[0]), int(bounds[1])
+    return lo_ if lo_ == hi_ else f"{lo_}-{hi_}"
+
+
+def bounds(value: int | str) -> tuple[int, int]:
+    """(LO, HI) of a number or a range the scenario holds."""
+    if isinstance(value, int):
+        return value, value
+    lo, _, hi = value.partition("-")
+    return int(lo), int(hi)
 
 
 @dataclass
@@ -16,18 +59,26 @@ class ConsistencyScenario:
     """The original test's numbers by default: 1 item (stock 100, price 1), 1000 users (credit 1),
     1000 orders of one item each, checked out concurrently, at most 100 in flight: the original
     fires all 1000 at once, but its aiohttp session's default connection limit lets only 100 through
-    at a time, and that is what its users' numbers come from."""
+    at a time, and that is what its users' numbers come from. A size left None is the workload's
+    (WORKLOAD_DEFAULTS); `mixed` adds re-checkouts, additions and reads during the load, each
+    drawn with its weight per first checkout (see workloads/mixed.py)."""
 
-    n_items: int = 1
-    item_stock: int = 100
-    item_price: int = 1
-    n_users: int = 1000
-    user_credit: int = 1
-    n_orders: int = 1000
-    items_per_order: int = 1
-    quantity: int = 1
+    workload: str = ORIGINAL
+    n_items: int | None = None
+    item_stock: int | None = None
+    item_price: int | str | None = None      # a number, or under mixed a range "LO-HI"
+    n_users: int | None = None
+    user_credit: int | None = None
+    n_orders: int | None = None
+    items_per_order: int | None = None       # original: every order's lines; mixed: at most
+    quantity: int | str | None = None        # a number, or under mixed a range "LO-HI"
+    recheckout_weight: float | None = None
+    add_funds_weight: float | None = None
+    add_stock_weight: float | None = None
+    read_weight: float | None = None
     concurrency: int = 100
-    # Checkouts per second, open loop (checkout k due at start + k/rate); None: all at once.
+    # Operations per second, open loop (operation k due at start + k/rate); None: all at once.
+    # Under original every operation of the load is a checkout.
     rate: float | None = None
     timeout_s: float = 60.0
     # The verdict is taken on a state that stayed unchanged this long: a system whose reads lag its
@@ -41,14 +92,27 @@ class ConsistencyScenario:
     def __post_init__(self) -> None:
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
-        for name in ("n_items", "n_users", "n_orders", "items_per_order", "quantity", "concurrency"):
+        if self.workload not in WORKLOADS:
+            raise WorkbenchError(f"--workload is {self.workload!r}; expected one of {', '.join(WORKLOADS)}.")
+        for name, default in WORKLOAD_DEFAULTS[self.workload].items():
+            if getattr(self, name) is None:
+                setattr(self, name, default)
+        for name in ("n_items", "n_users", "n_orders", "items_per_order", "concurrency"):
             if getattr(self, name) < 1:
-                raise WorkbenchError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected at least 1.")
-        for name in ("item_stock", "item_price", "user_credit"):
+                raise WorkbenchError(f"{option_name(name)} is {getattr(self, name)}; expected at least 1.")
+        for name in ("item_stock", "user_credit"):
             if getattr(self, name) < 0:
-                raise WorkbenchError(f"--{name.replace('_', '-')} is {getattr(self, name)}; expected 0 or more.")
+                raise WorkbenchError(f"{option_name(name)} is {getattr(self, name)}; expected 0 or more.")
+        self.item_price = parse_range("item_price", self.item_price, 0)
+        self.quantity = parse_range("quantity", self.quantity, 1)
+        for name in WEIGHTS:
+            weight = getattr(self, name)
+            if not (isinstance(weight, (int, float)) and math.isfinite(weight) and weight >= 0):
+                raise WorkbenchError(f"{option_name(name)} is {weight!r}; expected a number of 0 or more.")
+        if self.workload == ORIGINAL:
+            self._refuse_what_only_mixed_does()
         if self.rate is not None:
-            options.rate("--rate", self.rate, "checkouts")
+            options.rate("--rate", self.rate, "operations")
         options.seconds("--timeout", self.timeout_s)
         options.seconds("--quiet", self.quiet_s, zero=True)
         options.seconds("--settle", self.settle_s, zero=True)
@@ -56,10 +120,41 @@ class ConsistencyScenario:
             raise WorkbenchError(f"--settle is {self.settle_s:g} s, shorter than --quiet {self.quiet_s:g} s; expected "
                                  f"at least --quiet, since the verdict waits for the state to stay unchanged that long.")
 
+    def _refuse_what_only_mixed_does(self) -> None:
+        """The original workload is the seed benchmark's pattern, whose figures stay comparable: one
+        price, one quantity, first checkouts only."""
+        for name in ("item_price", "quantity"):
+            if isinstance(getattr(self, name), str):
+                raise WorkbenchError(f"{option_name(name)} {getattr(self, name)} is a range; expected a single number "
+                                     f"under --workload original (ranges are for --workload mixed).")
+        for name in WEIGHTS:
+            if getattr(self, name):
+                raise WorkbenchError(f"{option_name(name)} is {getattr(self, name):g}; expected it only with "
+                                     f"--workload mixed (the original workload makes first checkouts only).")
+
     def to_dict(self) -> dict:
         return asdict(self)
 
     @property
+    def price_range(self) -> tuple[int, int]:
+        return bounds(self.item_price)
+
+    @property
+    def quantity_range(self) -> tuple[int, int]:
+        return bounds(self.quantity)
+
+    @property
+    def lines_range(self) -> tuple[int, int]:
+        """How many lines an order has: exactly items_per_order under original, 1 to it under mixed."""
+        return (self.items_per_order if self.workload == ORIGINAL else 1), self.items_per_order
+
+    @property
     def load_s(self) -> float | None:
         """How long the paced load is planned to last; None for a burst."""
-        return None if self.rate is None else self.n_orders / self.rate
+        if self.rate is None:
+            return None
+        if self.workload == MIXED:
+            from wdm_lib.workloads.mixed import plan
+
+            return len(plan(self).steps) / self.rate
+        return self.n_orders / self.rate
