@@ -218,11 +218,12 @@ def test_an_interrupted_run_is_reported_with_what_it_recorded_its_faults_and_its
     from wdm_lib.history import read_ops
 
     # The shop is killed half a second into the load and started again; later it is paused, so
-    # checkouts are in flight when Ctrl-C comes.
+    # checkouts are in flight when Ctrl-C comes. (Later, not at once: a restart takes 0.3 s on a quiet
+    # machine and over 2 s on a busy one, and a pause must find the shop started again.)
     faults = tmp_path / "faults.yaml"
     faults.write_text("faults:\n"
                       "  - name: shop killed\n    at: 0.5s\n    action: kill shop\n    recover_after: 0.5s\n"
-                      "  - name: paused\n    at: 2.5s\n    action: pause shop\n    recover_after: 15s\n")
+                      "  - name: paused\n    at: 4s\n    action: pause shop\n    recover_after: 15s\n")
     proc = _start_paced_run(tmp_path / "runs", faults)
     run_dir = _wait_for_history(tmp_path / "runs", lambda ops: any(op.fault.get("name") == "paused" for op in ops),
                                 "the shop paused")

@@ -31,6 +31,11 @@ from wdm_lib.history import FAIL, OK, HistoryWriter
 OUTPUT_CAP = 1 << 20  # of a command's output, kept in its log file
 TAIL_BYTES = 4096  # of a command's output, kept in memory for the sentence that says why it failed
 INJECT, RECOVER = "inject", "recover"
+# A command waits for its stdin to close before it runs: by then its process group is the
+# reaper's, so a wdm killed at any moment leaves nothing of it behind. (Its stdin is then at its
+# end, as /dev/null would be.)
+GATED = 'read -r _ ; exec /bin/sh -c "$1"'
+
 
 if TYPE_CHECKING:
     from wdm_lib.reference.supervisor import Shop
@@ -159,11 +164,12 @@ class Nemesis:
         log = self.folder / "faults" / f"{self._logs:02d}-{slug}-{step}.log"
         log.parent.mkdir(exist_ok=True)
         started = time.monotonic()
-        proc = await asyncio.create_subprocess_shell(command, stdin=asyncio.subprocess.DEVNULL,
-                                                     stdout=asyncio.subprocess.PIPE,
-                                                     stderr=asyncio.subprocess.STDOUT, start_new_session=True,
-                                                     env=self._environment())
+        proc = await asyncio.create_subprocess_exec("/bin/sh", "-c", GATED, "sh", command,
+                                                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                                                    stderr=asyncio.subprocess.STDOUT, start_new_session=True,
+                                                    env=self._environment())
         self._groups[proc.pid] = reaper.watch_group(proc.pid)
+        proc.stdin.close()  # the go: the command runs, its group already the reaper's
         with open(log, "w", encoding="utf-8") as file:
             file.write(f"$ {command}\n")
             output = _Output(file)

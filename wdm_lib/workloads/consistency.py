@@ -201,19 +201,23 @@ async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str
 
 async def _watch(client: ShopClient, ids: tuple, seen: dict, until: float, rng: random.Random) -> bool:
     """Read a few records of each kind again and again until `until`: True as soon as one shows
-    anything but what the last whole pass saw. A read that is not an answer is no change (the next
-    whole pass retries it)."""
+    anything but what the last whole pass saw. A round reads every kind at once, so it is as short
+    as a round trip, and a change that lasts only a moment falls inside one. A read that is not an
+    answer is no change (the next whole pass retries it)."""
     kinds = [(list(ids[0]), client.find_item, "items", _items), (list(ids[1]), client.find_user, "users", _users),
              (list(ids[2]), client.find_order, "orders", _orders)]
+
+    async def sample(every, find, kind, shape) -> bool:
+        chosen = rng.sample(every, min(WATCH_SAMPLE, len(every)))
+        replies = await asyncio.gather(*(find(i) for i in chosen))
+        read = {i: r.body if r.outcome == OK else None for i, r in zip(chosen, replies)
+                if r.outcome == OK or says_absent(r)}
+        return any(seen[kind].get(i) != v for i, v in shape(read).items())
+
     while time.monotonic() < until:
         round_ends = time.monotonic() + WATCH_EVERY_S
-        for every, find, kind, shape in kinds:
-            sample = rng.sample(every, min(WATCH_SAMPLE, len(every)))
-            replies = await asyncio.gather(*(find(i) for i in sample))
-            read = {i: r.body if r.outcome == OK else None for i, r in zip(sample, replies)
-                    if r.outcome == OK or says_absent(r)}
-            if any(seen[kind].get(i) != v for i, v in shape(read).items()):
-                return True
+        if any(await asyncio.gather(*(sample(*kind) for kind in kinds))):
+            return True
         await asyncio.sleep(max(0.0, min(round_ends, until) - time.monotonic()))
     return False
 
