@@ -396,11 +396,13 @@ def test_a_child_a_fault_command_left_in_the_background_ends_with_the_run(tmp_pa
 def test_a_child_a_fault_command_left_in_the_background_goes_when_wdm_is_stopped(tmp_path, sig):
     pidfile = tmp_path / "child.pid"
     faults = schedule(tmp_path, BACKGROUND.format(at="0.5s", pidfile=pidfile))
+    # 400 checkouts at 100/s: four seconds of load, long past the fault at 0.5 s; few users, so the
+    # seeding before it is short on a busy machine too.
     proc = subprocess.Popen([sys.executable, "-m", "wdm_lib", "consistency", "--runs-dir", str(tmp_path / "runs"),
-                             "--n-orders", "2000", "--rate", "100", "--faults", str(faults)],
+                             "--n-users", "100", "--n-orders", "400", "--rate", "100", "--faults", str(faults)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        child = _pid_in(pidfile, timeout=30)
+        child = _pid_in(pidfile, timeout=60)
         proc.send_signal(sig)
         proc.communicate(timeout=60)
     finally:

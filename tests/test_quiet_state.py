@@ -126,7 +126,8 @@ def test_gzip_a_read_limiter_and_shuffled_lines_leave_a_correct_shop_consistent_
 def test_a_reader_that_flaps_to_a_stale_copy_is_caught_in_nine_runs_of_ten(shop, tmp_path, write_urls):
     # 0.4 s of every 4 s the reader serves the first copy it ever served (the state before the
     # checkouts): a pass that lands there sees the stock and credit unspent.
-    cases = [(Misbehaviour(flap_every_s=4.0, flap_for_s=0.4), {"seed": seed, "settle_s": 12}) for seed in range(10)]
+    # --settle 20: a flap every 4 s is seen several times, each a chance for a whole pass to land on it.
+    cases = [(Misbehaviour(flap_every_s=4.0, flap_for_s=0.4), {"seed": seed, "settle_s": 20}) for seed in range(10)]
     # Five at a time: ten fronts and their runs at once on two cores would be a test of the machine.
     summaries = side_by_side(shop, tmp_path, write_urls, cases[:5]) + side_by_side(shop, tmp_path, write_urls, cases[5:])
     caught = [s for s in summaries if s["verdict"] == "inconsistent" and "regressed" in {a["name"] for a in s["anomalies"]}

@@ -28,7 +28,7 @@ RETRY_BACKOFF_S, RETRY_BACKOFF_MAX_S = 0.05, 2.0
 # (WATCH_SAMPLE every WATCH_EVERY_S): a state that changes in that window (a late compensation, a
 # reader that flaps to a stale copy for a moment) is seen at once, and the next whole pass starts
 # then, while reading all of it only twice when nothing changes.
-WATCH_SAMPLE, WATCH_EVERY_S = 16, 0.1
+WATCH_SAMPLE, WATCH_EVERY_S = 8, 0.1
 # Seeding and reading back are not what a run tests: a moderate bound is faster than a thousand
 # connections (half the time on the reference shop) and spares slow targets a flood during set-up.
 SETUP_IN_FLIGHT = 64
