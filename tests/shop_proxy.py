@@ -6,13 +6,14 @@ aiohttp reverse proxy on a thread of its own."""
 from __future__ import annotations
 
 import asyncio
+import bisect
 import gzip
 import json
 import random
 import threading
 import time
 from dataclasses import dataclass
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 import aiohttp
 from aiohttp import web
@@ -63,6 +64,14 @@ class Misbehaviour:
     flap_every_s: float = 0.0
     flap_for_s: float = 0.0
     shuffle_lines: bool = False
+    # Reads served by an asynchronous replica that lags this long: right after every write the
+    # proxy copies the records it touched from the shop, and a GET answers the newest copy at least
+    # this old (the oldest copy when there is none yet so old), as a replica that applies each write
+    # replica_lag_s after the primary does.
+    replica_lag_s: float = 0.0
+    # A cache in front of every GET whose path starts with this, never invalidated: each record
+    # answers the first copy it served, for ever.
+    stale_cache_path: str = ""
 
 
 # A shop's id as a hostile target shows it: every character that can end a URL segment, path or
@@ -92,6 +101,7 @@ class ShopProxy:
         self.m = misbehaviour
         self._cache: dict[str, tuple[float, int, bytes]] = {}
         self._first_copy: dict[str, tuple[int, bytes]] = {}
+        self._copies: dict[str, tuple[list[float], list[tuple[int, bytes]]]] = {}   # replica_lag_s: path -> times, copies
         self._reads = 0
         self._t0 = time.monotonic()
         self._checkouts = 0
@@ -242,8 +252,61 @@ class ShopProxy:
             await self._forward(request)
         return web.Response(status=503, text="service unavailable")
 
+    async def _copy(self, path: str) -> tuple[int, bytes]:
+        """The shop's record at `path` now, kept as the replica's newest copy of it."""
+        status, body = await self._upstream("GET", path)
+        times, copies = self._copies.setdefault(path, ([], []))
+        times.append(time.monotonic())
+        copies.append((status, body))
+        return status, body
+
+    async def _replicate(self, raw_path: str, body: bytes) -> None:
+        """Copy every record a write touched (the item, the user, or the order with its items and
+        user; a new record from its id in the reply)."""
+        parts = raw_path.strip("/").split("/")
+        paths = []
+        if parts[:2] in (["stock", "add"], ["stock", "subtract"]):
+            paths.append(f"/stock/find/{parts[2]}")
+        elif parts[:2] in (["payment", "add_funds"], ["payment", "pay"]):
+            paths.append(f"/payment/find_user/{parts[2]}")
+        elif parts[:2] in (["orders", "checkout"], ["orders", "addItem"]):
+            status, order = await self._copy(f"/orders/find/{parts[2]}")
+            if status == 200:
+                order = json.loads(order)
+                paths += [f"/stock/find/{quote(i, safe='')}" for i, _ in order["items"]]
+                paths.append(f"/payment/find_user/{quote(order['user_id'], safe='')}")
+        elif body[:1] == b"{":
+            made = json.loads(body)
+            for key, path in (("item_id", "/stock/find/"), ("user_id", "/payment/find_user/"), ("order_id", "/orders/find/")):
+                if key in made:
+                    paths.append(path + quote(made[key], safe=""))
+        for path in paths:
+            await self._copy(path)
+
+    async def _replica(self, request: web.Request) -> web.StreamResponse:
+        """A write goes to the shop, then its records are copied; a read answers a copy at least
+        replica_lag_s old."""
+        if request.method != "GET":
+            status, body = await self._forward(request)
+            if 200 <= status < 300:
+                await self._replicate(request.raw_path, body)
+            return web.Response(status=status, body=body, content_type="text/plain")
+        if request.raw_path not in self._copies:
+            status, body = await self._copy(request.raw_path)
+        else:
+            times, copies = self._copies[request.raw_path]
+            status, body = copies[max(bisect.bisect_right(times, time.monotonic() - self.m.replica_lag_s) - 1, 0)]
+        return web.Response(status=status, body=body, content_type="application/json")
+
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         path = request.path
+        if self.m.replica_lag_s:
+            return await self._replica(request)
+        if self.m.stale_cache_path and request.method == "GET" and path.startswith(self.m.stale_cache_path):
+            if request.raw_path not in self._first_copy:
+                self._first_copy[request.raw_path] = await self._forward(request)
+            status, body = self._first_copy[request.raw_path]
+            return web.Response(status=status, body=body, content_type="application/json")
         if self.m.addition_503_every and self._checkouts and path.startswith(("/stock/add/", "/payment/add_funds/")):
             return await self._addition(request)
         if self.m.endless_body_path and path.startswith(self.m.endless_body_path):

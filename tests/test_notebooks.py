@@ -230,6 +230,11 @@ def test_consistency_notebook_of_a_mixed_load_shows_its_operations_and_no_origin
     half = next(a for a in summary["anomalies"] if a["name"] == "half-applied-recheckout")
     assert findings["half-applied-recheckout"][3] == f"{half['over']['ids']} ids, {half['over']['by']:+d}"
     assert summary["original"] is None and cell(nb, "original").outputs == []
+    # The reads made during the load: the terminal's line, a chart of how stale each was, the worst records.
+    from wdm_lib.reads import reads_line
+
+    assert summary["reads"]["checked"] > 0 and reads_line(summary["reads"]) in text(nb, "reads")
+    assert any("image/png" in output.get("data", {}) for output in cell(nb, "reads").outputs)
 
 
 @pytest.mark.long

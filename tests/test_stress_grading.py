@@ -152,11 +152,11 @@ def test_consistency_writes_one_junit_case_per_checker(tmp_path, capsys):
                      "--n-users", "400", "--n-orders", "400", "--runs-dir", str(tmp_path / "runs"),
                      "--junit", str(tmp_path / "junit.xml")])
     assert code == cli.EXIT_INCONSISTENT
-    from wdm_lib.checkers import CONSISTENCY_CHECKERS
+    from wdm_lib.checkers import run_checkers
 
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
     cases = {c.get("name"): c.find("failure") for c in suite.findall("testcase")}
-    assert list(cases) == list(CONSISTENCY_CHECKERS)
+    assert list(cases) == list(run_checkers())
     failed = {name for name, failure in cases.items() if failure is not None}
     summary = only_run(tmp_path / "runs").read_json("summary.json")
     assert failed and int(suite.get("failures")) == len(failed)

@@ -83,6 +83,35 @@ def operations_table(summary: dict):
     return pd.DataFrame(rows, columns=["operation", *OUTCOMES, "all"])
 
 
+def staleness_frame(judged, t0_ns: int):
+    """One row per read made during the load (a wdm_lib.reads.Reads): when it was sent, in seconds
+    since t0_ns, the record it read, its verdict (fine, stale, impossible) and how stale it was (s,
+    NaN unless stale)."""
+    import numpy as np
+    import pandas as pd
+
+    from wdm_lib.reads import OF, VERDICTS
+
+    return pd.DataFrame({
+        "sent_s": (judged.invoke_ns - t0_ns).astype("float64") / 1e9,
+        "record": [f"{OF[of]} {id_}" for of, id_ in zip(judged.of.tolist(), judged.ids)],
+        "verdict": pd.Categorical.from_codes(judged.status, VERDICTS),
+        "staleness_s": np.where(judged.staleness_ns >= 0, judged.staleness_ns / 1e9, np.nan),
+    })
+
+
+def worst_reads_table(summary: dict):
+    """The records whose reads broke the rule most (summary.json's reads.by_id): reads, stale and
+    impossible ones, their share, and staleness p50 / p99 / max in ms."""
+    import pandas as pd
+
+    rows = [{"record": f"{r['of']} {r['id']}", "reads": r["reads"], "stale": r["stale"], "impossible": r["impossible"],
+             "share (%)": 100 * r["share"], **{f"{k} (ms)": v for k, v in r["staleness_ms"].items()}}
+            for r in (summary.get("reads") or {}).get("by_id", [])]
+    return pd.DataFrame(rows, columns=["record", "reads", "stale", "impossible", "share (%)", "p50 (ms)", "p99 (ms)",
+                                       "max (ms)"])
+
+
 def percentile_table(frame, by, value: str = "latency_ms"):
     """One row per group (by: a column name or list of them) with latency_percentiles of `value`:
     the same exact, nearest-rank figures summary.json holds. Groups sorted, empty ones left out."""

@@ -73,6 +73,8 @@ class CheckResult:
     checker: str = ""       # whose result this is ("" for one composed of several)
     error: str | None = None
     parts: list["CheckResult"] = field(default_factory=list)   # a composed result: each checker's own
+    # What a checker measured beside its verdict, for the summary (the read checker's figures).
+    figures: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -594,7 +596,21 @@ CONSISTENCY_CHECKERS = {"seeding": check_seeding, "order-contents": check_order_
 
 
 def check_consistency(scenario, history: list[Op], state: dict) -> CheckResult:
+    """The state's checkers: each pass of the final read-back is judged with these."""
     return compose(CONSISTENCY_CHECKERS, scenario, history, state)
+
+
+def run_checkers() -> dict:
+    """Every checker of a consistency run by name, in order: the state's, then the reads made during
+    the load against real time (wdm_lib.reads), which judge the history, not a pass of the read-back."""
+    from wdm_lib import reads  # it builds on this module's results
+
+    return {**CONSISTENCY_CHECKERS, reads.CHECKER: reads.check_reads}
+
+
+def check_run(scenario, history: list[Op], state: dict) -> CheckResult:
+    """A consistency run's verdict: every checker of run_checkers() over its history and state."""
+    return compose(run_checkers(), scenario, history, state)
 
 
 # --- the original benchmark's four figures --------------------------------------------------------

@@ -115,6 +115,9 @@ def _add_consistency(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=None, help="random seed, to reproduce a run (default: random)")
     p.add_argument("--strict", action="store_true",
                    help="exit 1 on warnings too (a checkout that answered 5xx yet happened, nothing succeeded)")
+    p.add_argument("--linearizable", action="store_true",
+                   help="a stale read during the load is an anomaly, not a warning (for a system that promises "
+                        "linearizable reads; an impossible read is an anomaly either way)")
     p.add_argument("--report", action="store_true", help="render the HTML report at the end")
     _add_junit(p, "one test case per checker")
     p.set_defaults(handler=_consistency)

@@ -166,3 +166,14 @@ def latency_histogram_chart(requests, percentiles) -> Figure:
     """Every request's latency, with the p50, p95 and p99 of all (from analysis.stress_percentiles)."""
     total = percentiles.loc[analysis.LOCUST_TOTAL]
     return plots.latency_histogram(requests["latency_ms"], {p: total[p] for p in ("p50", "p95", "p99")})
+
+
+def staleness_chart(run: runs.Run, summary: dict) -> Figure:
+    """Each read made during the load, judged again from the run's history: how stale it was when
+    it was sent, the faults shaded (time from the first checkout's sending, as the fault windows)."""
+    from wdm_lib.history import CHECKOUT, read_ops
+    from wdm_lib.reads import judge_reads
+
+    ops = read_ops(run.file("history.csv"))
+    t0_ns = min((op.invoke_ns for op in ops if op.kind == CHECKOUT), default=0)
+    return plots.staleness(analysis.staleness_frame(judge_reads(ops), t0_ns), analysis.fault_windows(summary))

@@ -213,3 +213,28 @@ def convergence(frame, quiet_s: float, settled: bool = True) -> Figure:
     ax.set_title("How the final state converged (green: consistent, red: not)"
                  + ("" if settled else ": it never went quiet"))
     return fig
+
+
+VERDICT_COLORS = {"fine": "tab:gray", "stale": "tab:orange", "impossible": "tab:red"}
+
+
+def staleness(frame, faults: list[tuple[str, float, float]] | None = None) -> Figure:
+    """Each read made during the load (analysis.staleness_frame) at the moment it was sent: a stale
+    one as high as it was stale, a fine one on the axis, an impossible one along the top. Fault
+    windows shaded and named, so a replica falling behind during a fault shows where it did."""
+    fig, ax = _figure(3.8)
+    top = max(float(frame["staleness_s"].max()) if frame["staleness_s"].notna().any() else 0.0, 0.1) * 1.15
+    for verdict, rows in frame.groupby("verdict", observed=True, sort=False):
+        y = rows["staleness_s"] if verdict == "stale" else (0.0 if verdict == "fine" else top)
+        ax.scatter(rows["sent_s"], np.broadcast_to(y, len(rows)), s=6 if verdict == "fine" else 12,
+                   marker="x" if verdict == "impossible" else "o", color=VERDICT_COLORS.get(verdict, "tab:blue"),
+                   alpha=0.5 if verdict == "fine" else 0.8, label=f"{verdict} ({len(rows)})", zorder=3)
+    ax.set_ylim(-0.03 * top, top * 1.08)
+    ax.set_xlabel("seconds since the load started")
+    ax.set_ylabel("staleness (s)")
+    ax.grid(True, alpha=0.3)
+    if len(frame):
+        _legend(ax, loc="upper left")
+    ax.set_title("How stale each read during the load was (impossible ones along the top)")
+    shade_faults([ax], faults)
+    return fig

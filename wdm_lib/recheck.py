@@ -56,7 +56,7 @@ def _consistency(run: runs.Run) -> dict:
     state = run.read_json("state.json")
     own = summaries.read(run) if summaries.has(run) else {}
     try:
-        result = checkers.check_consistency(sc, ops, state)
+        result = checkers.check_run(sc, ops, state)
         summary = summarize(run.id, sc, ops, state, result, own.get("phases_s") or {}, own.get("convergence"))
     except (KeyError, TypeError, AttributeError) as e:  # a state.json that is not what wdm writes
         raise WorkbenchError(f"{run.file('state.json')}: not the state wdm writes ({e.__class__.__name__}: {e}).") from None

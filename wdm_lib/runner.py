@@ -81,7 +81,7 @@ class ConsistencyRun:
         state["passes"] = watch.points  # each whole pass's verdict: the read-back checker judges the sequence
         run.write_json("state.json", state)
         ops = read_ops(life.history.path)
-        result = checkers.check_consistency(sc, ops, state)
+        result = checkers.check_run(sc, ops, state)
         summary = summarize(run.id, sc, ops, state, result, phases, watch.points)
         path = summaries.write(run, summary)
         require_every_checker(result, path)

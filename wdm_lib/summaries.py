@@ -65,6 +65,7 @@ class _Summary(TypedDict):
 class _ConsistencySince(TypedDict, total=False):
     """Keys added since schema 2 was first written: a summary of an older wdm lacks them."""
     operations: dict[str, dict]         # the load's operations by kind (re-checkouts apart): ok / fail / unknown
+    reads: dict | None                  # the reads made during the load, judged (wdm_lib.reads.figures); None: none judged
 
 
 class ConsistencySummary(_Summary, _ConsistencySince):

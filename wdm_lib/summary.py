@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from wdm_lib import convergence, summaries
+from wdm_lib import convergence, reads, summaries
 from wdm_lib.analysis import latency_percentiles
 from wdm_lib.faults.measures import fault_lines, measure_faults, requests_of
 from wdm_lib.checkers import (ORIGINAL_CAVEATS, CheckResult, judged, original_figures, resolve_checkouts,
@@ -98,6 +98,7 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
         "latency_ms": figures["latency_ms"],
         "phases_s": {k: round(v, 4) for k, v in phases_s.items()},
         "faults": faults,
+        "reads": reads.figures_of(result),
     }
 
 
@@ -114,6 +115,7 @@ def summarize_recorded(run_id: str, status: str, error: str | None, history: lis
         "original_caveats": ORIGINAL_CAVEATS, "phases_s": {},
         "faults": measure_faults(history, requests_of(history), []),
         "operations": operations(_after_seeding(history)),
+        "reads": None,
         **_checkout_figures(history),
     }
 
@@ -165,6 +167,9 @@ def render_table(summary: dict) -> str:
     if set(ops) - {CHECKOUT}:  # a mixed load: every kind of operation, by outcome
         lines.insert(2, "operations (ok/refused/unknown): " + ", ".join(
             f"{kind} {n['ok']}/{n['fail']}/{n['unknown']}" for kind, n in ops.items()))
+    line = reads.reads_line(summary.get("reads"))
+    if line:
+        lines.append(line)
     if summary["anomalies"]:
         width = max([20] + [len(a["name"]) for a in summary["anomalies"]])
         lines.append(f"{'anomaly':<{width}} {'count':>6} {'over (by)':>14} {'under (by)':>14}  examples")

@@ -88,10 +88,16 @@ class ConsistencyScenario:
     # The most the whole final read-back may take; a state still changing then is judged as it is.
     settle_s: float = 60.0
     seed: int | None = None
+    # Reads made during the load (wdm_lib/reads.py): a stale read is a warning, as API.md defines
+    # consistency on the quiet state; True makes it an anomaly, for a system that promises
+    # linearizable reads. An impossible read is an anomaly either way.
+    linearizable: bool = False
 
     def __post_init__(self) -> None:
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
+        if not isinstance(self.linearizable, bool):
+            raise WorkbenchError(f"--linearizable is {self.linearizable!r}; expected true or false.")
         if self.workload not in WORKLOADS:
             raise WorkbenchError(f"--workload is {self.workload!r}; expected one of {', '.join(WORKLOADS)}.")
         for name, default in WORKLOAD_DEFAULTS[self.workload].items():
