@@ -2,7 +2,8 @@
 that only a mixed load exercises (a re-checkout charging without stock, a read-modify-write add
 funds, duplicate lines collapsed, the first item's stock taken for every line, and the test shops
 below) is caught in at least 9 of 10 seeds; correct shops (the reference shop, single process and
-three services, with and without faults) are consistent."""
+three services, with and without faults) are consistent, and no read they answer during the load
+is stale."""
 
 from __future__ import annotations
 
@@ -230,6 +231,7 @@ def test_the_three_service_shop_is_consistent_under_mixed(tmp_path, services):
     for seed in (1, 2):
         summary = run(tmp_path, services.base_url, seed, quiet_s=1.0)
         assert summary["valid"] is True and summary["outcomes"]["ok"] > 10, summary["anomalies"]
+        assert summary["reads"]["checked"] > 30 and summary["reads"]["stale"] == 0, summary["reads"]["examples"]
 
 
 @pytest.mark.long
@@ -242,3 +244,6 @@ def test_the_reference_shop_is_consistent_under_mixed_through_a_fault_schedule(t
     assert [f["inject_status"] for f in summary["faults"]] == [0] * len(summary["faults"])
     assert summary["valid"] is True, summary["anomalies"]
     assert any(f["downtime_s"] for f in summary["faults"]), f"the faults cost nothing: {summary['faults']}"
+    # Reads during the load, through every fault: none stale, none impossible.
+    found = summary["reads"]
+    assert found["checked"] > 50 and found["stale"] == found["impossible"] == 0, found["examples"]

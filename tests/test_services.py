@@ -1,11 +1,13 @@
 """The three-service reference shop: its process class, the CLI around it, and its saga when two
 services die at once mid-load, with the workbench's own consistency run going through the gateway:
-the correct shop must come out consistent. (Every endpoint is tested against it in
+the correct shop must come out consistent; and no reader ever sees the stock of a checkout the saga
+then refuses. (Every endpoint is tested against it in
 test_reference_shop.py; one service killed or paused by a fault schedule, with each anomaly mode
 caught, in test_faults.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -20,6 +22,8 @@ import urllib.request
 import pytest
 
 from wdm_lib.cli import main
+from wdm_lib.client import ShopClient
+from wdm_lib.config import Target
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.reference.services import ReferenceServices
 from wdm_lib.reference.supervisor import Shop
@@ -233,3 +237,31 @@ def test_the_saga_stays_consistent_when_two_services_die_at_once(tmp_path, write
     assert summary["outcomes"]["unknown"] > 0, "no checkout was in doubt: the fault hit nothing"
     assert summary["valid"], summary["context"]
     assert summary["outcomes"]["ok"] > 50, summary["context"]
+
+
+def test_the_saga_shows_no_reader_the_stock_of_a_checkout_it_refuses(services):
+    """Every checkout here takes the stock, then is refused for want of credit and gives it back: a
+    reader meanwhile must find the stock untouched (API.md: a 4xx changed nothing)."""
+    async def race() -> tuple[set, list[int]]:
+        async with ShopClient(Target(services.base_url, services.base_url, services.base_url, "test")) as client:
+            item = (await client.create_item(1)).body["item_id"]
+            await client.add_stock(item, 1000)
+            user = (await client.create_user()).body["user_id"]
+            orders = []
+            for _ in range(200):
+                order = (await client.create_order(user)).body["order_id"]
+                await client.add_item(order, item, 1)
+                orders.append(order)
+            seen, done = [], asyncio.Event()
+
+            async def read():
+                while not done.is_set():
+                    seen.append((await client.find_item(item)).body["stock"])
+            readers = [asyncio.ensure_future(read()) for _ in range(8)]
+            replies = await asyncio.gather(*(client.checkout(order) for order in orders))
+            done.set()
+            await asyncio.gather(*readers)
+            return {r.status for r in replies}, seen
+    statuses, seen = asyncio.run(race())
+    assert statuses == {409} and len(seen) > 50
+    assert set(seen) == {1000}

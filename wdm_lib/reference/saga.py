@@ -2,8 +2,9 @@
 users asked of the stock and payment services over HTTP, and checkout as a saga.
 
 A checkout is logged (the order's items and cost, under a fresh key) before its first step, and
-each step is logged before it is taken: take the stock, charge the user, mark the order paid; when
-the payment is refused, give the stock back. The stock and payment services apply each step at most
+each step is logged before it is taken: take the stock (held: readers still see it on the shelf),
+charge the user, confirm the stock (now readers see it gone), mark the order paid; when the payment
+is refused, give the stock back. So no read ever shows the stock of a checkout that is refused. The stock and payment services apply each step at most
 once per key, so a step can be sent again whenever its reply is in doubt. A checkout whose service
 does not answer is answered 503 (it may or may not happen) and handed to recovery, which retries
 until it is paid or compensated; on start the service recovers every checkout its log still holds.
@@ -191,6 +192,9 @@ class OrderService(ShopHandlers):
         if c.step == PAYING:
             paid, reason = await self._pay(c)
             if paid:
+                # Before the reply: a read sent after it must see the stock gone (the hold is
+                # released once per key; a retry after a restart sends it again, harmlessly).
+                await self.peers.stock_steps.send({"op": "confirm", "key": c.key})
                 self.store.end_checkout(c, paid=True)
                 return
             self.store.log_step(c, RETURNING)

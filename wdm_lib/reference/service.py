@@ -60,13 +60,19 @@ class Steps:
 
 
 def _take_stock(store: Store, step: dict) -> None:
-    store.apply_once(step["key"], lambda: store.take_stock(step["items"]))
+    store.apply_once(step["key"], lambda: store.hold_stock(step["key"], step["items"]))
+
+
+def _confirm_stock(store: Store, step: dict) -> None:
+    """The checkout was paid: the stock it took leaves the shelf for readers too."""
+    store.release_hold(step["key"])
 
 
 def _return_stock(store: Store, step: dict) -> None:
     def give_back() -> None:
         for item_id, quantity in step["items"].items():
             store.add_stock(item_id, quantity)
+        store.release_hold(step["key"])
     store.undo_once(step["key"], give_back)
 
 
@@ -74,7 +80,7 @@ def _pay(store: Store, step: dict) -> None:
     store.apply_once(step["key"], lambda: store.pay(step["user_id"], step["amount"]))
 
 
-STEPS = {"stock": {"take": _take_stock, "return": _return_stock}, "payment": {"pay": _pay}}
+STEPS = {"stock": {"take": _take_stock, "confirm": _confirm_stock, "return": _return_stock}, "payment": {"pay": _pay}}
 
 
 def _public_routes(role: str) -> list[tuple[str, str, str]]:

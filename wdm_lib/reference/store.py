@@ -51,6 +51,12 @@ CREATE TABLE IF NOT EXISTS checkouts (key TEXT PRIMARY KEY, order_id TEXT NOT NU
     items TEXT NOT NULL, total_cost INTEGER NOT NULL, step TEXT NOT NULL) WITHOUT ROWID;
 -- The stock and payment services' idempotency keys: what became of each saga step they were sent.
 CREATE TABLE IF NOT EXISTS steps (key TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID;
+-- The stock service's holds: stock a saga has taken and not yet confirmed. It can no longer be
+-- sold, but a reader still finds it on the shelf until its checkout is paid, so no one ever sees
+-- the stock of a checkout that is then refused (its payment refused, its stock given back).
+CREATE TABLE IF NOT EXISTS held (key TEXT NOT NULL, item_id TEXT NOT NULL, quantity INTEGER NOT NULL,
+    PRIMARY KEY (key, item_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS held_by_item ON held (item_id);
 """
 
 # States of an idempotent step in the stock or payment service.
@@ -131,8 +137,9 @@ class Store:
                                  ((str(i), starting_stock, item_price) for i in range(n)))
 
     def find_item(self, item_id: str) -> tuple[int, int]:
-        """(stock, price)."""
-        row = self._x("SELECT stock, price FROM items WHERE id = ?", (item_id,)).fetchone()
+        """(stock, price): the stock on the shelf, held stock included (see `hold_stock`)."""
+        row = self._x("SELECT stock + COALESCE((SELECT SUM(quantity) FROM held WHERE item_id = items.id), 0), price "
+                      "FROM items WHERE id = ?", (item_id,)).fetchone()
         if row is None:
             raise UnknownId(f"item {item_id} not found")
         return row
@@ -160,6 +167,19 @@ class Store:
             if quantity > MAX_VALUE:
                 raise NotEnough(f"item {item_id} has less than {quantity} in stock")
             self.subtract_stock(item_id, quantity)
+
+    def hold_stock(self, key: str, counts: dict[str, int]) -> None:
+        """Take every item's quantity for the saga step `key`, held: no other checkout can have it,
+        and readers still see it until `release_hold` (the checkout was paid) or until it is given
+        back (it was refused). Raises like take_stock."""
+        self.take_stock(counts)
+        self._db.executemany("INSERT INTO held (key, item_id, quantity) VALUES (?, ?, ?)",
+                             ((key, item_id, quantity) for item_id, quantity in counts.items()))
+
+    def release_hold(self, key: str) -> None:
+        """The stock held for `key` is gone for good (its checkout was paid), or back on the shelf
+        (given back): either way no longer shown as held. Idempotent."""
+        self._x("DELETE FROM held WHERE key = ?", (key,))
 
     # ---- payment
     def create_user(self) -> str:
