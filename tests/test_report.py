@@ -174,13 +174,13 @@ def test_a_notebook_that_fails_is_one_sentence(reports, tmp_path, capsys):
     assert not (tmp_path / "out" / f"{run.id}.html").exists()
 
 
-def _start_paced_run(runs_dir, faults=None):
+def _start_paced_run(runs_dir, faults=None, n_orders: int = 300):
     import subprocess
     import sys
 
-    # 300 checkouts at 50/s: six seconds of load, stopped after the first second or so.
+    # 300 checkouts at 50/s by default: six seconds of load, stopped after the first second or so.
     args = [sys.executable, "-m", "wdm_lib", "consistency", "--runs-dir", str(runs_dir), "--rate", "50",
-            "--n-orders", "300", "--n-users", "100"]
+            "--n-orders", str(n_orders), "--n-users", "100"]
     if faults is not None:
         args += ["--faults", str(faults)]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -223,8 +223,8 @@ def test_an_interrupted_run_is_reported_with_what_it_recorded_its_faults_and_its
     faults = tmp_path / "faults.yaml"
     faults.write_text("faults:\n"
                       "  - name: shop killed\n    at: 0.5s\n    action: kill shop\n    recover_after: 0.5s\n"
-                      "  - name: paused\n    at: 4s\n    action: pause shop\n    recover_after: 15s\n")
-    proc = _start_paced_run(tmp_path / "runs", faults)
+                      "  - name: paused\n    at: 6s\n    action: pause shop\n    recover_after: 15s\n")
+    proc = _start_paced_run(tmp_path / "runs", faults, n_orders=600)  # 12 s of load, past the pause
     run_dir = _wait_for_history(tmp_path / "runs", lambda ops: any(op.fault.get("name") == "paused" for op in ops),
                                 "the shop paused")
     time.sleep(1.0)
