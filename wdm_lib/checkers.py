@@ -23,6 +23,7 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from typing import Iterable
 
+from wdm_lib import convergence
 from wdm_lib.history import (ADD_FUNDS, ADD_STOCK, CAUSES, CHECKOUT, CREATE_ITEM, FAIL, FAULT, OK, UNKNOWN, Op,
                              unknown_cause)
 from wdm_lib.workloads.consistency_scenario import ORIGINAL
@@ -569,21 +570,22 @@ def check_order_contents(scenario, history: list[Op], state: dict) -> CheckResul
 def check_read_back(scenario, history: list[Op], state: dict) -> CheckResult:
     """The final read-back pass by pass (`state["passes"]`: each whole pass's verdict, from the
     last checkout reply on): a correct system never moves away from a right final state, so a
-    valid pass followed by an invalid one is an anomaly, whether or not the state ever settled. A
-    late compensation that undoes a checkout, or a reader that flaps to a stale copy, does that;
-    a reader that lags shows invalid passes turning valid, which is no anomaly. (A single pass,
-    as the checkers judge each one, has no `passes`.)"""
+    valid pass followed by an invalid one that held, came back from, or ended the read-back is an
+    anomaly, whether or not the state ever settled (convergence.regression says which count). A
+    late compensation that undoes a checkout, or a reader that flaps to a stale copy, does that; a
+    reader that lags shows invalid passes turning valid, and a system still at work a pass read
+    torn, which are no anomaly. (A single pass, as the checkers judge each one, has no `passes`.)"""
     passes = state.get("passes") or []
-    first_valid = next((i for i, p in enumerate(passes) if p["valid"]), None)
-    broken = [] if first_valid is None else [p for p in passes[first_valid + 1:] if not p["valid"]]
-    if not broken:
+    found = convergence.regression(passes)
+    if found is None:
         return CheckResult.of([])
-    right, wrong = passes[first_valid]["t_s"], broken[0]["t_s"]
-    found = sorted({name for p in broken for name in p["anomalies"]})
+    right, wrong = found
+    broken = [p for p in passes if p["t_s"] >= wrong and not p["valid"]]
+    names = sorted({name for p in broken for name in p["anomalies"]})
     return CheckResult.of([Anomaly(
         REGRESSED, len(broken), len(broken), [],
         f"the final state was right {right:g} s after the last checkout reply, and a later pass "
-        f"({wrong:g} s) showed it wrong ({', '.join(found) or 'anomalies'}): the system moved away from a "
+        f"({wrong:g} s) showed it wrong ({', '.join(names) or 'anomalies'}): the system moved away from a "
         f"right state (a late compensation, or a reader that serves a stale copy now and then)")])
 
 

@@ -28,14 +28,14 @@ class ConvergenceWatch:
         self._ops: list[Op] | None = None
         self._last_reply_ns = 0
 
-    def __call__(self, state: dict, started_ns: int, changed: bool) -> None:
+    def __call__(self, state: dict, started_ns: int, changed: bool, reverted: bool = False) -> None:
         if self._ops is None:  # every operation is on disk once the read-back starts
             self._ops = read_ops(self.history_path)
             self._last_reply_ns = max((op.complete_ns for op in self._ops if op.kind == CHECKOUT),
                                       default=started_ns)
         result = checkers.check_consistency(self.scenario, self._ops, state)
         self.points.append(convergence.point((started_ns - self._last_reply_ns) / 1e9, changed, result.valid,
-                                             {a.name: a.count for a in result.anomalies}))
+                                             {a.name: a.count for a in result.anomalies}, reverted))
 
 
 async def _watched(work, target, nemesis: Nemesis | None):

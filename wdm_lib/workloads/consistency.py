@@ -6,6 +6,7 @@ is wdm_lib.checkers)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from dataclasses import dataclass, field
@@ -24,11 +25,13 @@ from wdm_lib.workloads.consistency_scenario import MIXED, ConsistencyScenario
 # target does not have (a rate limiter answers 429, a gateway 502/503/504, a slow reader 408).
 NOT_NOW = (408, 429)
 RETRY_BACKOFF_S, RETRY_BACKOFF_MAX_S = 0.05, 2.0
-# While a whole pass waits out the quiet window, a few records of each kind are read again and again
-# (WATCH_SAMPLE every WATCH_EVERY_S): a state that changes in that window (a late compensation, a
-# reader that flaps to a stale copy for a moment) is seen at once, and the next whole pass starts
-# then, while reading all of it only twice when nothing changes.
-WATCH_SAMPLE, WATCH_EVERY_S = 8, 0.1
+# While a whole pass waits out the quiet window, records picked at random are read one after
+# another, one every WATCH_SPACING_S (at most WATCH_IN_FLIGHT at once): a state that changes in that
+# window (a late compensation, a reader that flaps to a stale copy for a moment) is seen at once,
+# and the next whole pass starts then, while reading all of it only twice when nothing changes.
+# Spaced in time, not in rounds that wait for each other: however slow a round trip, some read
+# meets a change that lasts only a moment.
+WATCH_SPACING_S, WATCH_IN_FLIGHT = 0.01, 16
 # Seeding and reading back are not what a run tests: a moderate bound is faster than a thousand
 # connections (half the time on the reference shop) and spares slow targets a flood during set-up.
 SETUP_IN_FLIGHT = 64
@@ -200,26 +203,43 @@ async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str
 
 
 async def _watch(client: ShopClient, ids: tuple, seen: dict, until: float, rng: random.Random) -> bool:
-    """Read a few records of each kind again and again until `until`: True as soon as one shows
-    anything but what the last whole pass saw. A round reads every kind at once, so it is as short
-    as a round trip, and a change that lasts only a moment falls inside one. A read that is not an
-    answer is no change (the next whole pass retries it)."""
-    kinds = [(list(ids[0]), client.find_item, "items", _items), (list(ids[1]), client.find_user, "users", _users),
-             (list(ids[2]), client.find_order, "orders", _orders)]
+    """Read records picked at random, one every WATCH_SPACING_S, until `until`: True as soon as one
+    shows anything but what the last whole pass saw. A read that is not an answer is no change (the
+    next whole pass retries it)."""
+    kinds = [(list(every), find, kind, shape) for every, find, kind, shape in
+             ((ids[0], client.find_item, "items", _items), (ids[1], client.find_user, "users", _users),
+              (ids[2], client.find_order, "orders", _orders)) if every]
+    changed = asyncio.Event()
+    if not kinds:
+        await asyncio.sleep(max(0.0, until - time.monotonic()))
+        return False
 
-    async def sample(every, find, kind, shape) -> bool:
-        chosen = rng.sample(every, min(WATCH_SAMPLE, len(every)))
-        replies = await asyncio.gather(*(find(i) for i in chosen))
-        read = {i: r.body if r.outcome == OK else None for i, r in zip(chosen, replies)
-                if r.outcome == OK or says_absent(r)}
-        return any(seen[kind].get(i) != v for i, v in shape(read).items())
+    async def look(find, kind: str, shape, record_id: str) -> None:
+        reply = await find(record_id)
+        if reply.outcome == OK or says_absent(reply):
+            value = shape({record_id: reply.body if reply.outcome == OK else None})[record_id]
+            if seen[kind].get(record_id) != value:
+                changed.set()
 
-    while time.monotonic() < until:
-        round_ends = time.monotonic() + WATCH_EVERY_S
-        if any(await asyncio.gather(*(sample(*kind) for kind in kinds))):
-            return True
-        await asyncio.sleep(max(0.0, min(round_ends, until) - time.monotonic()))
-    return False
+    pending: set[asyncio.Task] = set()
+    try:
+        for k in itertools.count():
+            if time.monotonic() >= until or changed.is_set():
+                break
+            if len(pending) >= WATCH_IN_FLIGHT:
+                await asyncio.wait(pending, timeout=max(0.0, until - time.monotonic()),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                continue
+            every, find, kind, shape = kinds[k % len(kinds)]
+            task = asyncio.ensure_future(look(find, kind, shape, rng.choice(every)))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            await asyncio.sleep(WATCH_SPACING_S)
+    finally:
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+    return changed.is_set()
 
 
 @dataclass
@@ -233,9 +253,18 @@ class ReadBack:
     quiet_for_s: float
 
 
+def _reverted(before: dict | None, last: dict | None, now: dict) -> bool:
+    """Whether `now` shows some record as it was in `before`, which `last` showed otherwise: a value
+    that went and came back (a correct system's records move on; a flapping reader's come back)."""
+    if before is None or last is None:
+        return False
+    return any(value == before[kind].get(i) != last[kind].get(i)
+               for kind, records in now.items() for i, value in records.items())
+
+
 async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settle_s: float, desc: str,
                            progress: bool | None, accept: Callable[[dict], bool] | None = None,
-                           on_read: Callable[[dict, int, bool], None] | None = None) -> ReadBack:
+                           on_read: Callable[[dict, int, bool, bool], None] | None = None) -> ReadBack:
     """Read the whole state until it has stayed unchanged for quiet_s: two whole passes bracket
     the quiet window, and cheap reads of a few records watch it in between (_watch), so a change
     inside the window (a late compensation, a reader flapping to a stale copy for a moment) starts
@@ -244,13 +273,15 @@ async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settl
     still shows it, so both ends saw it whole. `settle_s` bounds the wait for quiet: past it, the
     last pass is what there is, but a run always gets two whole passes, however long one takes.
     `accept` may take a read at once (the initial read, when it shows exactly what seeding
-    acknowledged); `on_read(state, started_ns, changed)` sees every whole pass, which the caller
+    acknowledged); `on_read(state, started_ns, changed, reverted)` sees every whole pass (`reverted`:
+    it brought a record back to what it was before the pass before changed it), which the caller
     judges: a right state that a later pass shows wrong is the system regressing.
 
     A read that merely adds up proves nothing about a system that is still working: a saga's late
     compensation or a queue's late work lands after it. Only a quiet state is judged."""
     started = time.monotonic()
     state: dict | None = None
+    before: dict | None = None  # the state before the last change, to see a value that went and came back
     stable_since = started
     reads = 0
     rng = random.Random(0)  # which records the watch samples: nothing the verdict depends on
@@ -260,10 +291,11 @@ async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settl
         again = await read_state(client, *ids, label, progress, retry_s=settle_s)
         reads += 1
         changed = again != state
+        reverted = changed and _reverted(before, state, again)
         if changed:
-            state, stable_since = again, time.monotonic()
+            before, state, stable_since = state, again, time.monotonic()
         if on_read is not None:
-            on_read(again, pass_start_ns, changed)
+            on_read(again, pass_start_ns, changed, reverted)
         quiet_for = 0.0 if changed else pass_start - stable_since
         if (accept is not None and accept(state)) or quiet_s == 0 or quiet_for >= quiet_s:
             return ReadBack(state, reads, True, quiet_for)
@@ -337,12 +369,12 @@ def checkout_sender(client: ShopClient, history: HistoryWriter, prices: dict[str
 
 async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWriter,
                   progress: bool | None = None, on_phase: Callable[[str, float], None] | None = None,
-                  on_final_read: Callable[[dict, int, bool], None] | None = None,
+                  on_final_read: Callable[[dict, int, bool, bool], None] | None = None,
                   around_load: Callable[[Awaitable], Awaitable] | None = None) -> dict:
     """Seed, run the load (the checkouts; under mixed, every kind of operation), read back until
     quiet. Returns the state dict that state.json holds.
 
-    `on_final_read(state, started_ns, changed)` sees every pass of the final read-back, where state
+    `on_final_read(state, started_ns, changed, reverted)` sees every pass of the final read-back, where state
     is {"initial": ..., "final": that pass} (the shape the checkers take). `around_load(load)` runs
     the load, for a caller that runs something beside it (a fault schedule)."""
     clock = time.perf_counter()
@@ -378,7 +410,7 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
                 client, (seeded.item_ids, seeded.user_ids, list(seeded.orders)), sc.quiet_s, sc.settle_s,
                 "reading final state", progress,
                 on_read=None if on_final_read is None
-                else lambda f, ns, changed: on_final_read({"initial": initial, "final": f}, ns, changed))
+                else lambda f, ns, *seen: on_final_read({"initial": initial, "final": f}, ns, *seen))
         phase("final_read")
     return {"initial": initial, "final": final.state, "final_reads": final.reads, "final_settled": final.settled,
             "final_quiet_s": round(final.quiet_for_s, 3)}
