@@ -43,7 +43,6 @@ workbench saw answered 2xx before it sent a read is one that read must show.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -66,11 +65,9 @@ STALE_READ, IMPOSSIBLE_READ, NON_MONOTONIC_READ = "stale-read", "impossible-read
 # The checker's name among a run's checkers (checkers.check_run), where the summary finds its figures.
 CHECKER = "reads"
 MAX_EXAMPLES = 10
-# Reads per block in last_at_least: each read looks at one block per level, and there are
-# log_BLOCK(n) levels.
-BLOCK = 64
-# How many reads are scanned together (bounds the memory of a scan to CHUNK × BLOCK values).
-CHUNK = 1 << 15
+# Moments per block in last_at_least: a read looks at most at one block per level, and there are
+# log_BLOCK(n) levels (16 was the fastest of 8 to 128 over bench/bench_reads.py's history).
+BLOCK = 16
 _NONE = np.iinfo(np.int64).min
 
 
@@ -91,45 +88,33 @@ class _Writes:
     by: np.ndarray
     ok: np.ndarray
 
-    @classmethod
-    def of(cls, ops: list[Op], keys: list, by: list, owner) -> "_Writes":
-        """`keys`, `by`: one per entry; `owner`: which of `ops` each entry is of. Entries of
-        records the history never created are left out."""
-        key, owner = _ints(keys), _ints(owner)
+
+class _Moves:
+    """Writes of one kind of balance as they are gathered, a list per column (rows of small objects
+    would cost the pass its speed): the record's id, sent, answered, by how much, 2xx?"""
+
+    def __init__(self):
+        self.ids, self.sent, self.answered, self.by, self.ok = [], [], [], [], []
+
+    def indexed(self, index: dict) -> _Writes:
+        """As balance indexes, the entries of records never created left out."""
+        key = _ints([index.get(id_, -1) for id_ in self.ids])
         known = key >= 0
-        owner = owner[known]
-        return cls(key[known], _ints([op.invoke_ns for op in ops])[owner], _ints([op.complete_ns for op in ops])[owner],
-                   _ints(by)[known], np.array([op.outcome == OK for op in ops], dtype=bool)[owner])
-
-    @classmethod
-    def joined(cls, parts: list["_Writes"]) -> "_Writes":
-        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in ("key", "sent", "answered", "by", "ok")))
-
-
-def _lines(ops: list[Op], index: dict[str, int], sign: int) -> _Writes:
-    """The item lines of checkouts (sign -1) or additions of stock (+1): one entry per line (two
-    lines of one item are two entries at the same moments, which sum as one)."""
-    return _Writes.of(ops, [index.get(item, -1) for op in ops for item, _ in op.items],
-                      [sign * int(quantity) for op in ops for _, quantity in op.items],
-                      [n for n, op in enumerate(ops) for _ in op.items])
-
-
-def _credit(ops: list[Op], index: dict[str, int], sign: int) -> _Writes:
-    """The credit a checkout charges (sign -1, its amount: the order's cost) or funds add (+1)."""
-    return _Writes.of(ops, [index.get(op.user_id, -1) for op in ops], [sign * int(op.amount or 0) for op in ops],
-                      range(len(ops)))
+        return _Writes(key[known], _ints(self.sent)[known], _ints(self.answered)[known], _ints(self.by)[known],
+                       np.array(self.ok, dtype=bool)[known])
 
 
 @dataclass
 class _Columns:
     """What judging reads needs of a history, as columns. Balances are indexed items first, then
     users (an item and a user may share an id); a read's `key` is its balance's index, or for an
-    order its index among the orders a checkout was sent for (-1: none was)."""
+    order its index among the orders a checkout was sent for (-1: none was); its `record` an index
+    unique to what it read (balances first, then orders)."""
     n_keys: int
     writes: _Writes
-    r_op: np.ndarray          # each read's op_id, to keep the history's order
     r_of: np.ndarray
     r_key: np.ndarray
+    r_record: np.ndarray
     r_id: list
     r_inv: np.ndarray
     r_cmp: np.ndarray
@@ -138,46 +123,116 @@ class _Columns:
     sent_by: np.ndarray       # per order: the earliest sending of a checkout of it not refused
 
 
-def _collect(history: list[Op]) -> _Columns:
-    """The writes and the reads of a history, as columns (a pass to sort the rows by kind, then one
-    per column of each kind). A balance exists from its create row on: writes to records no create
-    row made, and reads of them, are left out. An item's id is matched as its rows hold it (the
-    JSON of `items` keeps a shop's ids as the shop gave them)."""
-    by_kind: dict[str, list[Op]] = defaultdict(list)
+@dataclass
+class _Rows:
+    """What one pass over a history gathers, as lists: the writes of stock and of credit, the
+    checkouts by order (order id, sent, answered, 2xx?), the reads with a value (of, id, sent,
+    answered, value), and the ids of the items and users created."""
+    stock: _Moves = field(default_factory=_Moves)
+    credit: _Moves = field(default_factory=_Moves)
+    checkouts: tuple = field(default_factory=lambda: ([], [], [], []))
+    reads: tuple = field(default_factory=lambda: ([], [], [], [], []))
+    items: list = field(default_factory=list)
+    users: list = field(default_factory=list)
+
+
+def _gather(history: list[Op]) -> _Rows:
+    """One pass over the rows: writes that answered 2xx or unknown (a refused one never took effect),
+    each checkout's lines of one item as entries at the same moments (which sum as one), reads that
+    came back with a value. It appends to local names: a method call per entry would double its time."""
+    rows = _Rows()
+    stock, credit = rows.stock, rows.credit
+    s_ids, s_sent, s_answered, s_by, s_ok = stock.ids, stock.sent, stock.answered, stock.by, stock.ok
+    u_ids, u_sent, u_answered, u_by, u_ok = credit.ids, credit.sent, credit.answered, credit.by, credit.ok
+    c_order, c_sent, c_answered, c_ok = rows.checkouts
+    r_of, r_id, r_inv, r_cmp, r_value = rows.reads
     for op in history:
-        by_kind[op.kind].append(op)
-    item_ids = dict.fromkeys(op.items[0][0] for op in by_kind[CREATE_ITEM] if op.outcome == OK and op.items)
-    user_ids = dict.fromkeys(op.user_id for op in by_kind[CREATE_USER] if op.outcome == OK)
-    items = {item: n for n, item in enumerate(item_ids)}
-    users = {user: len(items) + n for n, user in enumerate(user_ids)}
-    taking = [op for op in by_kind[CHECKOUT] if op.outcome == OK or op.outcome == UNKNOWN]
-    adding_stock = [op for op in by_kind[ADD_STOCK] if op.outcome == OK or op.outcome == UNKNOWN]
-    adding_funds = [op for op in by_kind[ADD_FUNDS] if op.outcome == OK or op.outcome == UNKNOWN]
-    writes = _Writes.joined([_lines(taking, items, -1), _lines(adding_stock, items, 1),
-                             _credit(taking, users, -1), _credit(adding_funds, users, 1)])
-    orders: dict[str, int] = {}
-    order_of = _ints([orders.setdefault(op.order_id, len(orders)) for op in taking])
-    paid_by, sent_by = np.full(len(orders), _NONE), np.full(len(orders), _NONE)
-    np.maximum.at(sent_by, order_of, -_ints([op.invoke_ns for op in taking]))
-    ok = np.array([op.outcome == OK for op in taking], dtype=bool)
-    np.maximum.at(paid_by, order_of[ok], -_ints([op.complete_ns for op in taking])[ok])
-    paid_by, sent_by = np.where(paid_by == _NONE, _NONE, -paid_by), np.where(sent_by == _NONE, _NONE, -sent_by)
-    parts = []
-    for of, kind, record, index in ((ITEM, FIND_ITEM, lambda op: op.items[0][0], items),
-                                    (USER, FIND_USER, lambda op: op.user_id, users),
-                                    (ORDER, FIND_ORDER, lambda op: op.order_id, orders)):
-        ops = [op for op in by_kind[kind] if op.outcome == OK and op.amount is not None]
-        ids = [record(op) for op in ops]
-        key = _ints([index.get(i, -1) for i in ids])
-        keep = np.flatnonzero(key >= 0) if of != ORDER else np.arange(len(ops))
-        parts.append((_ints([op.op_id for op in ops])[keep], np.full(len(keep), of, dtype=np.int8), key[keep],
-                      [ids[i] for i in keep], _ints([op.invoke_ns for op in ops])[keep],
-                      _ints([op.complete_ns for op in ops])[keep], _ints([op.amount for op in ops])[keep]))
-    r_op, r_of, r_key, r_inv, r_cmp, r_value = (np.concatenate([p[n] for p in parts]) for n in (0, 1, 2, 4, 5, 6))
-    r_id = [i for p in parts for i in p[3]]
-    order = np.argsort(r_op, kind="stable")
-    return _Columns(len(items) + len(users), writes, r_op[order], r_of[order], r_key[order],
-                    [r_id[i] for i in order.tolist()], r_inv[order], r_cmp[order], r_value[order], paid_by, sent_by)
+        kind, outcome = op.kind, op.outcome
+        if kind == FIND_ITEM or kind == FIND_USER or kind == FIND_ORDER:
+            if outcome == OK and op.amount is not None:
+                r_of.append(ITEM if kind == FIND_ITEM else USER if kind == FIND_USER else ORDER)
+                r_id.append(op.items[0][0] if kind == FIND_ITEM else op.user_id if kind == FIND_USER else op.order_id)
+                r_inv.append(op.invoke_ns)
+                r_cmp.append(op.complete_ns)
+                r_value.append(op.amount)
+        elif outcome != OK and outcome != UNKNOWN:
+            continue
+        elif kind == CHECKOUT or kind == ADD_STOCK:
+            sent, answered, ok, sign = op.invoke_ns, op.complete_ns, outcome == OK, -1 if kind == CHECKOUT else 1
+            for item, quantity in op.items:
+                s_ids.append(item)
+                s_sent.append(sent)
+                s_answered.append(answered)
+                s_by.append(sign * int(quantity))
+                s_ok.append(ok)
+            if kind == CHECKOUT:
+                u_ids.append(op.user_id)
+                u_sent.append(sent)
+                u_answered.append(answered)
+                u_by.append(-int(op.amount or 0))
+                u_ok.append(ok)
+                c_order.append(op.order_id)
+                c_sent.append(sent)
+                c_answered.append(answered)
+                c_ok.append(ok)
+        elif kind == ADD_FUNDS:
+            u_ids.append(op.user_id)
+            u_sent.append(op.invoke_ns)
+            u_answered.append(op.complete_ns)
+            u_by.append(int(op.amount or 0))
+            u_ok.append(outcome == OK)
+        elif kind == CREATE_ITEM and outcome == OK and op.items:
+            rows.items.append(op.items[0][0])
+        elif kind == CREATE_USER and outcome == OK:
+            rows.users.append(op.user_id)
+    return rows
+
+
+def _earliest(order_of: np.ndarray, n: int, times: np.ndarray) -> np.ndarray:
+    """Per order: the earliest of its times (_NONE: none)."""
+    latest_negated = np.full(n, _NONE)
+    np.maximum.at(latest_negated, order_of, -times)
+    return np.where(latest_negated == _NONE, _NONE, -latest_negated)
+
+
+def _collect(history: list[Op]) -> _Columns:
+    """The writes and the reads of a history, as columns. A balance exists from its create row on:
+    writes to records no create row made, and reads of them, are left out. An item's id is matched
+    as its rows hold it (the JSON of `items` keeps a shop's ids as the shop gave them)."""
+    rows = _gather(history)
+    items = {item: n for n, item in enumerate(dict.fromkeys(rows.items))}
+    users = {user: len(items) + n for n, user in enumerate(dict.fromkeys(rows.users))}
+    n_keys = len(items) + len(users)
+    moved = [rows.stock.indexed(items), rows.credit.indexed(users)]
+    writes = _Writes(*(np.concatenate([getattr(m, f) for m in moved]) for f in ("key", "sent", "answered", "by", "ok")))
+    c_order, c_sent, c_answered, c_ok = rows.checkouts
+    orders: dict = {}
+    order_of = _ints([orders.setdefault(order, len(orders)) for order in c_order])
+    answered_ok = np.array(c_ok, dtype=bool)
+    paid_by = _earliest(order_of[answered_ok], len(orders), _ints(c_answered)[answered_ok])
+    sent_by = _earliest(order_of, len(orders), _ints(c_sent))
+    # Each read's balance (or order) index, and a record index: orders no checkout was sent for get
+    # theirs after every other.
+    r_of, r_id, r_inv, r_cmp, r_value = rows.reads
+    of = np.array(r_of, dtype=np.int8)
+    index = {ITEM: items, USER: users, ORDER: orders}
+    key = _ints([index[o].get(i, -1) for o, i in zip(r_of, r_id)])
+    record = np.where(of == ORDER, n_keys + key, key)
+    unchecked: dict = {}
+    never = np.flatnonzero((of == ORDER) & (key < 0))
+    record[never] = n_keys + len(orders) + _ints([unchecked.setdefault(r_id[i], len(unchecked)) for i in never.tolist()])
+    keep = np.flatnonzero((of == ORDER) | (key >= 0))
+    return _Columns(n_keys, writes, of[keep], key[keep], record[keep], [r_id[i] for i in keep.tolist()],
+                    _ints(r_inv)[keep], _ints(r_cmp)[keep], _ints(r_value)[keep], paid_by, sent_by)
+
+
+def _search(keys: np.ndarray, queries: np.ndarray, side: str) -> np.ndarray:
+    """np.searchsorted, the queries taken in their order: the keys are then read in passing rather
+    than at random (twenty times faster for a million queries into millions of keys)."""
+    order = np.argsort(queries, kind="stable")
+    found = np.empty(len(queries), dtype=np.int64)
+    found[order] = np.searchsorted(keys, queries[order], side=side)
+    return found
 
 
 # --- time, as small integers that keep its order -----------------------------------------------------
@@ -200,11 +255,21 @@ class _Clock:
         """1 + the time's offset (or rank): 0 is kept for a record's creation, before every time."""
         if self.ranks is None:
             return times - self.t0 + 1
-        return np.searchsorted(self.ranks, times) + 1
+        return _search(self.ranks, times, "left") + 1
 
-    def key(self, balance: np.ndarray, rel: np.ndarray, after: int) -> np.ndarray:
+    def real(self, rel: np.ndarray) -> np.ndarray:
+        """The times (ns) of those offsets or ranks."""
+        return rel + self.t0 - 1 if self.ranks is None else self.ranks[rel - 1]
+
+    def key(self, balance: np.ndarray, rel, after: int) -> np.ndarray:
         """(balance, time, after) as one sortable int64; after 0 sorts before 1 at the same time."""
         return (balance * self.span + rel) * 2 + after
+
+    def balance(self, key: np.ndarray) -> np.ndarray:
+        return key // 2 // self.span
+
+    def rel(self, key: np.ndarray) -> np.ndarray:
+        return key // 2 % self.span
 
 
 # --- the timeline of possible values ---------------------------------------------------------------
@@ -212,26 +277,16 @@ class _Clock:
 @dataclass
 class _Timeline:
     """Every balance's moments, sorted by (balance, time): moment j starts at event j (a record's
-    creation, a write's sending, or just after a 2xx write's reply) and lasts to event j+1; `low`
-    and `high` are L and U during it; pc, nc, p, n the four sums they are made of, up to event j
-    (2xx additions and subtractions answered, additions and subtractions sent)."""
-    key: np.ndarray          # sortable (balance, time) of each event
-    balance: np.ndarray
-    rel: np.ndarray          # when the moment starts, in the clock's units (a creation: 0)
-    real_ns: np.ndarray      # when the moment starts (a creation: 0)
+    creation, a write's sending, or just after a 2xx write's reply) and lasts to event j+1; pc, nc,
+    p, n are the four sums its bounds are made of, up to event j (2xx additions and subtractions
+    answered, additions and subtractions sent): L = pc + n, U = nc + p. Only the sorted keys are
+    kept of the events: a moment's balance and start come from its key (the clock's)."""
+    key: np.ndarray
     first: np.ndarray        # per balance: index of its creation event
     pc: np.ndarray
     nc: np.ndarray
     p: np.ndarray
     n: np.ndarray
-
-    @property
-    def low(self) -> np.ndarray:
-        return self.pc + self.n
-
-    @property
-    def high(self) -> np.ndarray:
-        return self.nc + self.p
 
 
 def _timeline(c: _Columns, clock: _Clock) -> _Timeline:
@@ -239,96 +294,99 @@ def _timeline(c: _Columns, clock: _Clock) -> _Timeline:
     just after it (it had taken effect before a read sent later), its sending at once (a read
     answered at that very moment may see it); at one time, replies narrow the interval before
     sendings widen it, so no moment in between allows more than either side."""
-    n_keys, w = c.n_keys, c.writes
-    w_key, w_inv, w_cmp, w_d, w_ok = w.key, w.sent, w.answered, w.by, w.ok
-    creations = np.arange(n_keys, dtype=np.int64)
-    balance = np.concatenate([creations, w_key, w_key[w_ok]])
-    rel = np.concatenate([np.zeros(n_keys, dtype=np.int64), clock(w_inv), clock(w_cmp[w_ok] + 1)])
-    after = np.concatenate([np.zeros(n_keys, dtype=np.int64), np.ones(len(w_key), dtype=np.int64),
-                            np.zeros(int(w_ok.sum()), dtype=np.int64)])
-    real = np.concatenate([np.zeros(n_keys, dtype=np.int64), w_inv, w_cmp[w_ok] + 1])
-    d_sent, d_done = w_d, w_d[w_ok]
-    zero = np.zeros(n_keys, dtype=np.int64)
-    none_sent, none_done = np.zeros(len(d_sent), dtype=np.int64), np.zeros(len(d_done), dtype=np.int64)
-    parts = {  # each event adds to exactly one of the four sums
-        "pc": np.concatenate([zero, none_sent, np.maximum(d_done, 0)]),
-        "nc": np.concatenate([zero, none_sent, np.minimum(d_done, 0)]),
-        "p": np.concatenate([zero, np.maximum(d_sent, 0), none_done]),
-        "n": np.concatenate([zero, np.minimum(d_sent, 0), none_done]),
-    }
-    key = clock.key(balance, rel, after)
+    w, done = c.writes, c.writes.ok
+    creations = np.arange(c.n_keys, dtype=np.int64)
+    key = np.concatenate([clock.key(creations, 0, 0), clock.key(w.key, clock(w.sent), 1),
+                          clock.key(w.key[done], clock(w.answered[done] + 1), 0)])
     order = np.argsort(key, kind="stable")
-    balance = balance[order]
-    first = np.searchsorted(balance, creations)
-    sums = {}
-    for name, delta in parts.items():
-        running = np.cumsum(delta[order])
-        sums[name] = running - running[first][balance]   # per balance, from its creation
-    return _Timeline(key[order], balance, rel[order], real[order], first, **sums)
+    key = key[order]
+    first = np.searchsorted(key, clock.key(creations, 0, 0))
+    sent, answered = w.by, w.by[done]
+    none_sent, none_done, zero = np.zeros_like(sent), np.zeros_like(answered), np.zeros_like(creations)
+
+    def summed(at_sending: np.ndarray, at_reply: np.ndarray) -> np.ndarray:
+        """Per balance from its creation on, the running sum of what each event adds to one sum."""
+        running = np.concatenate([zero, at_sending, at_reply])[order].cumsum()
+        running -= np.repeat(running[first], np.diff(np.append(first, len(key))))
+        return running
+
+    return _Timeline(key, first, pc=summed(none_sent, np.maximum(answered, 0)),
+                     nc=summed(none_sent, np.minimum(answered, 0)), p=summed(np.maximum(sent, 0), none_done),
+                     n=summed(np.minimum(sent, 0), none_done))
 
 
 def _last_in_windows(values: np.ndarray, start: np.ndarray, stop: np.ndarray, threshold: np.ndarray) -> np.ndarray:
     """Per query: the last index in [start, stop] (at most BLOCK of them) with a value ≥ threshold,
-    -1 if none; scanned CHUNK queries at a time."""
+    -1 if none. Every query steps back from its stop at once, and leaves as soon as it is answered:
+    most are within a step or two."""
     out = np.full(len(start), -1, dtype=np.int64)
-    offsets = np.arange(BLOCK, dtype=np.int64)
-    for lo in range(0, len(start), CHUNK):
-        s, e, t = start[lo:lo + CHUNK], stop[lo:lo + CHUNK], threshold[lo:lo + CHUNK]
-        at = s[:, None] + offsets[None, :]
-        inside = (at <= e[:, None]) & (at >= 0) & (at < len(values))
-        hit = inside & (values[np.clip(at, 0, max(len(values) - 1, 0))] >= t[:, None])
-        last = BLOCK - 1 - np.argmax(hit[:, ::-1], axis=1)
-        out[lo:lo + CHUNK] = np.where(hit.any(axis=1), s + last, -1)
+    at = stop.copy()
+    pending = np.flatnonzero((at >= start) & (at >= 0))
+    while len(pending):
+        here = at[pending]
+        hit = values[here] >= threshold[pending]
+        out[pending[hit]] = here[hit]
+        pending = pending[~hit]
+        at[pending] -= 1
+        pending = pending[(at[pending] >= start[pending]) & (at[pending] >= 0)]
     return out
 
 
 def last_at_least(values: np.ndarray, hi: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """Per query q: the largest j ≤ hi[q] with values[j] ≥ threshold[q], or -1. Each query scans
-    its own block, then asks the same of the blocks' maxima for the last earlier block that holds
-    one, then scans that block: BLOCK values per query per level, log_BLOCK(n) levels."""
+    """Per query q: the largest j ≤ hi[q] with values[j] ≥ threshold[q], or -1. Each query looks at
+    hi, then scans back through its own block, then asks the same of the blocks' maxima for the last
+    earlier block that holds one, and scans that block: at most BLOCK values per query per level,
+    log_BLOCK(n) levels. The queries go in the order of their hi, so the values are read in passing,
+    not at random."""
     hi = np.asarray(hi, dtype=np.int64)
-    threshold = np.asarray(threshold, dtype=np.int64)
-    at_hi = np.flatnonzero(hi >= 0)
-    at_hi = at_hi[values[hi[at_hi]] >= threshold[at_hi]]
-    if len(at_hi):  # most often the answer is hi itself: no scan for those
-        rest = np.setdiff1d(np.arange(len(hi)), at_hi, assume_unique=True)
-        found = np.full(len(hi), -1, dtype=np.int64)
-        found[at_hi] = hi[at_hi]
-        found[rest] = last_at_least(values, hi[rest], threshold[rest])
-        return found
-    if len(values) <= BLOCK:
-        return _last_in_windows(values, np.zeros_like(hi), hi, threshold)
-    found = _last_in_windows(values, (hi // BLOCK) * BLOCK, hi, threshold)
-    rest = np.flatnonzero((found < 0) & (hi >= BLOCK))
-    if len(rest):
-        padded = np.full(-(-len(values) // BLOCK) * BLOCK, _NONE, dtype=np.int64)
-        padded[:len(values)] = values
-        block = last_at_least(padded.reshape(-1, BLOCK).max(axis=1), hi[rest] // BLOCK - 1, threshold[rest])
-        some = block >= 0
-        found[rest[some]] = _last_in_windows(values, block[some] * BLOCK, block[some] * BLOCK + BLOCK - 1,
-                                             threshold[rest[some]])
+    order = np.argsort(hi, kind="stable")
+    found = np.empty(len(hi), dtype=np.int64)
+    found[order] = _last_at_least_sorted(values, hi[order], np.asarray(threshold, dtype=np.int64)[order])
     return found
 
 
-def _last_possible(t: _Timeline, at: np.ndarray, value: np.ndarray) -> np.ndarray:
+def _last_at_least_sorted(values: np.ndarray, hi: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+    """last_at_least of queries sorted by hi."""
+    found = np.full(len(hi), -1, dtype=np.int64)
+    valid = np.flatnonzero(hi >= 0)
+    found[valid] = np.where(values[hi[valid]] >= threshold[valid], hi[valid], -1)
+    rest = valid[found[valid] < 0]
+    if not len(rest):
+        return found
+    hi, threshold = hi[rest], threshold[rest]
+    found[rest] = in_block = _last_in_windows(values, (hi // BLOCK) * BLOCK, hi - 1, threshold)
+    up = np.flatnonzero((in_block < 0) & (hi >= BLOCK))
+    if len(up):
+        padded = np.full(-(-len(values) // BLOCK) * BLOCK, _NONE, dtype=np.int64)
+        padded[:len(values)] = values
+        block = _last_at_least_sorted(padded.reshape(-1, BLOCK).max(axis=1), hi[up] // BLOCK - 1, threshold[up])
+        some = block >= 0
+        found[rest[up[some]]] = _last_in_windows(values, block[some] * BLOCK, block[some] * BLOCK + BLOCK - 1,
+                                                 threshold[up[some]])
+    return found
+
+
+def _last_possible(low: np.ndarray, high: np.ndarray, at: np.ndarray, value: np.ndarray,
+                   first: np.ndarray) -> np.ndarray:
     """Per read: the last moment up to `at` (an event index) that allowed its value, -1 if none
-    since its balance's creation. Consecutive intervals overlap, so for a value above moment `at`'s
-    interval it is the last moment whose U reaches it, and for one below the last whose L does."""
-    low, high = t.low, t.high
+    since its balance's creation (moment `first`). Consecutive intervals overlap, so for a value
+    above moment `at`'s interval it is the last moment whose U reaches it, and for one below the
+    last whose L does."""
     out = at.copy()
     above, below = value > high[at], value < low[at]
     out[above] = last_at_least(high, at[above], value[above])
     out[below] = last_at_least(-low, at[below], -value[below])
-    first = t.first[t.balance[at]]
     return np.where(out >= first, out, -1)
 
 
-def _last_not_possible(t: _Timeline, before: np.ndarray, value: np.ndarray) -> np.ndarray:
+def _last_not_possible(low: np.ndarray, high: np.ndarray, key: np.ndarray, before: np.ndarray,
+                       value: np.ndarray) -> np.ndarray:
     """Per read: the last moment up to `before` that lasted and did not allow its value (U below
-    it, or L above it), -1 if none. A moment between two events at the same time never lasted:
-    a reply and a sending at one instant leave no gap between what was possible before and after."""
-    instant = np.append(t.rel[1:] == t.rel[:-1], False) & np.append(t.balance[1:] == t.balance[:-1], False)
-    low, high = np.where(instant, _NONE, t.low), np.where(instant, -_NONE - 1, t.high)
+    it, or L above it), -1 if none. A moment between two events of one balance at the same time
+    (the same key but for the event's order) never lasted: a reply and a sending at one instant
+    leave no gap between what was possible before and after."""
+    instant = np.append(key[1:] // 2 == key[:-1] // 2, False)
+    low, high = np.where(instant, _NONE, low), np.where(instant, -_NONE - 1, high)
     safe = np.maximum(before, 0)
     under = last_at_least(-high, safe, 1 - value)
     over = last_at_least(low, safe, value + 1)
@@ -345,6 +403,7 @@ class Reads:
     (earlier read, later read) where the later one showed an older value."""
     of: np.ndarray               # ITEM, USER or ORDER
     ids: list[str]
+    record: np.ndarray           # an index unique to the record read
     value: np.ndarray
     invoke_ns: np.ndarray
     complete_ns: np.ndarray
@@ -375,22 +434,23 @@ def _judge_balances(c: _Columns, rows: np.ndarray, out: Reads) -> None:
     inv, cmp, value = out.invoke_ns[rows], out.complete_ns[rows], out.value[rows]
     clock = _Clock(np.concatenate([c.writes.sent, c.writes.answered + 1, inv, cmp]), c.n_keys)
     t = _timeline(c, clock)
-    at_sent = np.searchsorted(t.key, clock.key(balance, clock(inv), 1), side="right") - 1
-    at_reply = np.searchsorted(t.key, clock.key(balance, clock(cmp), 1), side="right") - 1
+    at_sent = _search(t.key, clock.key(balance, clock(inv), 1), "right") - 1
+    at_reply = _search(t.key, clock.key(balance, clock(cmp), 1), "right") - 1
     lower, upper = t.pc[at_sent] + t.n[at_reply], t.nc[at_sent] + t.p[at_reply]
-    last = _last_possible(t, at_reply, value)
+    low, high, first = t.pc + t.n, t.nc + t.p, t.first[balance]
+    last = _last_possible(low, high, at_reply, value, first)
     fine = (lower <= value) & (value <= upper)
     status = np.where(fine, FINE, np.where(last >= 0, STALE, IMPOSSIBLE))
     stale = status == STALE
     staleness = np.full(len(rows), -1, dtype=np.int64)
-    staleness[stale] = inv[stale] - t.real_ns[last[stale] + 1]
+    staleness[stale] = inv[stale] - clock.real(clock.rel(t.key[last[stale] + 1]))
     out.lower[rows], out.upper[rows], out.status[rows], out.staleness_ns[rows] = lower, upper, status, staleness
     # For monotonic reads, in the clock's units: until when the value was possible (a fine read: its
     # reply), and from when it had been possible without a break up to then.
-    next_moment = np.minimum(np.maximum(last, 0) + 1, len(t.rel) - 1)
-    until = np.where(fine, clock(cmp), np.where(stale, t.rel[next_moment], -1))
-    gap = _last_not_possible(t, np.where(last >= 0, last - 1, -1), value)
-    since = np.where(last < 0, -1, np.where(gap >= t.first[balance], t.rel[np.maximum(gap, 0) + 1], 0))
+    after_last = t.key[np.minimum(np.maximum(last, 0) + 1, len(t.key) - 1)]
+    until = np.where(fine, clock(cmp), np.where(stale, clock.rel(after_last), -1))
+    gap = _last_not_possible(low, high, t.key, np.where(last >= 0, last - 1, -1), value)
+    since = np.where(last < 0, -1, np.where(gap >= first, clock.rel(t.key[np.maximum(gap, 0) + 1]), 0))
     out.monotonic = np.concatenate([out.monotonic, _monotonic_balances(rows, balance, clock, inv, cmp, until, since)])
 
 
@@ -407,7 +467,7 @@ def _monotonic_balances(rows, balance, clock: _Clock, inv, cmp, until, since) ->
     began = balance[by_reply] * clock.span + np.maximum(since[by_reply], 0)
     best = np.maximum.accumulate(began)
     where = np.maximum.accumulate(np.where(began == best, np.arange(len(began)), 0))
-    earlier = np.searchsorted(reply_key, clock.key(balance, clock(inv), 0), side="left") - 1
+    earlier = _search(reply_key, clock.key(balance, clock(inv), 0), "left") - 1
     safe = np.maximum(earlier, 0)
     same = (earlier >= 0) & (balance[by_reply][safe] == balance)
     r1 = by_reply[where[safe]]
@@ -441,7 +501,7 @@ def judge_reads(history: list[Op]) -> Reads:
     made (see the module's docstring). Reads of a record the history never created are left out."""
     c = _collect(history)
     n = len(c.r_of)
-    out = Reads(c.r_of, c.r_id, c.r_value, c.r_inv, c.r_cmp, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
+    out = Reads(c.r_of, c.r_id, c.r_record, c.r_value, c.r_inv, c.r_cmp, np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64),
                 np.zeros(n, dtype=np.int8), np.full(n, -1, dtype=np.int64), np.empty((0, 2), dtype=np.int64))
     _judge_balances(c, np.flatnonzero(out.of != ORDER), out)
     _judge_orders(c, np.flatnonzero(out.of == ORDER), out)
@@ -503,22 +563,21 @@ def worst_ids(reads: Reads, n: int = MAX_EXAMPLES) -> list[dict]:
     wrong = np.flatnonzero(reads.status != FINE)
     if not len(wrong):
         return []
-    records: dict[tuple[int, str], list[int]] = {}
-    for i in wrong.tolist():
-        records.setdefault((int(reads.of[i]), reads.ids[i]), []).append(i)
-    per_record: dict[tuple[int, str], int] = defaultdict(int)
-    for of, id_ in zip(reads.of.tolist(), reads.ids):
-        if (of, id_) in records:
-            per_record[(of, id_)] += 1
-    ranked = sorted(records.items(), key=lambda kv: (-len(kv[1]), -int(reads.staleness_ns[kv[1]].max()), kv[0]))
+    size = int(reads.record.max()) + 1
+    total, bad = np.bincount(reads.record, minlength=size), np.bincount(reads.record[wrong], minlength=size)
+    stalest = np.full(size, -1, dtype=np.int64)
+    np.maximum.at(stalest, reads.record[wrong], reads.staleness_ns[wrong])
+    candidates = np.flatnonzero(bad)
+    worst = candidates[np.lexsort((candidates, -stalest[candidates], -bad[candidates]))[:n]]
     rows = []
-    for (of, id_), rows_of in ranked[:n]:
-        staleness = reads.staleness_ns[rows_of]
-        rows.append({"of": OF[of], "id": id_, "reads": per_record[(of, id_)],
-                     "stale": int((reads.status[rows_of] == STALE).sum()),
-                     "impossible": int((reads.status[rows_of] == IMPOSSIBLE).sum()),
-                     "share": round(len(rows_of) / per_record[(of, id_)], 4),
-                     "staleness_ms": _ms(staleness[staleness >= 0])})
+    for record in worst.tolist():
+        of_record = wrong[reads.record[wrong] == record]
+        staleness = reads.staleness_ns[of_record]
+        first = int(of_record[0])
+        rows.append({"of": OF[reads.of[first]], "id": reads.ids[first], "reads": int(total[record]),
+                     "stale": int((reads.status[of_record] == STALE).sum()),
+                     "impossible": int((reads.status[of_record] == IMPOSSIBLE).sum()),
+                     "share": round(len(of_record) / int(total[record]), 4), "staleness_ms": _ms(staleness[staleness >= 0])})
     return rows
 
 
