@@ -229,7 +229,7 @@ def _collect(history: list[Op]) -> _Columns:
 def _search(keys: np.ndarray, queries: np.ndarray, side: str) -> np.ndarray:
     """np.searchsorted, the queries taken in their order: the keys are then read in passing rather
     than at random (twenty times faster for a million queries into millions of keys)."""
-    order = np.argsort(queries, kind="stable")
+    order = np.argsort(queries)
     found = np.empty(len(queries), dtype=np.int64)
     found[order] = np.searchsorted(keys, queries[order], side=side)
     return found
@@ -298,7 +298,7 @@ def _timeline(c: _Columns, clock: _Clock) -> _Timeline:
     creations = np.arange(c.n_keys, dtype=np.int64)
     key = np.concatenate([clock.key(creations, 0, 0), clock.key(w.key, clock(w.sent), 1),
                           clock.key(w.key[done], clock(w.answered[done] + 1), 0)])
-    order = np.argsort(key, kind="stable")
+    order = np.argsort(key)
     key = key[order]
     first = np.searchsorted(key, clock.key(creations, 0, 0))
     sent, answered = w.by, w.by[done]
@@ -339,7 +339,7 @@ def last_at_least(values: np.ndarray, hi: np.ndarray, threshold: np.ndarray) -> 
     log_BLOCK(n) levels. The queries go in the order of their hi, so the values are read in passing,
     not at random."""
     hi = np.asarray(hi, dtype=np.int64)
-    order = np.argsort(hi, kind="stable")
+    order = np.argsort(hi)
     found = np.empty(len(hi), dtype=np.int64)
     found[order] = _last_at_least_sorted(values, hi[order], np.asarray(threshold, dtype=np.int64)[order])
     return found
@@ -461,7 +461,7 @@ def _monotonic_balances(rows, balance, clock: _Clock, inv, cmp, until, since) ->
     later read the earlier read whose stretch began last is the example."""
     if not len(rows):
         return np.empty((0, 2), dtype=np.int64)
-    by_reply = np.argsort(clock.key(balance, clock(cmp), 0), kind="stable")
+    by_reply = np.argsort(clock.key(balance, clock(cmp), 0))
     reply_key = clock.key(balance, clock(cmp), 0)[by_reply]
     # Per balance, the latest stretch start among reads answered so far (balances sort apart).
     began = balance[by_reply] * clock.span + np.maximum(since[by_reply], 0)
