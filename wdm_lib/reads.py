@@ -222,8 +222,9 @@ def _collect(history: list[Op]) -> _Columns:
     never = np.flatnonzero((of == ORDER) & (key < 0))
     record[never] = n_keys + len(orders) + _ints([unchecked.setdefault(r_id[i], len(unchecked)) for i in never.tolist()])
     keep = np.flatnonzero((of == ORDER) | (key >= 0))
-    return _Columns(n_keys, writes, of[keep], key[keep], record[keep], [r_id[i] for i in keep.tolist()],
-                    _ints(r_inv)[keep], _ints(r_cmp)[keep], _ints(r_value)[keep], paid_by, sent_by)
+    ids = r_id if len(keep) == len(r_id) else [r_id[i] for i in keep.tolist()]
+    return _Columns(n_keys, writes, of[keep], key[keep], record[keep], ids, _ints(r_inv)[keep], _ints(r_cmp)[keep],
+                    _ints(r_value)[keep], paid_by, sent_by)
 
 
 def _search(keys: np.ndarray, queries: np.ndarray, side: str) -> np.ndarray:
@@ -301,18 +302,18 @@ def _timeline(c: _Columns, clock: _Clock) -> _Timeline:
     order = np.argsort(key)
     key = key[order]
     first = np.searchsorted(key, clock.key(creations, 0, 0))
-    sent, answered = w.by, w.by[done]
-    none_sent, none_done, zero = np.zeros_like(sent), np.zeros_like(answered), np.zeros_like(creations)
+    by = np.concatenate([np.zeros_like(creations), w.by, w.by[done]])[order]
+    reply, up = order >= len(creations) + len(w.by), by > 0
+    ends = np.diff(np.append(first, len(key)))
 
-    def summed(at_sending: np.ndarray, at_reply: np.ndarray) -> np.ndarray:
-        """Per balance from its creation on, the running sum of what each event adds to one sum."""
-        running = np.concatenate([zero, at_sending, at_reply])[order].cumsum()
-        running -= np.repeat(running[first], np.diff(np.append(first, len(key))))
+    def summed(events: np.ndarray) -> np.ndarray:
+        """Per balance from its creation on, the running sum of what those events add."""
+        running = np.where(events, by, 0).cumsum()
+        running -= np.repeat(running[first], ends)
         return running
 
-    return _Timeline(key, first, pc=summed(none_sent, np.maximum(answered, 0)),
-                     nc=summed(none_sent, np.minimum(answered, 0)), p=summed(np.maximum(sent, 0), none_done),
-                     n=summed(np.minimum(sent, 0), none_done))
+    return _Timeline(key, first, pc=summed(reply & up), nc=summed(reply & ~up), p=summed(~reply & up),
+                     n=summed(~reply & ~up))
 
 
 def _last_in_windows(values: np.ndarray, start: np.ndarray, stop: np.ndarray, threshold: np.ndarray) -> np.ndarray:
@@ -449,9 +450,28 @@ def _judge_balances(c: _Columns, rows: np.ndarray, out: Reads) -> None:
     # reply), and from when it had been possible without a break up to then.
     after_last = t.key[np.minimum(np.maximum(last, 0) + 1, len(t.key) - 1)]
     until = np.where(fine, clock(cmp), np.where(stale, clock.rel(after_last), -1))
-    gap = _last_not_possible(low, high, t.key, np.where(last >= 0, last - 1, -1), value)
-    since = np.where(last < 0, -1, np.where(gap >= first, clock.rel(t.key[np.maximum(gap, 0) + 1]), 0))
+    since = np.full(len(rows), -1, dtype=np.int64)
+    asked = np.flatnonzero(_may_be_overtaken(clock, balance, inv, cmp, until, stale))
+    gap = _last_not_possible(low, high, t.key, last[asked] - 1, value[asked])
+    since[asked] = np.where(gap >= first[asked], clock.rel(t.key[np.maximum(gap, 0) + 1]), 0)
     out.monotonic = np.concatenate([out.monotonic, _monotonic_balances(rows, balance, clock, inv, cmp, until, since)])
+
+
+def _may_be_overtaken(clock: _Clock, balance, inv, cmp, until, stale) -> np.ndarray:
+    """Which reads a later stale read of their balance may show older than: one sent after this
+    read's reply whose value was last possible before this read's was (`until`, the most the
+    stretch of this read's value can have begun at). Only for those is the stretch worth finding."""
+    later = np.flatnonzero(stale)
+    if not len(later):
+        return np.zeros(len(balance), dtype=bool)
+    sent = clock.key(balance[later], clock(inv[later]), 0)
+    order = np.argsort(sent)
+    sent, of, by = sent[order], balance[later][order], until[later][order]
+    # From each stale read on, the earliest `until` among those of its balance sent then or later.
+    earliest = np.minimum.accumulate((of * (clock.span + 1) + by)[::-1])[::-1] - of * (clock.span + 1)
+    next_stale = _search(sent, clock.key(balance, clock(cmp), 1), "right")
+    there = np.minimum(next_stale, len(sent) - 1)
+    return (until >= 0) & (next_stale < len(sent)) & (of[there] == balance) & (earliest[there] < until)
 
 
 def _monotonic_balances(rows, balance, clock: _Clock, inv, cmp, until, since) -> np.ndarray:
