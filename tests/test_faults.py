@@ -314,7 +314,9 @@ SERVICES_SCENARIO = dict(n_items=8, item_stock=60, n_users=100, user_credit=4, n
 @pytest.mark.long
 @pytest.mark.parametrize("anomaly, schedule_text, caught", [
     (None, BOTH, set()),
-    ("no-recovery", ORDER_DIES_MID_SAGA, {"stock-mismatch"}),
+    # The saga holds the stock it takes until the payment is confirmed (readers still see it), so the
+    # checkouts forgotten mid-saga show as credit charged for orders never paid.
+    ("no-recovery", ORDER_DIES_MID_SAGA, {"credit-mismatch", "conservation"}),
     ("retry-double-charge", PAYMENT_STALLS_PAST_THE_STEP_TIMEOUT, {"credit-mismatch", "conservation"}),
 ], ids=["saga-survives-both", "no-recovery", "retry-double-charge"])
 def test_a_schedule_naming_a_service_runs_the_three_service_shop_and_catches_its_bugs(
