@@ -39,7 +39,7 @@ IN_MEMORY = "volatile"
 # spans services can have. The order service's saga (saga.py) implements them.
 SERVICES_ANOMALIES: dict[str, str] = {
     "no-recovery": "the order service forgets the checkouts it had in flight when it restarts: stock "
-                   "taken, never paid, never returned",
+                   "taken and held for ever, users charged for orders never paid",
     "retry-double-charge": "when the payment service does not answer in time, the order service sends "
                            "the payment again without its idempotency key: a payment whose reply was "
                            "lost is charged twice",
