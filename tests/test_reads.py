@@ -5,6 +5,7 @@ definitions over random histories; what it does to the verdict; and end to end: 
 reads lag (a replica, a cache that never forgets), each caught and measured. (The reference shop,
 single process and three services, through a fault schedule with no stale read: test_mixed.py.)"""
 
+import json
 import random
 
 import numpy as np
@@ -13,6 +14,7 @@ import pytest
 from shop_proxy import Misbehaviour, ShopProxy
 from wdm_lib import reads
 from wdm_lib.checkers import CONSISTENT, INCONSISTENT, WITH_WARNINGS
+from wdm_lib.errors import WorkbenchError
 from wdm_lib.history import (ADD_FUNDS, ADD_STOCK, CHECKOUT, CREATE_ITEM, CREATE_USER, FAIL, FIND_ITEM, FIND_ORDER,
                              FIND_USER, OK, UNKNOWN, Op, read_ops)
 from wdm_lib.reads import FINE, IMPOSSIBLE, STALE
@@ -407,3 +409,14 @@ def test_a_cache_that_serves_one_old_value_for_ever_is_caught(tmp_path, write_ur
     assert found["stale"] > 10 and set(history.of[history.stale].tolist()) == {reads.ITEM}
     assert found["max_staleness_s"] > 1.5
     assert reads.STALE_READ in [a["name"] for a in summary["anomalies"]]   # --linearizable
+
+
+def test_wdm_consistency_takes_linearizable_and_a_bad_value_is_one_sentence(tmp_path, wdm, shop, write_urls):
+    done = wdm("consistency", "--urls", str(write_urls(shop.base_url)), "--linearizable", "--n-users", "20",
+               "--n-orders", "20", "--quiet", "0", "--runs-dir", str(tmp_path / "runs"))
+    assert done.returncode == 0, done.stderr
+    [run] = (tmp_path / "runs").iterdir()
+    assert json.loads((run / "manifest.json").read_text())["scenario"]["linearizable"] is True
+    assert "reads:" not in done.stdout   # the original workload reads nothing during the load
+    with pytest.raises(WorkbenchError, match=r"^--linearizable is 'yes'; expected true or false\.$"):
+        ConsistencyScenario(linearizable="yes")
