@@ -202,23 +202,25 @@ async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str
     return state
 
 
-async def _watch(client: ShopClient, ids: tuple, seen: dict, until: float, rng: random.Random) -> bool:
-    """Read records picked at random, one every WATCH_SPACING_S, until `until`: True as soon as one
-    shows anything but what the last whole pass saw. A read that is not an answer is no change (the
-    next whole pass retries it)."""
+async def _watch(client: ShopClient, ids: tuple, seen: dict, until: float, rng: random.Random) -> dict:
+    """Read records picked at random, one every WATCH_SPACING_S, until `until` or until one shows
+    anything but what the last whole pass saw: what those reads showed (kind -> {id: value}), empty
+    when nothing changed. A read that is not an answer is no change (the next whole pass retries it)."""
     kinds = [(list(every), find, kind, shape) for every, find, kind, shape in
              ((ids[0], client.find_item, "items", _items), (ids[1], client.find_user, "users", _users),
               (ids[2], client.find_order, "orders", _orders)) if every]
     changed = asyncio.Event()
+    changes: dict[str, dict] = {}
     if not kinds:
         await asyncio.sleep(max(0.0, until - time.monotonic()))
-        return False
+        return changes
 
     async def look(find, kind: str, shape, record_id: str) -> None:
         reply = await find(record_id)
         if reply.outcome == OK or says_absent(reply):
             value = shape({record_id: reply.body if reply.outcome == OK else None})[record_id]
             if seen[kind].get(record_id) != value:
+                changes.setdefault(kind, {})[record_id] = value
                 changed.set()
 
     pending: set[asyncio.Task] = set()
@@ -239,7 +241,7 @@ async def _watch(client: ShopClient, ids: tuple, seen: dict, until: float, rng: 
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
-    return changed.is_set()
+    return changes
 
 
 @dataclass
@@ -273,9 +275,10 @@ async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settl
     still shows it, so both ends saw it whole. `settle_s` bounds the wait for quiet: past it, the
     last pass is what there is, but a run always gets two whole passes, however long one takes.
     `accept` may take a read at once (the initial read, when it shows exactly what seeding
-    acknowledged); `on_read(state, started_ns, changed, reverted)` sees every whole pass (`reverted`:
-    it brought a record back to what it was before the pass before changed it), which the caller
-    judges: a right state that a later pass shows wrong is the system regressing.
+    acknowledged); `on_read(state, started_ns, changed, reverted)` sees every whole pass, and the
+    last pass with what the watch read when it saw a change (`reverted`: it brought a record back to
+    what it was before the read before changed it), which the caller judges: a right state that a
+    later read shows wrong is the system regressing.
 
     A read that merely adds up proves nothing about a system that is still working: a saga's late
     compensation or a queue's late work lands after it. Only a quiet state is judged."""
@@ -301,10 +304,19 @@ async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settl
             return ReadBack(state, reads, True, quiet_for)
         if time.monotonic() - started >= settle_s and reads >= 2:
             return ReadBack(state, reads, False, quiet_for)
-        if await _watch(client, ids, state, min(stable_since + quiet_s, started + settle_s), rng):
+        changes = await _watch(client, ids, state, min(stable_since + quiet_s, started + settle_s), rng)
+        if changes:
+            watched_ns = time.time_ns()  # _watch returns as soon as a change is seen
             # Something showed another value: the state was not quiet, whatever the next whole pass
-            # shows (a flap may be over by the time it reads that record).
-            stable_since = time.monotonic()
+            # shows. The state as last read is the last pass with what the watch read: judged like a
+            # pass, so a record that the next pass shows back as it was (a reader that flapped to a
+            # stale copy for a moment, over before a whole pass could land on it) is a value that
+            # went and came back, however short the flap and however slow the pass.
+            watched = {kind: {**records, **changes.get(kind, {})} for kind, records in state.items()}
+            reverted = _reverted(before, state, watched)
+            before, state, stable_since = state, watched, time.monotonic()
+            if on_read is not None:
+                on_read(watched, watched_ns, True, reverted)
 
 
 def _shows_seeding(sc: ConsistencyScenario, seeded: Seeded, state: dict) -> bool:
