@@ -169,9 +169,11 @@ def test_a_shop_that_keeps_its_state_in_memory_loses_it_to_a_restart_and_the_ver
 
 @pytest.mark.long
 def test_a_pause_longer_than_the_timeout_leaves_unknowns_that_are_resolved(tmp_path):
+    # The client gives up after 3 s (seeding, before the pause, must fit in that on a busy machine),
+    # the pause lasts 5 s: the checkouts sent into it time out.
     faults = schedule(tmp_path, "faults:\n  - name: paused\n    at: 0.5s\n    action: pause shop\n"
-                                "    recover_after: 4s\n")
-    run, summary = run_consistency(ConsistencyScenario(**{**PACED, "timeout_s": 2}), runs_dir=tmp_path / "runs",
+                                "    recover_after: 5s\n")
+    run, summary = run_consistency(ConsistencyScenario(**{**PACED, "timeout_s": 3}), runs_dir=tmp_path / "runs",
                                    faults=faults)
     timeouts = summary["unknown_by_cause"]["timeout"]
     assert sum(timeouts.values()) > 0 and timeouts["unresolved"] == 0

@@ -516,9 +516,11 @@ def test_ready_means_the_shop_itself_answers_not_whatever_holds_its_port(tmp_pat
             wait_ready(children, 20)
         children.append(python("the reference shop", port,
                                "import sys, time; print('starting', file=sys.stderr, flush=True); time.sleep(30)"))
+        # 5 s: a Python's start-up on a busy machine can take longer than the 0.5 s this once waited,
+        # and the sentence would quote nothing yet.
         with pytest.raises(WorkbenchError, match=r"^the reference shop \(pid \d+\) did not start listening within "
-                                                 r"0.5 s: starting$"):
-            wait_ready(children[1:], 0.5)
+                                                 r"5 s: starting$"):
+            wait_ready(children[1:], 5)
     finally:
         for child in children:
             child.kill()
