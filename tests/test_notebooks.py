@@ -141,16 +141,12 @@ def only_run(runs_dir: Path) -> Path:
 def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_figures(tmp_path, monkeypatch):
     """The default (original) scenario, made by the notebook itself on a faulty embedded shop. Asked
     to fail on an inconsistent verdict, it does so in its last cell, every figure shown before it."""
-    import time
-
     monkeypatch.chdir(NOTEBOOKS)
-    started = time.monotonic()
     with pytest.raises(papermill.PapermillExecutionError, match="is inconsistent"):
         papermill.execute_notebook(str(CONSISTENCY), str(tmp_path / "out.ipynb"), kernel_name="python3",
                                    parameters={"runs_dir": str(tmp_path / "runs"), "anomaly": "lost-update", "seed": 3,
                                                "quiet_s": 0.5, "fail_on_inconsistent": True},
                                    progress_bar=False)
-    assert time.monotonic() - started < 30
     run = only_run(tmp_path / "runs")
     summary = json.loads((run / "summary.json").read_text())
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
