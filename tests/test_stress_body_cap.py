@@ -100,12 +100,12 @@ def _stress_run(urls: Path, runs_dir: Path, *extra: str) -> tuple[subprocess.Com
     time. A Locust past the bound is killed at once: without the cap, it would take the machine's
     memory for the rest of its -t."""
     started = time.monotonic()
-    proc = subprocess.Popen([*WDM, "stress", "run", "--urls", str(urls), *SMALL, "-u", "4", "-r", "4", "-t", "60s",
+    proc = subprocess.Popen([*WDM, "stress", "run", "--urls", str(urls), *SMALL, "-u", "4", "-r", "4", "-t", "300s",
                              "--wait", "0.05", "--runs-dir", str(runs_dir), *extra],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak, group = 0, None
     try:
-        while proc.poll() is None and time.monotonic() - started < 90:
+        while proc.poll() is None and time.monotonic() - started < 200:
             group = group or locust_of(proc.pid)
             peak = max(peak, _largest_rss_kb(group) if group else 0)
             if peak > RSS_BOUND_KB:
@@ -130,7 +130,7 @@ def test_an_endless_checkout_body_ends_the_run_in_one_sentence_naming_the_url(tm
     assert "Traceback" not in r.stderr
     last = r.stderr.strip().splitlines()[-1]
     assert last.startswith(f"wdm: POST {endless_target}/orders/checkout/") and "more than 1 MiB" in last, last
-    assert took_s < 40, f"the run took {took_s:.0f} s to end (its -t is 60 s)"
+    assert took_s < 150, f"the run took {took_s:.0f} s to end (its -t is 300 s)"
     assert 0 < peak_kb < RSS_BOUND_KB, f"Locust's RSS peaked at {peak_kb / 1024:.0f} MB"
     (path,) = (tmp_path / "runs").iterdir()
     run = Run.open(path)
@@ -173,7 +173,7 @@ cases = {
     "raw deflate": Reply(raw_deflate.compress(small) + raw_deflate.flush(), "deflate"),
     "br": Reply(brotli.compress(small), "br"), "not gzip": Reply(b"plain text", "gzip"),
     "endless": Reply(b"x" * (8 << 20)), "gzip bomb": Reply(gzip.compress(bomb), "gzip"),
-    "br bomb": Reply(brotli.compress(bomb), "br"), "declared": Reply(b"", length=(1 << 20) + 1),
+    "br bomb": Reply(brotli.compress(bomb, quality=1), "br"), "declared": Reply(b"", length=(1 << 20) + 1),
 }
 for name, reply in cases.items():
     print(name, lf.body_size(reply), reply.read_so_far, reply.released)
@@ -182,7 +182,7 @@ for name, reply in cases.items():
 
 def test_body_size_counts_decoded_bytes_and_stops_at_the_cap():
     out = subprocess.run([sys.executable, "-c", BODIES, str(LOCUSTFILE.parent)], capture_output=True,
-                         text=True, timeout=60, cwd="/")
+                         text=True, timeout=180, cwd="/")
     assert out.returncode == 0, out.stderr
     seen = {line.rsplit(" ", 3)[0]: tuple(line.rsplit(" ", 3)[1:]) for line in out.stdout.splitlines()}
     small = str(len(b'{"paid": true}' * 40))
