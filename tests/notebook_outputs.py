@@ -69,4 +69,15 @@ def figures(nb, tag) -> int:
 
 
 def as_row(table, label) -> dict[str, float]:
-    return {col: float(v) for col, v in zip(table["columns"], table[label])}
+    """A row of figures as numbers, read as a reader does (6,037 is 6037; - is none)."""
+    return {col: float("nan") if v == "-" else float(v.replace(",", "")) for col, v in zip(table["columns"], table[label])}
+
+
+# How nbconvert marks what a cell wrote to stderr (a warning, a log line) on a rendered page.
+STDERR_ON_A_PAGE = 'data-mime-type="application/vnd.jupyter.stderr"'
+
+
+def stderr(nb) -> list[str]:
+    """Everything an executed notebook's cells wrote to stderr: a warning, a log line, a traceback's
+    text. A report shows none of it."""
+    return [o.text for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream" and o.name == "stderr"]
