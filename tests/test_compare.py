@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from notebook_outputs import STDERR_ON_A_PAGE
 from synthetic_stress import make_stress_run
 from wdm_lib import compare
 from wdm_lib.cli import main
@@ -51,6 +52,7 @@ def test_wdm_compare_writes_one_offline_page(tmp_path):
     [page] = (tmp_path / "reports").glob("compare-*.html")
     html = page.read_text()
     assert "Runs compared" in html and "p99 ×first" in html and "Steps" in html
+    assert STDERR_ON_A_PAGE not in html  # no warning, no log line
     # Nothing loaded from the network: the page opens offline.
     assert not re.search(r"""<(script|link|img)\b[^>]*(src|href)\s*=\s*["']?(https?:)?//""", html, re.I)
 

@@ -267,7 +267,8 @@ def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | No
             text = str(row.get(col, ""))
             cells.append(_target(text) if col == "target" else
                          pages.Cell(text, f"verdict {row.get('class', 'none')}" if col == "verdict" else
-                                    "number" if col in NUMBER_COLUMNS else "id" if col == "run" else ""))
+                                    "number" if col in NUMBER_COLUMNS else "id" if col == "run" else
+                                    "when" if col == "started" else ""))
         cells[INDEX_COLUMNS.index("verdict")].detail = row["note"]
         page = current_report(reports_dir, run)
         cells[0].href = page.name if page is not None else ""

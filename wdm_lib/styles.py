@@ -75,17 +75,17 @@ def _count(value) -> str:
 
 
 def _cell(value) -> str:
-    if isinstance(value, str):
-        return disclosed(value)
-    return readable(value)
+    return html.escape(value) if isinstance(value, str) else readable(value)
 
 
-def table(frame, *, index: bool = False, verdicts: dict | None = None, html_columns=(), ratios=(), formats=None):
+def table(frame, *, index: bool = False, verdicts: dict | None = None, html_columns=(), ratios=(), disclose=(),
+          formats=None):
     """A DataFrame as a report shows it (a pandas Styler).
 
     index: show the row labels (left, as text); verdicts: {column: verdict class per row} colours
     those cells; html_columns: columns already HTML (made here: gate, colored, disclosed); ratios:
-    columns of ratios to a baseline; formats: {column: function} for any other column's own format."""
+    columns of ratios to a baseline; disclose: columns whose long texts (errors) show one line, the
+    rest disclosed; formats: {column: function} for any other column's own format."""
     import pandas as pd
 
     numeric = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c])]
@@ -93,7 +93,7 @@ def table(frame, *, index: bool = False, verdicts: dict | None = None, html_colu
     for c in frame.columns:
         counts = c in numeric and all(float(v).is_integer() for v in frame[c].dropna())  # 450.0 requests: 450
         formatters[c] = ((formats or {}).get(c) or (ratio if c in ratios else (lambda v: v) if c in html_columns
-                         else _count if counts else _cell))
+                         else disclosed if c in disclose else _count if counts else _cell))
     styler = frame.style.format(formatters, escape=None).format_index(lambda v: html.escape(str(v)), escape=None)
     if not index:
         styler = styler.hide(axis="index")
