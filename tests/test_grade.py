@@ -149,6 +149,8 @@ def test_the_league_is_ranked_and_shows_no_figures_of_a_run_that_measured_nothin
     assert rows_shown["t-fast"][p99] == "5.0" and rows_shown["t-slow"][p99] == "50.0"
     assert rows_shown["t-failed"][p99] == "" and rows_shown["t-nothing"][p99] == ""  # never its figures
     assert rows_shown["t-failed"][COLUMNS.index("requests/s")] == ""
+    # its verdict grey, as no verdict: gates may pass on replies that were all errors
+    assert '<td class="verdict none">' + by["t-nothing"]["stress"] + "</td>" in page
 
 
 def _consistency(path, valid):

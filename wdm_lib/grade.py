@@ -129,10 +129,13 @@ def league_cells(row: TeamRow) -> dict:
     phrases = {p.split(": ", 1)[1] for p in problems}
     cells["problem"] = phrases.pop() if len(problems) == 2 and len(phrases) == 1 else "; ".join(problems)
     cells["error"] = " ".join(errors)
-    # Each verdict coloured as its report's banner is; a run that could not be made as no verdict.
+    # Each verdict coloured as its report's banner is; a run that could not be made as no verdict, and
+    # so a stress run that measured nothing: its gates may have passed on replies that were all errors.
     cells["classes"] = {kind: summaries.verdict_class(summary)
                         for kind, summary, outcome in (("consistency", c, row.consistency), ("stress", s, row.stress))
                         if outcome is not None}
+    if cells.get("stress measured") == "no":
+        cells["classes"]["stress"] = "none"
     return cells
 
 
