@@ -23,6 +23,12 @@ def text(nb, tag) -> str:
     return "\n".join(parts)
 
 
+def paragraphs(nb, tag) -> list[str]:
+    """The HTML paragraphs (not tables, not banners) a cell displayed, as HTML."""
+    return [o.data["text/html"] for o in cell(nb, tag).outputs
+            if o.get("data", {}).get("text/html", "").startswith("<p>")]
+
+
 def tables(nb, tag) -> list[dict[str, list[str]]]:
     """Each DataFrame a cell displayed, as {row label: [cell texts]} read from its HTML (the row label
     joins the index levels with '|'); the header row under the key 'columns'."""
@@ -32,6 +38,8 @@ def tables(nb, tag) -> list[dict[str, list[str]]]:
         if not html:
             continue
         table = BeautifulSoup(html, "html.parser").find("table")
+        if table is None:  # a paragraph (see paragraphs), not a table
+            continue
         body = table.find("tbody").find_all("tr")
         levels = max(len(tr.find_all("th")) for tr in body)
         head = [th.get_text(strip=True) for th in table.find("thead").find_all("tr")[0].find_all("th")]

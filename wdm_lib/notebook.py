@@ -160,8 +160,18 @@ def findings(summary: dict):
 
 
 def books(verify: dict) -> str:
-    """--verify's books in a word, coloured (HTML for a Markdown cell)."""
-    return styles.colored("VALID", styles.PASS) if verify["valid"] else styles.colored("VIOLATED", styles.FAIL)
+    """--verify's books after the load, their verdict in its colour (HTML: a Markdown cell would drop
+    the colour)."""
+    word = styles.colored("VALID", styles.PASS) if verify["valid"] else styles.colored("VIOLATED", styles.FAIL)
+    return (f"<p>Books after the load: {word}: credit spent {verify['credit_spent']:,} against price × stock sold "
+            f"{verify['stock_value_sold']:,}; checkouts in the shop {verify['checkouts_in_shop']:g}, recorded "
+            f"{verify['checkouts_ok']:,} ok + {verify['checkouts_unknown']:,} unknown ({verify['reads']:,} reads in "
+            f"{verify['read_s']:.1f} s).</p>")
+
+
+def flagged(label: str, cls: str, sentence: str) -> str:
+    """A sentence from a run (a warning, lost load) after its label in the colour of cls (HTML, escaped)."""
+    return f"<p>{styles.colored(label, cls)} {html.escape(sentence)}</p>"
 
 
 def latency_cdf_chart(rows, title: str = "Checkout latency CDF") -> Figure:
