@@ -1,6 +1,7 @@
 """How a report shows a table, the same in every notebook: figures rounded for reading (the exact
 values stay in summary.json and the CSVs), text left and figures right with each header over its
-column, verdicts in their colours (banner.COLORS, the one mapping of a verdict class to a colour),
+column, verdicts in their colours (COLORS: the one mapping of a verdict class to a colour, for the
+banner and the workbench's pages too),
 and a long text as its first line with the rest behind a disclosure. Every text is escaped here:
 names and errors come from targets and files."""
 
@@ -31,7 +32,8 @@ def readable(value) -> str:
         return f"{value:,}"
     if math.isinf(value):
         return "∞" if value > 0 else "-∞"
-    return f"{value:,.1f}" if abs(value) >= 1 or value == 0 else f"{value:.2g}"
+    # from 0.95 up, two significant digits would print 0.999 as "1": one decimal, as from 1 up
+    return f"{value:,.1f}" if abs(value) >= 0.95 or value == 0 else f"{value:.2g}"
 
 
 def _missing(value) -> bool:
