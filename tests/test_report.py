@@ -292,3 +292,15 @@ def test_a_killed_run_is_recognised_as_crashed_and_reported(tmp_path):
     assert summary["checkouts"] >= 20  # what it recorded is what the report shows
     report.write_index(tmp_path, tmp_path / "runs")
     assert re.search(r'<td class="verdict none">crashed: no verdict</td>', (tmp_path / "index.html").read_text())
+
+
+def test_index_lists_a_batch_init_run_by_its_verdict_without_figures(tmp_path):
+    # `wdm stress init` makes a run that only times the batch init: no outcomes, no report.
+    run = runs.Run.create(tmp_path / "runs", "stress-init", {}, {"source": "t.json"})
+    summaries.write(run, {"run_id": run.id, "kind": "stress-init", "verdict": "initialised",
+                          "batch_init_s": {"total_s": 0.6}, "sizes": {"n_items": 10}})
+    run.finish(runs.COMPLETED)
+    index = report.write_index(tmp_path, tmp_path / "runs").read_text()
+    [row] = re.findall(r"<tr>(.*?)</tr>", index)[1:]
+    cells = dict(zip(report.INDEX_COLUMNS, re.findall(r"<td[^>]*>(.*?)</td>", row)))
+    assert cells["kind"] == "stress-init" and cells["verdict"] == "initialised" and cells["ok / fail / unknown"] == ""
