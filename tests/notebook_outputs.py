@@ -23,6 +23,12 @@ def text(nb, tag) -> str:
     return "\n".join(parts)
 
 
+def paragraphs(nb, tag) -> list[str]:
+    """The HTML paragraphs (not tables, not banners) a cell displayed, as HTML."""
+    return [o.data["text/html"] for o in cell(nb, tag).outputs
+            if o.get("data", {}).get("text/html", "").startswith("<p>")]
+
+
 def tables(nb, tag) -> list[dict[str, list[str]]]:
     """Each DataFrame a cell displayed, as {row label: [cell texts]} read from its HTML (the row label
     joins the index levels with '|'); the header row under the key 'columns'."""
@@ -32,6 +38,8 @@ def tables(nb, tag) -> list[dict[str, list[str]]]:
         if not html:
             continue
         table = BeautifulSoup(html, "html.parser").find("table")
+        if table is None:  # a paragraph (see paragraphs), not a table
+            continue
         body = table.find("tbody").find_all("tr")
         levels = max(len(tr.find_all("th")) for tr in body)
         head = [th.get_text(strip=True) for th in table.find("thead").find_all("tr")[0].find_all("th")]
@@ -69,4 +77,15 @@ def figures(nb, tag) -> int:
 
 
 def as_row(table, label) -> dict[str, float]:
-    return {col: float(v) for col, v in zip(table["columns"], table[label])}
+    """A row of figures as numbers, read as a reader does (6,037 is 6037; - is none)."""
+    return {col: float("nan") if v == "-" else float(v.replace(",", "")) for col, v in zip(table["columns"], table[label])}
+
+
+# How nbconvert marks what a cell wrote to stderr (a warning, a log line) on a rendered page.
+STDERR_ON_A_PAGE = 'data-mime-type="application/vnd.jupyter.stderr"'
+
+
+def stderr(nb) -> list[str]:
+    """Everything an executed notebook's cells wrote to stderr: a warning, a log line, a traceback's
+    text. A report shows none of it."""
+    return [o.text for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream" and o.name == "stderr"]

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from notebook_outputs import STDERR_ON_A_PAGE
 from synthetic_stress import make_stress_run
 from wdm_lib import compare
 from wdm_lib.cli import main
@@ -51,5 +52,44 @@ def test_wdm_compare_writes_one_offline_page(tmp_path):
     [page] = (tmp_path / "reports").glob("compare-*.html")
     html = page.read_text()
     assert "Runs compared" in html and "p99 ×first" in html and "Steps" in html
+    assert STDERR_ON_A_PAGE not in html  # no warning, no log line
     # Nothing loaded from the network: the page opens offline.
     assert not re.search(r"""<(script|link|img)\b[^>]*(src|href)\s*=\s*["']?(https?:)?//""", html, re.I)
+
+
+def test_a_stress_run_beside_a_consistency_run_is_refused_in_one_sentence(tmp_path, capsys):
+    from wdm_lib import runs
+
+    stress = with_latencies(tmp_path / "reports" / "runs" / "s", np.arange(1, 101))
+    consistency = runs.Run.create(tmp_path / "reports" / "runs", "consistency", {}, {"source": "t.json"}).path
+    assert main(["compare", str(stress), str(consistency)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert f"{consistency}: a consistency run, and {stress} a stress run" in err
+    assert not list((tmp_path / "reports").glob("compare-*.html"))  # refused before any notebook ran
+    with pytest.raises(WorkbenchError, match="expected runs of one kind"):  # as papermill's notebook is
+        compare.open_runs([str(stress), str(consistency)])
+
+
+def test_the_headline_says_faster_slower_or_a_worse_verdict():
+    from bs4 import BeautifulSoup
+
+    def headline(tmp, *latencies, verdicts=None):
+        opened = [compare.open_runs([str(with_latencies(tmp / f"r{i}", v)) for i, v in enumerate(latencies)])][0]
+        judged = [compare.summary_of(r) for r in opened]
+        for s, v in zip(judged, verdicts or []):
+            s["passed"], s["verdict"] = v == "passed", v
+        soup = BeautifulSoup(compare.headline(opened, judged, [compare.latencies_ms(r) for r in opened]), "html.parser")
+        return soup.find("div").find("div").get_text(), soup.get_text()
+
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        base = np.arange(1, 101)
+        assert headline(Path(tmp) / "a", base, base * 3)[0] == "SLOWER"
+        title, text = headline(Path(tmp) / "b", base, base / 2)
+        assert title == "FASTER" and "0.50× baseline" in text and "99.0" in text
+        assert headline(Path(tmp) / "c", base, base)[0] == "AS FAST"
+        title, text = headline(Path(tmp) / "d", base, base / 2, verdicts=["passed", "1 of 1 gates failed"])
+        assert title == "WORSE VERDICT" and "passed → 1 of 1 gates failed" in text

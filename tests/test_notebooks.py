@@ -12,8 +12,9 @@ import nbformat
 import papermill
 import pytest
 
-from notebook_outputs import as_row, banners, cell, figures, tables, text
+from notebook_outputs import as_row, banners, cell, figures, paragraphs, stderr, tables, text
 from synthetic_stress import make_stress_run
+from wdm_lib import styles
 from wdm_lib.report import execute
 from wdm_lib.shipped import NOTEBOOKS
 from wdm_lib.workloads.consistency import ConsistencyScenario
@@ -23,12 +24,12 @@ CONSISTENCY, STRESS = NOTEBOOKS / "consistency.ipynb", NOTEBOOKS / "stress.ipynb
 
 # --- reading an executed notebook ---------------------------------------------------------------------
 
-def assert_percentiles_shown(row: dict, figures: dict):
-    """The notebook shows figures rounded to 3 decimals: each within half a thousandth of its value.
-    (Not compared with Python's round(): on a tie such as 174.3335, pandas and round() may go
-    opposite ways, both correctly.)"""
+def assert_percentiles_shown(table: dict, label: str, figures: dict):
+    """The notebook shows each figure of summary.json as a reader reads it (styles.readable: 35.8 for
+    35.792, 6,037 for a count), the exact value staying in summary.json."""
+    shown = dict(zip(table["columns"], table[label]))
     for key, value in figures.items():
-        assert abs(row[key] - value) <= 5e-4 + 1e-9, (key, row[key], value)
+        assert shown[key] == styles.readable(value), (key, shown[key], value)
 
 
 # --- the committed notebooks ---------------------------------------------------------------------------
@@ -150,6 +151,7 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     run = only_run(tmp_path / "runs")
     summary = json.loads((run / "summary.json").read_text())
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert stderr(nb) == []  # no warning, no log line: nothing a reader did not ask for
     assert summary["verdict"] == "inconsistent" and summary["checkouts"] == 1000
 
     shown = text(nb, "verdict")
@@ -191,7 +193,7 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     percentiles = tables(nb, "percentiles")[0]
     assert [k for k in percentiles if k != "columns"] == list(summary["latency_ms"])
     for outcome, figures_ in summary["latency_ms"].items():
-        assert_percentiles_shown(as_row(percentiles, outcome), figures_)
+        assert_percentiles_shown(percentiles, outcome, figures_)
 
     assert figures(nb, "cdf") == 1 and figures(nb, "timeline") == 1
 
@@ -200,7 +202,7 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     user_table = [t for t in shown_tables if any(r[1] == users["details"][0]["id"] for k, r in t.items() if k != "columns")][0]
     assert len(user_table) - 1 == min(25, len(users["details"]))
     first = users["details"][0]
-    assert user_table["0"] == ["credit-mismatch", first["id"], str(first["expected"]), str(first["actual"]), str(first["diff"])]
+    assert user_table["0"] == ["credit-mismatch", first["id"], f"{first['expected']:,}", f"{first['actual']:,}", f"{first['diff']:,}"]
     assert "**item**: 2 deviations" in text(nb, "deviations") and f"**user**: {len(users['details'])} deviations" in text(nb, "deviations")
     assert cell(nb, "faults").outputs == []  # no fault schedule: no fault section
     assert cell(nb, "operations").outputs == []  # the original workload: checkouts only, shown above
@@ -217,6 +219,7 @@ def test_consistency_notebook_of_a_mixed_load_shows_its_operations_and_no_origin
     summary = json.loads((run / "summary.json").read_text())
     assert json.loads((run / "manifest.json").read_text())["scenario"]["item_price"] == "2-4"
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert stderr(nb) == []  # no warning, no log line: nothing a reader did not ask for
     [operations] = tables(nb, "operations")
     assert operations["columns"] == ["operation", "ok", "fail", "unknown", "all"]
     shown = {row[0]: [int(v) for v in row[1:4]] for label, row in operations.items() if label != "columns"}
@@ -253,6 +256,7 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
     assert manifest["target"]["source"] == str(tmp_path / name)
     assert summary["verdict"] == "consistent" and summary["outcomes"] == {"ok": 20, "fail": 40, "unknown": 0}
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert stderr(nb) == []  # no warning, no log line: nothing a reader did not ask for
     [banner] = banners(nb)
     assert banner["class"] == "pass" and banner["verdict"] == "CONSISTENT" and name in banner["subtitle"]
     assert "verdict: CONSISTENT" in text(nb, "final-verdict")
@@ -269,6 +273,7 @@ def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):
     papermill.execute_notebook(str(STRESS), str(tmp_path / "out.ipynb"), kernel_name="python3",
                                parameters={"run_dir": str(run)}, progress_bar=False, cwd=str(NOTEBOOKS))
     nb = nbformat.read(tmp_path / "out.ipynb", as_version=4)
+    assert stderr(nb) == []  # no warning, no log line: nothing a reader did not ask for
 
     assert f"{summary['requests']:,} requests, {summary['failures']:,} failures" in text(nb, "headline")
     assert f"{summary['throughput_rps']:.1f} requests/s" in text(nb, "headline")
@@ -277,17 +282,18 @@ def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):
     assert as_row(tables(nb, "outcomes")[0], "0") == {k: float(v) for k, v in summary["outcomes"].items()}
     assert cell(nb, "rate").outputs == [] and cell(nb, "faults").outputs == []  # no empty sections
     exact = tables(nb, "percentiles")[0]
-    assert_percentiles_shown(as_row(exact, "Aggregated"), summary["latency_ms"])
+    assert_percentiles_shown(exact, "Aggregated", summary["latency_ms"])
     assert as_row(exact, "Aggregated")["locust p99"] == summary["locust"]["p99_ms"]
     for name, figures_ in summary["by_name"].items():
         label = [k for k in exact if k.endswith(" " + name)][0]
-        assert_percentiles_shown(as_row(exact, label), figures_)
+        assert_percentiles_shown(exact, label, figures_)
     steps = tables(nb, "steps")[0]
     assert [as_row(steps, str(i))["users"] for i in range(3)] == [10, 20, 40]
     for i, step in enumerate(summary["steps"]):
         row = as_row(steps, str(i))
-        assert row["throughput_rps"] == pytest.approx(step["throughput_rps"], abs=1e-3)
-        assert row["p99_ms"] == pytest.approx(step["p99_ms"], abs=1e-3)
+        shown = dict(zip(steps["columns"], steps[str(i)]))
+        assert shown["throughput_rps"] == styles.readable(step["throughput_rps"])
+        assert shown["p99_ms"] == styles.readable(step["p99_ms"])
     assert figures(nb, "throughput") == figures(nb, "percentiles-over-time") == figures(nb, "histogram") == 1
     assert figures(nb, "steps") == 1
 
@@ -310,11 +316,17 @@ def test_stress_notebook_makes_a_paced_gated_verified_run_and_shows_its_verdict(
     assert shown_banner["figures"]["requests"] == f"{summary['requests']:,}"
     assert "verdict: 1 OF 2 GATES FAILED" in text(nb, "final-verdict")
     gates = tables(nb, "verdict")[0]
-    shown = {gate: dict(zip(gates["columns"], gates[gate])) for gate in ("p99<10s", "rps>100000")}
-    assert shown["p99<10s"]["passed"] == "True" and shown["rps>100000"]["passed"] == "False"
-    assert shown["rps>100000"]["measured"] == next(g["shown"] for g in summary["gates"] if not g["passed"])
-    assert "Books after the load: **VALID**" in text(nb, "verdict")
+    shown = {row[0]: dict(zip(gates["columns"], row)) for label, row in gates.items() if label != "columns"}
+    assert list(shown) == ["p99<10s", "rps>100000"]
+    # k6's way: a tick or a cross, with what was measured.
+    failed = next(g for g in summary["gates"] if not g["passed"])
+    passed = next(g for g in summary["gates"] if g["passed"])
+    assert shown["p99<10s"]["result"] == f"✓ {passed['shown']}" and shown["rps>100000"]["result"] == f"✗ {failed['shown']}"
+    assert shown["rps>100000"]["why"] == failed["why"]
+    [books] = paragraphs(nb, "verdict")  # the books' verdict in its colour
+    assert books.startswith(f"<p>Books after the load: {styles.colored('VALID', 'pass')}: credit spent ")
     rate = tables(nb, "rate")[0]
-    assert as_row(rate, "response time (from the intended start)")["p99"] == \
-        pytest.approx(summary["response_ms"]["p99"], abs=1e-3)
+    assert dict(zip(rate["columns"], rate["response time (from the intended start)"]))["p99"] == \
+        styles.readable(summary["response_ms"]["p99"])
+    assert stderr(nb) == []
     assert "of 40 requests/s" in text(nb, "rate")

@@ -18,7 +18,21 @@ def png(fig: Figure) -> bytes:
 
 
 def legend_labels(ax) -> list[str]:
-    return [t.get_text() for t in ax.get_legend().get_texts()]
+    """The labels of the axes' legend, or of the figure's when the chart keeps it beside the figure."""
+    legend = ax.get_legend() or ax.figure.legends[0]
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def covered(fig: Figure) -> list[str]:
+    """The legends of a drawn figure that overlap the plotting area of any of its axes: a legend
+    there can hide the data it names."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)  # constrained layout places every legend as it draws
+    legends = [*fig.legends, *(ax.get_legend() for ax in fig.axes if ax.get_legend())]
+    return [legend.get_texts()[0].get_text() for legend in legends for ax in fig.axes
+            if legend.get_window_extent(renderer).overlaps(ax.get_window_extent(renderer))]
 
 
 def test_latency_cdf_draws_one_curve_per_outcome_from_zero_to_one():
@@ -64,6 +78,7 @@ def test_throughput_shows_requests_failures_and_users_on_a_second_axis():
     fig = plots.throughput(locust_history())
     ax, users = fig.axes
     assert legend_labels(ax) == ["requests/s", "failures/s", "users"]
+    assert covered(fig) == []  # nor the users' axis, right of the plot
     assert list(ax.lines[0].get_ydata()) == [0.0, 40.0, 80.0]
     assert list(users.lines[0].get_ydata()) == [0, 5, 10]
     png(fig)
@@ -149,3 +164,15 @@ def test_a_fault_name_or_run_id_is_drawn_as_written_never_as_maths():
     texts = load.axes[0].texts + cdf.axes[0].get_legend().get_texts() + steps.axes[0].get_legend().get_texts()
     assert [t.get_text() for t in texts] == [AS_WRITTEN, f"{AS_WRITTEN} (2)", AS_WRITTEN]
     assert not any(t.get_parse_math() or t.get_usetex() for t in texts)
+
+
+def test_no_legend_covers_the_data_it_names():
+    # Data in every corner: a legend inside the axes, wherever placed, would sit on some of it.
+    t = pd.DataFrame({"t_s": [0.0, 1.0, 2.0], "served_per_s": [100.0, 0.0, 100.0], "not_served_per_s": [0.0, 100.0, 0.0],
+                      "p50_ms": [1.0, 50.0, 1.0], "p99_ms": [50.0, 1.0, 50.0]})
+    figures = [plots.latency_cdf({"ok": analysis.cdf([1.0, 2.0, 4.0]), "fail": analysis.cdf([3.0])}),
+               plots.load_over_time(t, [("kill", 0.5, 1.5)]), plots.percentiles_over_time(locust_history()),
+               plots.latency_histogram(np.array([1.0, 2.0, 5.0, 100.0]), {"p50": 2.0, "p99": 100.0})]
+    assert [covered(fig) for fig in figures] == [[], [], [], []]
+    # and the page's width: 1,250 px at matplotlib's 100 dpi
+    assert all(fig.get_size_inches()[0] == plots.WIDTH for fig in figures)

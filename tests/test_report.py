@@ -9,7 +9,8 @@ import shutil
 import pytest
 
 from synthetic_stress import make_stress_run
-from wdm_lib import banner, report, runs, summaries
+from notebook_outputs import STDERR_ON_A_PAGE, stderr
+from wdm_lib import banner, pages, report, runs, styles, summaries
 from wdm_lib.cli import main
 from wdm_lib.notebook import consistency_run, consistency_summary
 from wdm_lib.runner import run_consistency
@@ -72,6 +73,19 @@ def test_render_writes_an_offline_report_with_code_hidden_and_charts_embedded(re
 
 
 @SHARES_REPORTS
+def test_no_warning_reaches_a_rendered_report(reports):
+    """Nothing a reader did not ask for: no warning (a library's deprecation, pandas 3's fill value),
+    no log line, in the executed notebook or on its page."""
+    import nbformat
+
+    _, run, stress, rendered = reports
+    for executed in (run.path / runs.EXECUTED_NOTEBOOK, stress / runs.EXECUTED_NOTEBOOK):
+        assert stderr(nbformat.read(executed, as_version=4)) == [], executed
+    for page in rendered.values():
+        assert STDERR_ON_A_PAGE not in page.read_text(), page
+
+
+@SHARES_REPORTS
 def test_index_lists_every_run_with_its_headline_figures_and_link(reports):
     reports_dir, run, stress, _ = reports
     index = (reports_dir / "index.html").read_text()
@@ -79,15 +93,18 @@ def test_index_lists_every_run_with_its_headline_figures_and_link(reports):
     rows = re.findall(r"<tr>(.*?)</tr>", index, re.S)[1:]
     assert len(rows) == 2
     cells = {re.sub("<[^>]+>", "", r.split("</td>")[0]): re.findall(r"<td[^>]*>(.*?)</td>", r) for r in rows}
-    mine = cells[run.id]
+    mine = dict(zip(report.INDEX_COLUMNS, cells[run.id]))
     o = summary["outcomes"]
-    assert f'<a href="{run.id}.html">' in mine[0]
-    assert mine[1:3] == ["consistency", "completed"] and "(no-rollback)" in mine[4]
-    assert mine[5] == "inconsistent" and mine[6] == f"{o['ok']:,} / {o['fail']:,} / {o['unknown']:,}"
-    assert all(a["name"] in mine[7] for a in summary["anomalies"])
+    assert f'<a href="{run.id}.html">' in mine["run"]
+    assert mine["kind"] == "consistency" and "(no-rollback)" in mine["target"]
+    assert mine["verdict"] == "inconsistent" and mine["ok / fail / unknown"] == f"{o['ok']:,} / {o['fail']:,} / {o['unknown']:,}"
+    assert all(a["name"] in mine["anomalies"] for a in summary["anomalies"])
     stress_summary = json.loads((stress / "summary.json").read_text())
-    theirs = cells[stress.name]
-    assert theirs[8] == f"{stress_summary['requests']:,}" and theirs[10] == f"{stress_summary['latency_ms']['p99']:,.1f}"
+    theirs = dict(zip(report.INDEX_COLUMNS, cells[stress.name]))
+    assert theirs["requests"] == f"{stress_summary['requests']:,}"
+    assert theirs["p99 ms"] == f"{stress_summary['latency_ms']['p99']:,.1f}"
+    # a verdict reads by its colour, the same as its report's banner
+    assert f'<td class="verdict {summaries.verdict_class(summary)}">' in index
     assert offline(index)
 
 
@@ -111,7 +128,7 @@ def test_index_renders_the_reports_runs_made_elsewhere_lack_and_a_failed_run_say
     page = (copy / f"{run.id}.html").read_text()
     assert "FAILED: NO VERDICT" in page and "target went away" in page and "INCONSISTENT" not in page
     assert f'<a href="{stress.name}.html">' in index and kept.read_text() == "<p>rendered before</p>"  # not again
-    assert "2 runs in" in index and "<td>failed</td>" in index
+    assert "2 runs in" in index and '<td class="verdict none">failed: no verdict<details><summary>target went away' in index
 
 
 def test_index_cuts_a_long_error_to_one_line_and_counts_in_words(tmp_path):
@@ -121,9 +138,12 @@ def test_index_cuts_a_long_error_to_one_line_and_counts_in_words(tmp_path):
     long_error = "http://127.0.0.1:9/stock/item/create/1: cannot connect: refused while creating the first item; " * 5
     run.finish(runs.FAILED, long_error + "\nsecond line")
     index = report.write_index(tmp_path, tmp_path / "runs").read_text()
-    [note] = re.findall(r"<td>(http://127[^<]*)</td>", index)
-    assert len(note) <= report.NOTE_CHARS and note.endswith("…") and "second line" not in index
-    assert "1 run in" in index and '<td class="verdict none">no verdict</td>' in index
+    # Under the verdict, one short line of the error; the whole of it (both lines) opens under that.
+    [(note, whole)] = re.findall(r'<td class="verdict none">failed: no verdict<details><summary>([^<]*)</summary>'
+                                 r'<div class="detail">([^<]*)</div></details></td>', index)
+    assert note.startswith("http://127") and len(note) <= pages.NOTE_CHARS and note.endswith("…")
+    assert whole.startswith(long_error[:60]) and whole.endswith("\nsecond line")
+    assert "1 run in" in index
 
 
 def test_report_errors_are_one_sentence_naming_the_path(tmp_path, capsys):
@@ -246,7 +266,7 @@ def test_an_interrupted_run_is_reported_with_what_it_recorded_its_faults_and_its
     rows = [row for label, row in table.items() if label != "columns"]
     assert [row[:3] for row in rows] == [["shop killed", "kill shop", "start shop"], ["paused", "pause shop", "resume shop"]]
     killed = consistency_summary(consistency_run(str(run_dir)))[0]["faults"][0]
-    assert rows[0][table["columns"].index("downtime (s)")] == f"{killed['downtime_s']:.2f}"
+    assert rows[0][table["columns"].index("downtime (s)")] == styles.readable(killed["downtime_s"])
     assert figures(nb, "faults") == 1 and figures(nb, "timeline") == 1
 
 
@@ -271,4 +291,16 @@ def test_a_killed_run_is_recognised_as_crashed_and_reported(tmp_path):
     assert state is None and summary["verdict"] == "crashed: no verdict" and summaries.verdict_class(summary) == "none"
     assert summary["checkouts"] >= 20  # what it recorded is what the report shows
     report.write_index(tmp_path, tmp_path / "runs")
-    assert re.search(r"<td>crashed</td>", (tmp_path / "index.html").read_text())
+    assert re.search(r'<td class="verdict none">crashed: no verdict</td>', (tmp_path / "index.html").read_text())
+
+
+def test_index_lists_a_batch_init_run_by_its_verdict_without_figures(tmp_path):
+    # `wdm stress init` makes a run that only times the batch init: no outcomes, no report.
+    run = runs.Run.create(tmp_path / "runs", "stress-init", {}, {"source": "t.json"})
+    summaries.write(run, {"run_id": run.id, "kind": "stress-init", "verdict": "initialised",
+                          "batch_init_s": {"total_s": 0.6}, "sizes": {"n_items": 10}})
+    run.finish(runs.COMPLETED)
+    index = report.write_index(tmp_path, tmp_path / "runs").read_text()
+    [row] = re.findall(r"<tr>(.*?)</tr>", index)[1:]
+    cells = dict(zip(report.INDEX_COLUMNS, re.findall(r"<td[^>]*>(.*?)</td>", row)))
+    assert cells["kind"] == "stress-init" and cells["verdict"] == "initialised" and cells["ok / fail / unknown"] == ""

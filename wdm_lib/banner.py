@@ -8,11 +8,7 @@ from __future__ import annotations
 import html
 
 from wdm_lib.runs import CRASHED, FAILED, INTERRUPTED, RUNNING
-
-# green: consistent or gates passed; amber: with warnings; red: inconsistent or gates failed;
-# grey: no verdict (interrupted, crashed, failed).
-COLORS = {"pass": ("#1a7f37", "#e6f4ea"), "warn": ("#9a6700", "#fff8e1"), "fail": ("#c62828", "#fdecea"),
-          "none": ("#57606a", "#f0f1f3")}
+from wdm_lib.styles import COLORS, disclosed
 
 
 def anomaly_list(found: list[dict]) -> str:
@@ -48,17 +44,17 @@ def judged_line(judged_by: dict) -> str:
     return f"{who} (wdm {judged_by['wdm']}), checkers: {', '.join(judged_by['checkers'])}"
 
 
-def unfinished(status: str, error: str | None) -> str:
+def unfinished(status: str) -> str:
     """The words under the verdict of a run that did not finish (crashed, interrupted, failed, or
-    still running): why, and what its figures are; "" for a run that did (completed, or degraded:
-    it lost part of its load, a verdict of its own)."""
+    still running): what its figures are; "" for a run that did (completed, or degraded: it lost
+    part of its load, a verdict of its own). Why it did not is the banner's detail."""
     if status not in (CRASHED, INTERRUPTED, FAILED, RUNNING):
         return ""
-    why = f"{status}: {error}" if error else status
-    return f"The run did not finish ({why}); the figures cover only what was recorded."
+    return f"The run did not finish ({status}); the figures cover only what was recorded."
 
 
-def banner(verdict: str, cls: str, figures: list[tuple[str, str]], subtitle: str = "") -> str:
+def banner(verdict: str, cls: str, figures: list[tuple[str, str]], subtitle: str = "", detail: str = "") -> str:
+    """The banner's HTML; detail (an error) under the subtitle, one line with the rest disclosed."""
     fg, bg = COLORS[cls]
     cells = "".join(
         f'<div style="margin-right:2.2em"><div style="font-size:1.6em;font-weight:600">{html.escape(value)}</div>'
@@ -66,7 +62,8 @@ def banner(verdict: str, cls: str, figures: list[tuple[str, str]], subtitle: str
     return (f'<div class="wdm-banner wdm-{cls}" style="border-left:8px solid {fg};background:{bg};'
             f'padding:.8em 1.2em;margin:.5em 0 1em 0">'
             f'<div style="font-size:2em;font-weight:700;color:{fg};letter-spacing:.02em">{html.escape(verdict)}</div>'
-            f'<div style="color:#24292f;margin:.2em 0 .7em 0">{html.escape(subtitle)}</div>'
+            f'<div style="color:#24292f;margin:.2em 0 .7em 0">{html.escape(subtitle)}'
+            + (f'<div style="margin-top:.3em">{disclosed(detail)}</div>' if detail else "") + '</div>'
             f'<div style="display:flex;flex-wrap:wrap">{cells}</div></div>')
 
 

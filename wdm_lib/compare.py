@@ -26,7 +26,18 @@ def open_runs(run_dirs: list[str | Path] | str) -> list[runs.Run]:
         run_dirs = [d for d in (p.strip() for p in run_dirs.split(",")) if d]
     if len(run_dirs) < 2:
         raise WorkbenchError(f"compare needs at least two run folders, got {len(run_dirs)}; expected RUN_DIR RUN_DIR [...].")
-    return [open_run(d) for d in run_dirs]
+    return one_kind([open_run(d) for d in run_dirs])
+
+
+def one_kind(opened: list[runs.Run]) -> list[runs.Run]:
+    """The runs, when all are of one kind: a consistency run's latencies are its checkouts', a stress
+    run's every request's, and their verdicts answer different questions; side by side they would
+    read as a change that was never made."""
+    other = next((r for r in opened[1:] if r.kind != opened[0].kind), None)
+    if other is not None:
+        raise WorkbenchError(f"{other.path}: a {other.kind} run, and {opened[0].path} a {opened[0].kind} run; "
+                             f"expected runs of one kind to compare (stress with stress, consistency with consistency).")
+    return opened
 
 
 def summary_of(run: runs.Run) -> dict:
@@ -52,7 +63,8 @@ def latencies_ms(run: runs.Run) -> np.ndarray:
 
 
 def verdicts(opened: list[runs.Run], judged: list[dict]):
-    """One row per run: what it was, how it ended, what went wrong."""
+    """One row per run: what it was, how it ended, what went wrong; its verdict's colour class in
+    attrs["classes"]."""
     import pandas as pd
 
     rows = []
@@ -62,7 +74,39 @@ def verdicts(opened: list[runs.Run], judged: list[dict]):
                      "verdict": summaries.verdict(s) or run.status,
                      "anomalies": banner.anomaly_list(s["anomalies"]) if consistency else "",
                      "warnings": banner.anomaly_list(s["warnings"]) if consistency else ""})
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame.attrs["classes"] = [summaries.verdict_class(s) for s in judged]
+    return frame
+
+
+SAME = 0.05  # a p99 within 5% of the baseline's is no change: two runs of one system differ that much
+
+
+def headline(opened: list[runs.Run], judged: list[dict], latencies: list[np.ndarray]) -> str:
+    """The answer at the top of the page, as a report's banner: did a later run break (a worse verdict
+    than the baseline's), else is it faster or slower at p99; each run's p99 beside the baseline's."""
+    # Broken: a run that fails (inconsistent, a gate failed) or has no verdict where the baseline had
+    # one that held; a warning either side is no change of verdict.
+    held = [summaries.verdict_class(s) in ("pass", "warn") for s in judged]
+    p99 = [float(exact_percentile(v, 99)) if len(v) else None for v in latencies]
+    worse = [r.id for r, h in zip(opened[1:], held[1:]) if held[0] and not h]
+    ratios = [p / p99[0] for p in p99[1:] if p is not None and p99[0]]
+    if worse:
+        title, cls = "worse verdict", "fail"
+    elif ratios and all(r < 1 - SAME for r in ratios):
+        title, cls = "faster", "pass"
+    elif ratios and all(r > 1 + SAME for r in ratios):
+        title, cls = "slower", "warn"
+    elif ratios and all(abs(r - 1) <= SAME for r in ratios):
+        title, cls = "as fast", "pass"
+    else:
+        title, cls = "mixed" if ratios else "no latencies to compare", "none"
+    figures = [(f"p99 ms, {r.id}" + (" (baseline)" if i == 0 else f", {p / p99[0]:.2f}× baseline" if p and p99[0] else ""),
+                "-" if p is None else f"{p:,.1f}") for i, (r, p) in enumerate(zip(opened, p99))]
+    subtitle = (f"{len(opened)} {opened[0].kind} runs, the first the baseline; verdicts: "
+                + " → ".join(summaries.verdict(s) or r.status for r, s in zip(opened, judged))
+                + (f"; worse than the baseline's: {', '.join(worse)}" if worse else ""))
+    return banner.banner(title.upper(), cls, figures, subtitle)
 
 
 def percentiles(opened: list[runs.Run], latencies: list[np.ndarray]):

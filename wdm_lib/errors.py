@@ -5,24 +5,35 @@ from pathlib import Path
 
 
 class WorkbenchError(Exception):
-    """A fault the user can fix: bad input, an unreachable target, a target that breaks the API."""
+    """A fault the user can fix: bad input, an unreachable target, a target that breaks the API.
+    `phrase`: what went wrong in a few words, as a league table names why a team is down."""
+
+    phrase = "could not be run"
 
 
 class ConfigError(WorkbenchError):
     """urls.json (or another input file) is missing or malformed."""
 
+    phrase = "bad input file"
+
 
 class TargetUnreachable(WorkbenchError):
     """The target did not answer at all (connection refused, DNS failure, nothing within the timeout)."""
+
+    phrase = "unreachable"
 
 
 class ContractError(WorkbenchError):
     """The target answered 2xx with a body that API.md does not allow."""
 
+    phrase = "breaks the API"
+
 
 class RecordingFailed(WorkbenchError):
     """wdm could not write what it records (a full disk, a folder it may not write): the run stops,
     and what was flushed before stays on disk."""
+
+    phrase = "could not record"
 
     @classmethod
     def writing(cls, path, error: OSError) -> "RecordingFailed":
@@ -32,6 +43,8 @@ class RecordingFailed(WorkbenchError):
 
 class TargetDied(WorkbenchError):
     """The embedded shop's process exited during a run, and no fault schedule stopped it."""
+
+    phrase = "shop died"
 
 
 _stopped_by = "Ctrl-C"

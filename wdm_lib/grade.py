@@ -22,19 +22,27 @@ from wdm_lib.errors import WorkbenchError
 from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
 from wdm_lib.workloads.stress.scenario import StressScenario
 
-COLUMNS = ("team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault downtime s",
+# The league's columns, on the page and in the CSV; the CSV adds whether the stress run measured and
+# each run's whole error, which the page keeps behind a disclosure.
+COLUMNS = ("rank", "team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault downtime s",
            "problem")
-NUMBER_COLUMNS = ("p50 ms", "p99 ms", "requests/s", "fault downtime s")  # right-aligned, as figures are
+CSV_COLUMNS = (*COLUMNS, "stress measured", "error")
+NUMBER_COLUMNS = ("rank", "p50 ms", "p99 ms", "requests/s", "fault downtime s")  # right-aligned, as figures are
+FIGURES = ("p50 ms", "p99 ms", "requests/s")
+# Consistent first (warnings after none), then inconsistent, then no verdict; the same order for stress.
+ORDER = {"pass": 0, "warn": 1, "fail": 2, "none": 3}
 
 
 @dataclass
 class Outcome:
     """What one run of a team's grading left: the run (None when it could not be made), the one
-    sentence that said why it could not be made or reported ("" when nothing went wrong), its report."""
+    sentence that said why it could not be made or reported ("" when nothing went wrong) and the same
+    in a few words (the error's phrase), its report."""
     run: runs.Run | None
     said: str = ""
     report: Path | None = None
     seconds: float = 0.0    # the run's wall time, its report included
+    phrase: str = ""
 
 
 @dataclass
@@ -57,10 +65,11 @@ def _run(make: Callable[[], tuple[runs.Run, dict]], reports_dir: Path) -> Outcom
     try:
         run, _ = make()
         report = render(run.path, reports_dir)
-        said = ""
+        said = phrase = ""
     except Exception as e:  # not BaseException: Ctrl-C (a KeyboardInterrupt) still ends the grading
         said = redact(str(e) if isinstance(e, WorkbenchError) else f"{e.__class__.__name__}: {e}")
-    return Outcome(run, said, report, time.perf_counter() - started)
+        phrase = e.phrase if isinstance(e, WorkbenchError) else f"crashed ({e.__class__.__name__})"
+    return Outcome(run, said, report, time.perf_counter() - started, phrase)
 
 
 def _summary(outcome: Outcome | None) -> dict | None:
@@ -72,35 +81,79 @@ def _summary(outcome: Outcome | None) -> dict | None:
         return None
 
 
+def measured(run: runs.Run | None, summary: dict | None) -> str:
+    """"" when a stress run's figures measure the team's system: it finished, was judged, and some
+    request succeeded; else why not, in a few words. Figures of a run that failed after 2 s, or of
+    replies that were all errors, are no speed of the system, and a league must not rank them."""
+    if summary is None:
+        return "no figures"
+    if run is not None and run.status not in (runs.COMPLETED, runs.DEGRADED) or summaries.verdict_class(summary) == "none":
+        status = run.status if run is not None else "ended"
+        duration = summary.get("duration_s")
+        return f"{status} after {duration:.1f} s" if duration else status
+    if not summary["outcomes"]["ok"]:
+        return "no request succeeded"
+    return ""
+
+
 def league_cells(row: TeamRow) -> dict:
     """The league table's cells for one team, from what its two runs left."""
     cells = {"team": row.team}
     c, s = _summary(row.consistency), _summary(row.stress)
-    problems = []
+    problems, errors = [], []
+    for kind, outcome, summary in (("consistency", row.consistency, c), ("stress", row.stress, s)):
+        if outcome is None:
+            continue
+        if summary is not None:
+            cells[kind] = summaries.verdict(summary) or outcome.run.status
+        else:
+            cells[kind] = "could not be run"
+            problems.append(f"{kind}: {outcome.phrase or 'could not be run'}")
+        if outcome.said:
+            errors.append(f"{kind}: {outcome.said}")
+            if summary is not None:  # made, and judged, but its report could not be rendered
+                problems.append(f"{kind}: no report ({outcome.phrase})")
     if c is not None:
-        cells["consistency"] = summaries.verdict(c)
         cells["anomalies"] = banner.anomaly_list(c["anomalies"])
-    elif row.consistency is not None:
-        cells["consistency"] = "could not be run"
-        problems.append(row.consistency.said)
     if s is not None:
-        cells["stress"] = summaries.verdict(s) or row.stress.run.status
         lat = s.get("latency_ms") or {}
-        cells["p50 ms"] = lat.get("p50")
-        cells["p99 ms"] = lat.get("p99")
-        cells["requests/s"] = s.get("throughput_rps")
-    elif row.stress is not None:
-        cells["stress"] = "could not be run"
-        problems.append(row.stress.said)
+        cells.update({"p50 ms": lat.get("p50"), "p99 ms": lat.get("p99"), "requests/s": s.get("throughput_rps")})
+        why_not = measured(row.stress.run, s)
+        if why_not:
+            problems.append(f"stress: {why_not}")
+        cells["stress measured"] = "no" if why_not else "yes"
     downtimes = [f["downtime_s"] for summary in (c, s) if summary for f in summary.get("faults") or []]
     if downtimes:
         cells["fault downtime s"] = None if None in downtimes else max(downtimes)
-    cells["problem"] = " ".join(p for p in problems if p)
-    # Each verdict coloured as its report's banner is; a run that could not be made as no verdict.
+    # Both runs down for one reason: said once.
+    phrases = {p.split(": ", 1)[1] for p in problems}
+    cells["problem"] = phrases.pop() if len(problems) == 2 and len(phrases) == 1 else "; ".join(problems)
+    cells["error"] = " ".join(errors)
+    # Each verdict coloured as its report's banner is; a run that could not be made as no verdict, and
+    # so a stress run that measured nothing: its gates may have passed on replies that were all errors.
     cells["classes"] = {kind: summaries.verdict_class(summary)
                         for kind, summary, outcome in (("consistency", c, row.consistency), ("stress", s, row.stress))
                         if outcome is not None}
+    if cells.get("stress measured") == "no":
+        cells["classes"]["stress"] = "none"
     return cells
+
+
+def ranked(rows: list[TeamRow]) -> list[TeamRow]:
+    """The league's order: consistent first, then by the stress run (its verdict, then p99, then
+    requests/s), teams whose runs did not measure after those that did, down teams last; each row's
+    rank in its cells."""
+    def key(row: TeamRow):
+        classes, cells = row.cells.get("classes", {}), row.cells
+        shown = cells.get("stress measured") == "yes"
+        return (ORDER[classes.get("consistency", "none")], ORDER[classes.get("stress", "none")], not shown,
+                cells.get("p99 ms") if shown and cells.get("p99 ms") is not None else float("inf"),
+                -(cells.get("requests/s") or 0) if shown else 0, row.team)
+
+    order = sorted(rows, key=key)
+    for i, row in enumerate(order, 1):
+        row.cells["rank"] = i
+    return order
 
 
 def _fmt(value) -> str:
@@ -112,25 +165,30 @@ def _fmt(value) -> str:
 
 
 def write_league(rows: list[TeamRow], reports_dir: Path, stamp: str) -> tuple[Path, Path]:
-    """league-<stamp>.html and league-<stamp>.csv in reports_dir."""
+    """league-<stamp>.html and league-<stamp>.csv in reports_dir, the teams ranked."""
+    rows = ranked(rows)
     csv_path = reports_dir / f"league-{stamp}.csv"
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(COLUMNS)
+        writer.writerow(CSV_COLUMNS)
         for row in rows:
-            writer.writerow(["" if row.cells.get(c) is None else row.cells.get(c) for c in COLUMNS])
+            writer.writerow(["" if row.cells.get(c) is None else row.cells.get(c) for c in CSV_COLUMNS])
     body = []
     for row in rows:
         cells = []
+        hidden = row.cells.get("stress measured") != "yes"
         for col in COLUMNS:
             verdict = row.cells.get("classes", {}).get(col)
-            cells.append(pages.Cell(_fmt(row.cells.get(col)), f"verdict {verdict}" if verdict else
-                                    "number" if col in NUMBER_COLUMNS else ""))
+            text = "" if hidden and col in FIGURES else _fmt(row.cells.get(col))
+            cells.append(pages.Cell(text, f"verdict {verdict}" if verdict else "number" if col in NUMBER_COLUMNS else
+                                    "id" if col == "team" else ""))
             outcome = {"consistency": row.consistency, "stress": row.stress}.get(col)
             if outcome is not None and outcome.report is not None and outcome.report.is_file():
                 cells[-1].href = outcome.report.name
+        cells[COLUMNS.index("problem")].detail = row.cells.get("error", "")
         body.append(cells)
-    page = pages.render("league.html.j2", columns=COLUMNS, rows=body, count=len(rows), stamp=stamp, csv=csv_path.name)
+    page = pages.render("league.html.j2", columns=COLUMNS, number_columns=NUMBER_COLUMNS, rows=body, count=len(rows),
+                        stamp=stamp, csv=csv_path.name)
     html_path = reports_dir / f"league-{stamp}.html"
     runs.write_atomic(html_path, page)
     return html_path, csv_path
@@ -164,4 +222,4 @@ def grade(urls_files: list[str | Path], consistency: dict, stress: StressScenari
             + (f" ({row.cells['problem']})" if row.cells.get("problem") else ""))
         rows.append(row)
     html_path, csv_path = write_league(rows, reports_dir, stamp)
-    return rows, html_path, csv_path
+    return ranked(rows), html_path, csv_path

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from wdm_lib import analysis, banner, plots, runs, summaries
+from wdm_lib import analysis, banner, plots, runs, styles, summaries
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
 
@@ -134,9 +134,44 @@ def verdict_banner(run: runs.Run, summary: dict) -> str:
     if run.kind == "consistency":
         return banner.banner(summary["verdict"].upper(), summaries.verdict_class(summary),
                              banner.consistency_figures(summary), subtitle)
-    unfinished = banner.unfinished(run.status, run.manifest.get("error"))
+    unfinished = banner.unfinished(run.status)
     return banner.banner((summary.get("verdict") or run.status).upper(), summaries.verdict_class(summary),
-                         banner.stress_figures(summary), subtitle + (f". {unfinished}" if unfinished else ""))
+                         banner.stress_figures(summary), subtitle + (f". {unfinished}" if unfinished else ""),
+                         detail=(run.manifest.get("error") or "") if unfinished else "")
+
+
+def gates_table(summary: dict):
+    """Each gate of a judged stress run as k6 shows it: ✓ or ✗ with what was measured, in its colour,
+    and why it failed."""
+    import pandas as pd
+
+    gates = summary["gates"]
+    table = pd.DataFrame({"gate": [g["gate"] for g in gates], "result": [styles.gate(g["passed"], g["shown"]) for g in gates],
+                          "why": [g.get("why") or "" for g in gates]})
+    return styles.table(table if table["why"].any() else table.drop(columns="why"), html_columns=["result"])
+
+
+def findings(summary: dict):
+    """analysis.findings_table coloured: an anomaly red, a warning amber, no anomaly green."""
+    table = analysis.findings_table(summary)
+    classes = [styles.PASS if not n else styles.FAIL if kind == "anomaly" else styles.WARN
+               for kind, n in zip(table["kind"], table["count"])]
+    return styles.table(table, verdicts={"finding": classes, "kind": classes})
+
+
+def books(verify: dict) -> str:
+    """--verify's books after the load, their verdict in its colour (HTML: a Markdown cell would drop
+    the colour)."""
+    word = styles.colored("VALID", styles.PASS) if verify["valid"] else styles.colored("VIOLATED", styles.FAIL)
+    return (f"<p>Books after the load: {word}: credit spent {verify['credit_spent']:,} against price × stock sold "
+            f"{verify['stock_value_sold']:,}; checkouts in the shop {verify['checkouts_in_shop']:g}, recorded "
+            f"{verify['checkouts_ok']:,} ok + {verify['checkouts_unknown']:,} unknown ({verify['reads']:,} reads in "
+            f"{verify['read_s']:.1f} s).</p>")
+
+
+def flagged(label: str, cls: str, sentence: str) -> str:
+    """A sentence from a run (a warning, lost load) after its label in the colour of cls (HTML, escaped)."""
+    return f"<p>{styles.colored(label, cls)} {html.escape(sentence)}</p>"
 
 
 def latency_cdf_chart(rows, title: str = "Checkout latency CDF") -> Figure:

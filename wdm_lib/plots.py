@@ -23,13 +23,18 @@ def _plain_log(axis) -> None:
 
 
 def _legend(ax, **kw) -> None:
-    """ax.legend, its labels drawn as written (LITERAL)."""
-    for text in ax.legend(**kw).get_texts():
+    """ax.legend beside the axes, right of them, where it can cover no data (constrained layout
+    makes room for it), its labels drawn as written (LITERAL)."""
+    for text in ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0, **kw).get_texts():
         text.set(**LITERAL)
 
 
+# Inches at matplotlib's 100 dpi: 1,250 px, a report's width at 1,400 px (narrower screens shrink it).
+WIDTH = 12.5
+
+
 def _figure(height: float = 4.0, rows: int = 1, **kw) -> tuple[Figure, object]:
-    fig = Figure(figsize=(9, height), layout="constrained")
+    fig = Figure(figsize=(WIDTH, height), layout="constrained")
     return fig, fig.subplots(rows, 1, **kw)
 
 
@@ -47,7 +52,7 @@ def latency_cdf(frames: dict, title: str = "Latency CDF") -> Figure:
     ax.set_ylabel("fraction of requests at or below")
     ax.set_ylim(0, 1.02)
     ax.grid(True, which="both", alpha=0.3)
-    _legend(ax, loc="lower right")
+    _legend(ax)
     ax.set_title(title)
     return fig
 
@@ -79,7 +84,7 @@ def checkout_timeline(timeline, in_flight, faults: list[tuple[str, float, float]
                    linewidth=0.8, label=f"{outcome} ({len(rows)})")
     top.set_ylabel("checkout (by start)")
     top.invert_yaxis()
-    _legend(top, loc="upper right")
+    _legend(top)
     top.set_title("Checkouts from start to end")
     bottom.step(in_flight["t_s"], in_flight["in_flight"], where="post", color="tab:blue")
     bottom.set_ylabel("in flight")
@@ -98,7 +103,7 @@ def load_over_time(bins, faults: list[tuple[str, float, float]] | None = None, w
     top.step(bins["t_s"], bins["not_served_per_s"], where="post", color="tab:red", label="not served")
     top.set_ylabel(f"{what} per second")
     top.set_ylim(bottom=0)
-    _legend(top, loc="upper right")
+    _legend(top)
     top.grid(True, alpha=0.3)
     top.set_title(f"{what.capitalize()} answered per second, and their latency")
     bottom.step(bins["t_s"], bins["p50_ms"], where="post", label="p50")
@@ -106,7 +111,7 @@ def load_over_time(bins, faults: list[tuple[str, float, float]] | None = None, w
     bottom.set_ylabel("latency (ms)")
     bottom.set_xlabel("seconds since the load started")
     bottom.set_ylim(bottom=0)
-    _legend(bottom, loc="upper right")
+    _legend(bottom)
     bottom.grid(True, alpha=0.3)
     shade_faults([top, bottom], faults)
     return fig
@@ -126,7 +131,9 @@ def throughput(history) -> Figure:
     users.set_ylim(bottom=0)
     lines = ax.get_legend_handles_labels()
     more = users.get_legend_handles_labels()
-    _legend(ax, handles=lines[0] + more[0], labels=lines[1] + more[1], loc="upper left")
+    # Beside the figure, not the axes: the users' axis and its labels are right of the axes.
+    for text in fig.legend(lines[0] + more[0], lines[1] + more[1], loc="outside right upper").get_texts():
+        text.set(**LITERAL)
     ax.set_title("Throughput and users")
     return fig
 
@@ -139,7 +146,7 @@ def percentiles_over_time(history) -> Figure:
     ax.set_xlabel("seconds since the first sample")
     ax.set_ylabel("response time (ms)")
     ax.grid(True, alpha=0.3)
-    _legend(ax, loc="upper left")
+    _legend(ax)
     ax.set_title("Response time percentiles over time (Locust)")
     return fig
 
@@ -163,7 +170,7 @@ def latency_histogram(latencies_ms, marks: dict | None = None, bins: int = 80) -
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("requests")
     if marks:
-        _legend(ax, loc="upper right")
+        _legend(ax)
     ax.set_title(f"Latency of {len(values):,} requests")
     return fig
 
@@ -182,7 +189,7 @@ def steps_throughput_p99(steps) -> Figure:
     ax.set_ylabel("p99 (ms)")
     ax.grid(True, alpha=0.3)
     if "run" in steps:
-        _legend(ax, loc="upper left")
+        _legend(ax)
     ax.set_title("Throughput against p99, per step")
     return fig
 
@@ -204,7 +211,7 @@ def convergence(frame, quiet_s: float, settled: bool = True) -> Figure:
         if settled and frame["t_s"].iloc[-1] > since:
             ax.axvspan(since, frame["t_s"].iloc[-1], color="tab:blue", alpha=0.08,
                        label=f"unchanged (quiet window {quiet_s:g} s)")
-        _legend(ax, loc="upper right")
+        _legend(ax)
     ax.set_xlabel("seconds after the last checkout reply")
     ax.set_ylabel("ids in anomaly")
     ax.set_ylim(0, max(1, frame["anomalies"].max() if len(frame) else 0) * 1.15)
@@ -234,7 +241,7 @@ def staleness(frame, faults: list[tuple[str, float, float]] | None = None) -> Fi
     ax.set_ylabel("staleness (s)")
     ax.grid(True, alpha=0.3)
     if len(frame):
-        _legend(ax, loc="upper left")
+        _legend(ax)
     ax.set_title("How stale each read during the load was (impossible ones along the top)")
     shade_faults([ax], faults)
     return fig

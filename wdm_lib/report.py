@@ -24,10 +24,12 @@ KERNEL = "python3"
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=CRITICAL"]
 # The lab template less the scripts it loads from a CDN (require.js, MathJax, mermaid): the reports
 # hold no widgets, maths or diagrams, and must open offline.
+# templates/report.css comes after lab's own stylesheet, so its rules win.
 OFFLINE_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block html_head_css -%}<style>{% include 'report.css' %}</style>{%- endblock html_head_css -%}
 """
 INDEX = "index.html"
 
@@ -93,7 +95,9 @@ def to_html(executed: Path, title: str) -> str:
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({"offline.html.j2": OFFLINE_TEMPLATE})],
+    # Only report.css from templates/: its page templates would stand in for lab's of the same names.
+    css = (pages.TEMPLATES / "report.css").read_text(encoding="utf-8")
+    exporter = HTMLExporter(extra_loaders=[jinja2.DictLoader({"offline.html.j2": OFFLINE_TEMPLATE, "report.css": css})],
                             template_file="offline.html.j2", exclude_input=True, exclude_input_prompt=True,
                             exclude_output_prompt=True, embed_images=True)
     nb = nbformat.read(executed, as_version=4)
@@ -158,8 +162,10 @@ def render_compare(run_dirs: list[str | Path], reports_dir: str | Path | None = 
             raise WorkbenchError(f"{d}: no such folder; expected a run folder made by wdm (under reports/runs/).")
     if len(paths) < 2:
         raise WorkbenchError(f"wdm compare needs at least two run folders, got {len(paths)}; expected RUN_DIR RUN_DIR [...].")
-    for path in paths:
-        runs.Run.open(path)  # a folder that is no readable run is one sentence before any notebook runs
+    from wdm_lib.compare import one_kind
+
+    # a folder that is no readable run, or runs of two kinds, is one sentence before any notebook runs
+    one_kind([runs.Run.open(path) for path in paths])
     reports_dir = writable_folder(Path(reports_dir) if reports_dir is not None else paths[0].parent.parent)
     name = f"compare-{paths[0].name}-vs-{len(paths) - 1}-{'-'.join(p.name[-4:] for p in paths[1:])}"
     with tempfile.TemporaryDirectory() as tmp:
@@ -172,10 +178,22 @@ def render_compare(run_dirs: list[str | Path], reports_dir: str | Path | None = 
 
 # --- the index ------------------------------------------------------------------------------------
 
-INDEX_COLUMNS = ("run", "kind", "status", "started", "target", "verdict", "ok / fail / unknown", "anomalies",
-                 "requests", "req/s", "p99 ms", "note")
+# Fits 1,400 px: how a run ended is in its verdict cell ("failed: no verdict"), under it why, one line
+# that opens to the whole error; a target that is a file shows its name (the whole path on hover).
+INDEX_COLUMNS = ("run", "kind", "started", "target", "verdict", "anomalies", "ok / fail / unknown", "requests", "req/s",
+                 "p99 ms")
 NUMBER_COLUMNS = ("ok / fail / unknown", "requests", "req/s", "p99 ms")  # right-aligned, as figures are
-NOTE_CHARS = 90  # an error in the index is one line; the whole text is in the run's report
+
+
+def verdict_words(run: runs.Run, summary: dict | None) -> str:
+    """The verdict as the index says it, how the run ended included: "inconsistent", "failed: no
+    verdict", "crashed: passed" (a summary written before its process died)."""
+    if summary is None:
+        return "running" if run.status == runs.RUNNING else f"{run.status}: no verdict"
+    words = summaries.verdict(summary)
+    if run.status in (runs.COMPLETED, runs.DEGRADED) or words.startswith(run.status):
+        return words
+    return f"{run.status}: {words}"
 
 
 def headline(run: runs.Run) -> dict:
@@ -183,18 +201,19 @@ def headline(run: runs.Run) -> dict:
     m = run.manifest
     target = m.get("target") or {}
     row = {"run": run.id, "kind": run.kind, "status": run.status, "started": (m.get("started_at") or "")[:16].replace("T", " "),
-           "target": f"{target.get('source', '')}" + (f" ({target['anomaly']})" if target.get("anomaly") else "")}
+           "target": f"{target.get('source', '')}" + (f" ({target['anomaly']})" if target.get("anomaly") else ""),
+           "note": m.get("error") or ""}
     try:
         summary = summaries.latest(run)[1]  # a run judged again by `wdm check` shows its newest verdict
     except (OSError, WorkbenchError) as e:
-        row["verdict"] = "no verdict" if run.status != runs.RUNNING else ""
-        row["class"] = "none"
-        row["note"] = m.get("error") or ("" if isinstance(e, FileNotFoundError) else str(e))
+        row["verdict"], row["class"] = verdict_words(run, None), "none"
+        row["note"] = row["note"] or ("" if isinstance(e, FileNotFoundError) else str(e))
         return row
-    row["verdict"], row["class"] = summaries.verdict(summary), summaries.verdict_class(summary)
-    if run.kind == "consistency":
+    row["verdict"], row["class"] = verdict_words(run, summary), summaries.verdict_class(summary)
+    if run.kind in ("consistency", "stress"):  # a stress-init run only timed the batch init
         o = summary["outcomes"]
         row["ok / fail / unknown"] = f"{o['ok']:,} / {o['fail']:,} / {o['unknown']:,}"
+    if run.kind == "consistency":
         row["anomalies"] = banner.anomaly_list(summary["anomalies"])
     elif run.kind == "stress":
         row["requests"] = f"{summary['requests']:,}"
@@ -215,10 +234,10 @@ def current_report(reports_dir: Path, run: runs.Run) -> Path | None:
         return None
 
 
-def one_line(text: str, limit: int = NOTE_CHARS) -> str:
-    """The first line of a text, cut to `limit` characters."""
-    first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
-    return first if len(first) <= limit else first[:limit - 1].rstrip() + "…"
+def _target(text: str) -> pages.Cell:
+    """A urls file's name, its whole path on hover; the embedded shop as it is named."""
+    name = Path(text.split(" (")[0]).name if "/" in text else ""
+    return pages.Cell(text.replace(text.split(" (")[0], name, 1), title=text) if name else pages.Cell(text)
 
 
 def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | None = None,
@@ -247,16 +266,19 @@ def write_index(reports_dir: str | Path | None = None, runs_dir: str | Path | No
         row, cells = headline(run), []
         for col in INDEX_COLUMNS:
             text = str(row.get(col, ""))
-            cells.append(pages.Cell(one_line(text) if col == "note" else text,
-                                    f"verdict {row.get('class', 'none')}" if col == "verdict" else
-                                    "number" if col in NUMBER_COLUMNS else ""))
+            cells.append(_target(text) if col == "target" else
+                         pages.Cell(text, f"verdict {row.get('class', 'none')}" if col == "verdict" else
+                                    "number" if col in NUMBER_COLUMNS else "id" if col == "run" else
+                                    "when" if col == "started" else ""))
+        cells[INDEX_COLUMNS.index("verdict")].detail = row["note"]
         page = current_report(reports_dir, run)
         cells[0].href = page.name if page is not None else ""
         rows.append(cells)
     for bad in unreadable:
-        rows.append([pages.Cell(bad.path.name), pages.Cell("unreadable", "verdict none", colspan=len(INDEX_COLUMNS) - 2),
-                     pages.Cell(one_line(bad.reason.removeprefix(str(bad.path)).lstrip("/: ")), title=bad.reason)])
-    text = pages.render("index.html.j2", columns=INDEX_COLUMNS, count=len(rows), runs_dir=runs_dir,
+        rows.append([pages.Cell(bad.path.name, "id"), pages.Cell("", colspan=3),
+                     pages.Cell("unreadable", "verdict none", detail=bad.reason.removeprefix(str(bad.path)).lstrip("/: ")),
+                     pages.Cell("", colspan=len(INDEX_COLUMNS) - 5)])
+    text = pages.render("index.html.j2", columns=INDEX_COLUMNS, number_columns=NUMBER_COLUMNS, count=len(rows), runs_dir=runs_dir,
                         rows=rows or [[pages.Cell("no runs yet", colspan=len(INDEX_COLUMNS))]])
     index = reports_dir / INDEX
     write_page(index, text)

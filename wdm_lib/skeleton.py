@@ -38,6 +38,8 @@ from wdm_lib.target import actions_on, describe, open_target, schedule_names_a_s
 class CheckerFailed(WorkbenchError):
     """A checker raised: the run has no verdict. Its summary keeps what the other checkers found."""
 
+    phrase = "a checker failed"
+
     @classmethod
     def of(cls, result: CheckResult, summary_path: Path) -> "CheckerFailed":
         failed = "; ".join(f"checker {p.checker!r} failed ({p.error})" for p in result.errors)

@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 class FaultFailed(WorkbenchError):
     """A step of the fault schedule did not do what it says: the run cannot say what it tested."""
 
+    phrase = "fault step failed"
+
 
 class Nemesis:
     def __init__(self, faults: list[Fault], history: HistoryWriter, folder: Path, shop: Shop | None = None):
