@@ -63,9 +63,10 @@ def test_a_threshold_that_cannot_hold_fails_the_run_and_shows_what_was_measured(
     assert not by["p99<0.001ms"]["passed"] and by["p99<0.001ms"]["measured"] == summary["latency_ms"]["p99"]
     assert by["fail_rate<1%"]["passed"] and by["fail_rate<1%"]["measured"] == 0
     assert by["checkout:rps>1"]["passed"]
+    assert by["ok>0"]["passed"] and by["ok>0"]["default"]  # some request succeeded, whatever was asked
     assert "gate FAIL  p99<0.001ms" in out and "gate PASS  fail_rate<1%" in out
     suite = ET.parse(tmp_path / "junit.xml").getroot().find("testsuite")
-    assert suite.get("tests") == "4" and suite.get("failures") == "1"
+    assert suite.get("tests") == "5" and suite.get("failures") == "1"
 
 
 def test_a_bad_threshold_is_refused_before_any_load(tmp_path, capsys):

@@ -83,7 +83,7 @@ def test_gates_measure_exact_nearest_rank_percentiles_per_name():
 
 def test_response_gates_read_the_time_from_the_intended_start():
     df = frame([(CHECKOUT, "ok", 10.0)] * 10, response_ms=[10.0] * 9 + [900.0])
-    (service, corrected) = gates.judge(gates.parse_all(["p99<100", "response_p99<100"]), df, 1.0)
+    service, corrected, _default = gates.judge(gates.parse_all(["p99<100", "response_p99<100"]), df, 1.0)
     assert service["passed"] and not corrected["passed"] and corrected["measured"] == 900.0
 
 
@@ -97,6 +97,17 @@ def test_without_gates_a_run_where_nothing_succeeded_fails_with_the_usual_reason
     # Without raw rows the default gate reads Locust's count.
     assert not gates.judge([], None, 1.0, ok_without_rows=0)[0]["passed"]
     assert gates.judge([], None, 1.0, ok_without_rows=3)[0]["passed"]
+
+
+def test_thresholds_do_not_pass_a_run_where_nothing_succeeded():
+    # Refusals answer fast: a p99 limit alone would pass a run that measured nothing of the shop.
+    refused = frame([(CHECKOUT, "fail", 1.0)] * 50)
+    p99, default = gates.judge(gates.parse_all(["p99<100"]), refused, 1.0)
+    assert p99["passed"] and not p99["default"]
+    assert default["default"] and not default["passed"] and "never batch-initialised" in default["why"]
+    # Without raw rows a user's gate measured nothing; the default still reads Locust's count.
+    p99, default = gates.judge(gates.parse_all(["p99<100"]), None, 1.0, ok_without_rows=3)
+    assert p99["measured"] is None and not p99["passed"] and default["passed"]
 
 
 # --- lost load -----------------------------------------------------------------------------------
@@ -207,8 +218,8 @@ def test_junit_has_one_case_per_gate_and_failures_carry_the_reason(tmp_path):
     path = junit.write(tmp_path / "j.xml", "stress", junit.stress_cases(summary))
     suite = ET.parse(path).getroot().find("testsuite")
     cases = {c.get("name"): c for c in suite.findall("testcase")}
-    assert suite.get("tests") == "3" and suite.get("failures") == "1"
-    assert set(cases) == {"gate p99<5", "gate rps>1", "no load lost"}
+    assert suite.get("tests") == "4" and suite.get("failures") == "1"
+    assert set(cases) == {"gate p99<5", "gate rps>1", "gate ok>0", "no load lost"}
     assert "p99 was 9.0 ms, expected < 5.0 ms" in cases["gate p99<5"].find("failure").get("message")
     assert cases["gate rps>1"].find("failure") is None
     with pytest.raises(WorkbenchError, match=r"^--junit .*: cannot write it"):

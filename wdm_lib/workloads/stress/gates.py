@@ -94,7 +94,8 @@ def parse_all(expressions: list[str] | tuple[str, ...] | str | None, names: dict
     return [parse(e, names) for e in expressions]
 
 
-# Without thresholds, a run in which no request succeeded measured nothing: it fails.
+# A run in which no request succeeded measured nothing: it fails, whatever thresholds were asked
+# for (the latency of refusals alone would pass any p99 limit). Judged after the user's gates.
 DEFAULT = "ok>0"
 DEFAULT_FAILED = ("no request succeeded, so the run measured nothing; this usually means the target was "
                   "never batch-initialised with these sizes (wdm stress init, or --init) or urls.json "
@@ -127,20 +128,21 @@ def measure(gate: Gate, requests, duration_s: float) -> float | None:
 
 
 def judge(gates: list[Gate], requests, duration_s: float, ok_without_rows: int | None = None) -> list[dict]:
-    """Each gate with its measured value and whether it held; with no gates, the default one.
-    A gate over nothing measured fails: a limit nobody measured is not a limit met. `requests` is
-    None for a run without raw rows: only the default gate is judged then, on Locust's count of
-    successes (`ok_without_rows`)."""
-    explain = not gates
+    """Each gate with its measured value and whether it held, then the default one (some request
+    succeeded). A gate over nothing measured fails: a limit nobody measured is not a limit met.
+    `requests` is None for a run without raw rows: the user's gates measured nothing then, and
+    the default gate reads Locust's count of successes (`ok_without_rows`)."""
     out = []
-    for gate in gates or [parse(DEFAULT)]:
-        value = measure(gate, requests, duration_s) if requests is not None else (
-            None if ok_without_rows is None else float(ok_without_rows))
+    for gate, default in [*((g, False) for g in gates), (parse(DEFAULT), True)]:
+        if requests is not None:
+            value = measure(gate, requests, duration_s)
+        else:
+            value = float(ok_without_rows) if default and ok_without_rows is not None else None
         passed = value is not None and OPERATORS[gate.op](value, gate.limit)
         result = {"gate": gate.expression, "metric": gate.label, "measured": value,
-                  "shown": show(gate, value), "passed": bool(passed), "default": explain}
+                  "shown": show(gate, value), "passed": bool(passed), "default": default}
         if not passed:
-            result["why"] = (DEFAULT_FAILED if explain else
+            result["why"] = (DEFAULT_FAILED if default else
                              f"nothing was measured for {gate.label}" if value is None else
                              f"{gate.label} was {show(gate, value)}, expected {gate.op} {show(gate, gate.limit)}")
         out.append(result)
