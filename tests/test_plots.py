@@ -123,8 +123,8 @@ def test_per_second_counts_served_and_not_by_when_answered_and_leaves_quiet_seco
 
 def test_fault_windows_are_shaded_and_named_on_the_load_chart():
     bins = analysis.per_second(answered([(t / 10, t / 10 + 0.01, 200) for t in range(50)]))
-    windows = analysis.fault_windows({"faults": [{"name": "stock dies", "started_s": 1.0, "recovered_s": 2.5},
-                                                 {"name": "never back", "started_s": 4.0, "recovered_s": None}]})
+    windows = analysis.fault_windows({"faults": [{"name": "stock dies", "started_s": 1.0, "recover_step_s": 2.5},
+                                                 {"name": "never back", "started_s": 4.0, "recover_step_s": None}]})
     assert windows == [("stock dies", 1.0, 2.5), ("never back", 4.0, float("inf"))]
     fig = plots.load_over_time(bins, windows)
     top, bottom = fig.axes

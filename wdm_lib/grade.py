@@ -22,9 +22,9 @@ from wdm_lib.errors import WorkbenchError
 from wdm_lib.workloads.consistency_scenario import ConsistencyScenario
 from wdm_lib.workloads.stress.scenario import StressScenario
 
-COLUMNS = ("team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault downtime s",
+COLUMNS = ("team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault outage s",
            "problem")
-NUMBER_COLUMNS = ("p50 ms", "p99 ms", "requests/s", "fault downtime s")  # right-aligned, as figures are
+NUMBER_COLUMNS = ("p50 ms", "p99 ms", "requests/s", "fault outage s")  # right-aligned, as figures are
 
 
 @dataclass
@@ -92,9 +92,9 @@ def league_cells(row: TeamRow) -> dict:
     elif row.stress is not None:
         cells["stress"] = "could not be run"
         problems.append(row.stress.said)
-    downtimes = [f["downtime_s"] for summary in (c, s) if summary for f in summary.get("faults") or []]
-    if downtimes:
-        cells["fault downtime s"] = None if None in downtimes else max(downtimes)
+    outages = [f["outage_s"] for summary in (c, s) if summary for f in summary.get("faults") or []]
+    if outages:
+        cells["fault outage s"] = None if None in outages else max(outages)
     cells["problem"] = " ".join(p for p in problems if p)
     # Each verdict coloured as its report's banner is; a run that could not be made as no verdict.
     cells["classes"] = {kind: summaries.verdict_class(summary)
