@@ -581,3 +581,18 @@ def test_a_shop_frozen_for_3_s_that_comes_back_20_times_slower_has_a_gap_an_outa
     before, after = fault["latency_ms"]["before"]["p50"], fault["latency_ms"]["after"]["p50"]
     assert after > 100 and after > 10 * before, fault["latency_ms"]
     assert fault["recovered_s"] is None, fault
+
+
+def test_faults_give_the_original_workload_stock_and_credit_that_last_the_run_unless_sizes_are_given():
+    from wdm_lib.workloads.consistency_scenario import ConsistencyScenario as Scenario
+
+    # The default 100 units sell out in a second at 100/s: every fault after that would test nothing.
+    sc = Scenario(rate=100, n_orders=600)
+    assert "item stock 600 and user credit 600" in sc.room_for_faults() and sc.sized_for_faults
+    assert (sc.item_stock, sc.user_credit) == (600, 600) and sc.to_dict()["item_stock"] == 600
+    sc = Scenario(rate=100, items_per_order=2, quantity=3, item_price=4, user_credit=7)
+    assert sc.room_for_faults().startswith("--faults: item stock 6000 (not the original's 100)")
+    assert (sc.item_stock, sc.user_credit) == (6000, 7)
+    # Sizes given are the user's; mixed restocks itself during the load.
+    assert Scenario(rate=100, item_stock=5, user_credit=1).room_for_faults() is None
+    assert Scenario(workload="mixed", rate=100).room_for_faults() is None
