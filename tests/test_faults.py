@@ -146,13 +146,13 @@ def test_a_fault_that_costs_nothing_has_no_gap_no_outage_and_recovers_at_once():
     m = measure_fault("f", step("f", "inject", 2.0), step("f", "recover", 3.0), reqs, 0, 8 * S)
     assert m["no_answer_gap_s"] <= 0.011 and m["outage_s"] == 0.0 and m["recovered_s"] == 0.0
     # The baseline: the whole seconds before the fault but the load's first (its warm-up).
-    assert not m["masked_outage"] and not m["tested_nothing"] and m["baseline_s"] == 1
+    assert not m["masked_outage"] and not m["tested_nothing"] and m["baseline_s"] == [1.0, 2.0]
 
 
 def test_a_fault_at_the_very_start_has_no_baseline_but_still_a_gap():
     reqs = requests_every(10, 6, lambda t: None if t < 1.0 else 200)
     m = measure_fault("f", step("f", "inject", 0.0), step("f", "recover", 1.0), reqs, 0, 6 * S)
-    assert m["baseline_s"] == 0 and m["success_per_s_before"] is None
+    assert m["baseline_s"] is None and m["success_per_s_before"] is None
     assert m["outage_s"] is None and m["recovered_s"] is None and m["refusal_share"]["before"] is None
     assert not m["masked_outage"] and not m["tested_nothing"]
     assert m["no_answer_gap_s"] == pytest.approx(1.0, abs=0.02)
@@ -165,11 +165,24 @@ def test_overlapping_faults_share_the_baseline_before_the_first():
     ops = [step("A", "inject", 3.0), step("B", "inject", 4.0), step("B", "recover", 5.0), step("A", "recover", 6.0)]
     a, b = measure_faults(ops, reqs, [])
     assert (a["name"], b["name"]) == ("A", "B")
-    assert a["baseline_s"] == b["baseline_s"] == 2 and a["success_per_s_before"] == b["success_per_s_before"] == 100
+    assert a["baseline_s"] == b["baseline_s"] == [1.0, 3.0] and a["success_per_s_before"] == b["success_per_s_before"] == 100
     assert a["masked_outage"] and b["masked_outage"]
     assert a["outage_s"] == pytest.approx(3.0, abs=0.15)
     assert b["outage_s"] == pytest.approx(2.0, abs=0.15)  # the stretch that began in its window
     assert b["recovered_s"] == pytest.approx(1.0, abs=0.11)  # from its own recover step, once A's was over too
+
+
+def test_a_fault_soon_after_another_is_held_to_the_calm_before_the_first_and_cuts_its_recovery_short():
+    # A kills the shop from 2 s to 3.5 s; B freezes it from 4 s to 5 s: no whole calm second between.
+    def latency(t):
+        return (5.0 - t) * 1000 if 4.0 <= t < 5.0 else 1.0
+    reqs = requests_every(10, 12, lambda t: None if 2.0 <= t < 3.5 else 200, latency)
+    ops = [step("A", "inject", 2.0), step("A", "recover", 3.5), step("B", "inject", 4.0), step("B", "recover", 5.0)]
+    a, b = measure_faults(ops, reqs, [])
+    assert b["baseline_s"] == a["baseline_s"] == [1.0, 2.0] and b["success_per_s_before"] == 100
+    assert b["no_answer_gap_s"] == pytest.approx(1.0, abs=0.02) and b["recovered_s"] is not None
+    # A was back at 3.5 s, but not for 3 s before B began: that is what the run can say of it.
+    assert a["recovered_s"] is None and a["recovery"] == "not before the next fault"
 
 
 def _order(op_id, kind, **kw):

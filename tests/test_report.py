@@ -20,7 +20,7 @@ HOSTILE_NAME = "<img src=x onerror=alert(1)>_*team*.json"
 HOSTILE_FAULT = {
     "name": "<img src=x onerror=alert(2)>", "what": "<script>alert(3)</script>", "recover": None,
     "due_s": 0.0, "started_s": 0.0, "late_ms": 0.0, "inject_status": 0, "recover_step_s": None,
-    "recover_status": None, "requests": {"ok": 1, "fail": 0, "unknown": 0}, "baseline_s": 0,
+    "recover_status": None, "requests": {"ok": 1, "fail": 0, "unknown": 0}, "baseline_s": None, "recovery": "no baseline",
     "success_per_s_before": None, "no_answer_gap_s": 0.0, "outage_s": None,
     "refusal_share": {"before": None, "during": 0.0}, "masked_outage": False,
     "latency_ms": {k: {"p50": None, "p99": None} for k in ("before", "during", "after")}, "recovered_s": None,

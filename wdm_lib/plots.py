@@ -267,16 +267,18 @@ def fault_effects(seconds, faults: list[dict]) -> Figure:
     rate.step(seconds["t_s"], seconds["success_per_s"], where="post", color="tab:green", label="2xx per second")
     for f in faults:
         base = f["success_per_s_before"]
-        if base:
+        if base:  # from its baseline's seconds to where it was back (or its window's end)
             end = f["recover_step_s"] if f["recover_step_s"] is not None else seconds["t_s"].max()
-            rate.hlines([base, base / 2], f["started_s"] - f["baseline_s"], end + 1, colors=["tab:gray", "tab:red"],
-                        linestyles=[":", "--"], linewidth=1)
-    rate.plot([], [], color="tab:gray", linestyle=":", label="baseline before the fault")
-    rate.plot([], [], color="tab:red", linestyle="--", label="half of it: below is outage")
+            end += f["recovered_s"] or 0
+            rate.hlines(base, f["baseline_s"][0], end, colors="tab:gray", linestyles=":", linewidth=1.2)
+            rate.hlines(base / 2, f["started_s"], end, colors="tab:red", linestyles="--", linewidth=1)
+    rate.plot([], [], color="tab:gray", linestyle=":", label="baseline (median of\nthe seconds before)")
+    rate.plot([], [], color="tab:red", linestyle="--", label="half of it: below\nis outage")
+    rate.plot([], [], color=BACK_COLOR, linestyle="--", label="back (recovered)")
     rate.set_ylabel("2xx per second\n(by reply)")
     rate.set_ylim(bottom=0)
     rate.grid(True, alpha=0.3)
-    _legend(rate, loc="lower left", fontsize="small")
+    _legend(rate, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     rate.set_title("What the faults' users met: successes, refusals, latency")
     refused.step(seconds["t_s"], seconds["refusal_share"] * 100, where="post", color="tab:orange")
     refused.set_ylabel("refused (4xx) %\n(by due time)")
@@ -290,7 +292,9 @@ def fault_effects(seconds, faults: list[dict]) -> Figure:
     latency.set_ylabel("ms from due time\n(by due time)")
     latency.set_xlabel("seconds since the load's first request was due")
     latency.grid(True, which="both", alpha=0.3)
-    _legend(latency, loc="upper left", fontsize="small")
+    _legend(latency, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    refused.plot([], [], color="tab:orange", label="refused (a jump:\nmasked outage)")
+    _legend(refused, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     latency.set_xlim(seconds["t_s"].min(), seconds["t_s"].max() + 1)
     shade_faults([rate, refused, latency],
                  [(f["name"], f["started_s"], f["recover_step_s"] if f["recover_step_s"] is not None else float("inf"))

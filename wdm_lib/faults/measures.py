@@ -254,59 +254,65 @@ def recovered_after_s(r: Requests, from_ns: int, last_due_ns: int, rate_before: 
     return None
 
 
-def _baseline(r: Requests, calm_since_ns: int, start_ns: int, t0_ns: int) -> tuple[int, int | None, float | None]:
-    """(whole seconds, where they begin, median 2xx per second) just before start_ns, none earlier
-    than calm_since_ns (the load's start, or the end of the fault before). The load's first second
-    is left out when another remains: its first replies are still on their way, and a shop warms up."""
-    if calm_since_ns == t0_ns and start_ns - t0_ns >= 2 * S:
+def baseline_span(calm_since_ns: int, until_ns: int, t0_ns: int) -> tuple[int, int] | None:
+    """The whole seconds (as [from, until)) of at most BASELINE_MAX_S just before until_ns, none
+    earlier than calm_since_ns (the load's start, or the end of the fault before); None without a
+    whole second. The load's first second is left out when another remains: its first replies are
+    still on their way, and a shop warms up."""
+    if calm_since_ns == t0_ns and until_ns - t0_ns >= 2 * S:
         calm_since_ns += S
-    seconds = min(BASELINE_MAX_S, int((start_ns - calm_since_ns) // S))
-    if seconds < 1:
-        return 0, None, None
+    seconds = min(BASELINE_MAX_S, int((until_ns - calm_since_ns) // S))
+    return None if seconds < 1 else (until_ns - seconds * S, until_ns)
+
+
+def _median_successes(r: Requests, span: tuple[int, int]) -> float:
     success = r.complete_ns[r.succeeded]
-    counts = [_count(success, start_ns - k * S, start_ns - (k - 1) * S) for k in range(1, seconds + 1)]
-    return seconds, start_ns - seconds * S, float(np.median(counts))
+    return float(np.median([_count(success, t, t + S) for t in range(span[0], span[1], S)]))
 
 
 def measure_fault(name: str, inject: Op, recover: Op | None, requests: Requests, t0_ns: int, end_ns: int,
-                  calm_since_ns: int | None = None, could_succeed_at: Callable[[int], bool] | None = None,
-                  next_start_ns: int | None = None, baseline_until_ns: int | None = None) -> dict:
+                  baseline: tuple[int, int] | None | str = "before", could_succeed_at: Callable[[int], bool] | None = None,
+                  next_start_ns: int | None = None) -> dict:
     """One fault's figures. `t0_ns`: when the load's first request was due; `end_ns`: when its last
-    reply came; `calm_since_ns`: when the fault before it had recovered (the baseline is not that
-    fault's); `baseline_until_ns`: where the baseline ends (the start of the first of the faults
-    this one overlaps; its own start by default); `next_start_ns`: when the next fault began (what comes after this one is not that
-    one's). Seconds are relative to the load's start; a figure the run does not show is None.
-    Requests are in the window when they were due in it: an open-loop load wanted them then,
-    whether or not our own bound let them out."""
+    reply came; `baseline`: the calm seconds its users' figures are compared with (measure_faults
+    picks them; by default the whole seconds just before it), None when there are none;
+    `next_start_ns`: when the next fault began (what comes after it is that fault's). Seconds are
+    relative to the load's start; a figure the run does not show is None. Requests are in the
+    window when they were due in it: an open-loop load wanted them then, whether or not our own
+    bound let them out."""
     r = requests
     start = inject.invoke_ns
     window_end = recover.complete_ns if recover is not None else end_ns
     last_due = int(r.intended_ns.max())
-    after_end = min(next_start_ns or last_due, last_due)
+    horizon = min(next_start_ns or last_due, last_due)   # what is still this fault's to see
     during = (r.intended_ns >= start) & (r.intended_ns <= window_end)
-    after = (r.intended_ns > window_end) & (r.intended_ns <= after_end)
-    until = min(baseline_until_ns or start, start)
-    seconds, base_start, rate_before = _baseline(r, max(t0_ns, calm_since_ns or t0_ns), until, t0_ns)
-    before = (r.intended_ns >= base_start) & (r.intended_ns < until) if seconds else np.zeros(len(r), bool)
+    after = (r.intended_ns > window_end) & (r.intended_ns <= horizon)
+    if baseline == "before":
+        baseline = baseline_span(t0_ns, start, t0_ns)
+    before = (r.intended_ns >= baseline[0]) & (r.intended_ns < baseline[1]) if baseline else np.zeros(len(r), bool)
+    rate_before = _median_successes(r, baseline) if baseline else None
     latency = {"before": _latency(r, before), "during": _latency(r, during), "after": _latency(r, after)}
     refusal = {"before": _refusal_share(r, before), "during": _refusal_share(r, during)}
 
     why_nothing = None
     if could_succeed_at is not None and not could_succeed_at(start):
         why_nothing = "no checkout due from its start could succeed any more (stock sold out or credit spent)"
-    elif seconds and rate_before == 0:
-        why_nothing = f"no request had succeeded in the {seconds} s before it"
+    elif baseline and rate_before == 0:
+        why_nothing = f"no request had succeeded in the {(baseline[1] - baseline[0]) // S} s before it"
     # Refusals that jump while checkouts could still succeed (a sell-out in the window is no outage).
     still_possible = could_succeed_at is None or could_succeed_at(window_end)
     masked = (why_nothing is None and still_possible and refusal["before"] is not None and refusal["during"] is not None
               and refusal["during"] - refusal["before"] >= MASKED_JUMP)
 
     outage = recovered = None
+    recovery = "no baseline"
     if rate_before:
         outage = outage_s(r.complete_ns[r.succeeded], rate_before, start, window_end, last_due)
         p50_before = latency["before"]["p50"]
         if p50_before is not None:
-            recovered = recovered_after_s(r, (recover or inject).complete_ns, last_due, rate_before, p50_before)
+            recovered = recovered_after_s(r, (recover or inject).complete_ns, horizon, rate_before, p50_before)
+            recovery = (f"{recovered:.2f} s" if recovered is not None else "not within the run" if horizon == last_due
+                        else "not before the next fault")
 
     def rel(ns: int | None) -> float | None:
         return None if ns is None else round((ns - t0_ns) / S, 3)
@@ -322,7 +328,7 @@ def measure_fault(name: str, inject: Op, recover: Op | None, requests: Requests,
         "recover_step_s": None if recover is None else rel(recover.complete_ns),
         "recover_status": None if recover is None else recover.status,
         "requests": {o: int(np.sum(r.outcome[during] == o)) for o in OUTCOMES},
-        "baseline_s": seconds,
+        "baseline_s": None if not baseline else [rel(baseline[0]), rel(baseline[1])],
         "success_per_s_before": rate_before,
         "no_answer_gap_s": no_answer_gap_s(r, start, window_end, last_due),
         "outage_s": outage,
@@ -330,6 +336,7 @@ def measure_fault(name: str, inject: Op, recover: Op | None, requests: Requests,
         "masked_outage": bool(masked),
         "latency_ms": latency,
         "recovered_s": recovered,
+        "recovery": recovery,
         "tested_nothing": why_nothing is not None,
         "tested_nothing_why": why_nothing,
     }
@@ -360,13 +367,16 @@ def measure_faults(ops: list[Op], requests: Requests, anomaly_names: list[str] |
     out = []
     calm_since = t0_ns     # the end of the last fault that was over before this one began
     busy_until = t0_ns     # the end of every fault so far
-    first_start = t0_ns    # the start of the first fault of those that overlap this one
+    baseline = None        # the calm seconds before the first of the faults that overlap this one
     for i, (name, inject, recover) in enumerate(faults):
         if inject.invoke_ns >= busy_until:
-            calm_since, first_start = busy_until, inject.invoke_ns
+            calm_since = busy_until
+            # Too little calm since the fault before: the calm seconds before that one still say
+            # what the shop does when nothing is wrong.
+            baseline = baseline_span(calm_since, inject.invoke_ns, t0_ns) or baseline
         next_start = faults[i + 1][1].invoke_ns if i + 1 < len(faults) else None
-        out.append({**measure_fault(name, inject, recover, requests, t0_ns, end_ns, calm_since, books, next_start,
-                                    first_start), "acknowledged_writes_lost": lost})
+        out.append({**measure_fault(name, inject, recover, requests, t0_ns, end_ns, baseline, books, next_start),
+                    "acknowledged_writes_lost": lost})
         busy_until = max(busy_until, (recover or inject).complete_ns)
     return out
 
@@ -409,9 +419,7 @@ def _share(v: float | None) -> str:
 
 
 def recovered_words(f: dict) -> str:
-    if f["recovered_s"] is not None:
-        return f"{f['recovered_s']:.2f} s"
-    return "no baseline" if not f["success_per_s_before"] else "not within the run"
+    return f["recovery"]
 
 
 def fault_lines(faults: list[dict]) -> list[str]:
