@@ -364,12 +364,12 @@ def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path
 
 # --- stress runs ---------------------------------------------------------------------------------------
 
-STRESS = ["--n-items", "200", "--n-users", "200", "--n-orders", "200", "--rate", "100", "-t", "6s"]
+STRESS = ["--n-items", "200", "--n-users", "200", "--n-orders", "200", "--rate", "100", "-t", "7s"]
 
 
 @pytest.mark.long
 def test_a_stress_run_with_the_shop_killed_measures_the_outage_from_its_raw_rows(tmp_path, wdm):
-    faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 2s\n    action: kill shop\n"
+    faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 3s\n    action: kill shop\n"
                                 "    recover_after: 1s\n")
     r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))
     assert r.returncode == 0, r.stderr
@@ -378,7 +378,7 @@ def test_a_stress_run_with_the_shop_killed_measures_the_outage_from_its_raw_rows
     summary = json.loads((run_dir / "summary.json").read_text())
     [fault] = summary["faults"]
     assert fault["what"] == "kill shop" and fault["recover"] == "start shop"
-    assert fault["no_answer_gap_s"] > 0.5 and fault["outage_s"] > 0.5
+    assert fault["no_answer_gap_s"] > 0.5 and fault["outage_s"] is not None and fault["outage_s"] > 0.5, fault
     assert fault["requests"]["unknown"] > 20  # requests due while it was down got no reply
     assert fault["acknowledged_writes_lost"] is None  # a stress run's books do not say
     steps = [op for op in read_ops(run_dir / "history.csv") if op.kind == FAULT]
@@ -609,3 +609,21 @@ def test_faults_give_the_original_workload_stock_and_credit_that_last_the_run_un
     # Sizes given are the user's; mixed restocks itself during the load.
     assert Scenario(rate=100, item_stock=5, user_credit=1).room_for_faults() is None
     assert Scenario(workload="mixed", rate=100).room_for_faults() is None
+
+
+def test_a_fault_entry_has_exactly_the_keys_summaries_read_and_an_older_one_is_one_sentence(tmp_path):
+    from wdm_lib import runs, summaries
+
+    reqs = requests_every(10, 6, lambda t: 200)
+    [entry] = measure_faults([step("f", "inject", 2.0), step("f", "recover", 3.0)], reqs, [])
+    assert tuple(entry) == summaries.FAULT_KEYS
+    # A summary an older wdm wrote, whose faults had a downtime: one sentence, not a KeyError in a report.
+    run = runs.Run.create(tmp_path, "stress", {}, {"source": "t"})
+    run.finish(runs.COMPLETED)
+    older = {k: v for k, v in entry.items() if k != "outage_s"} | {"downtime_s": 0.0}
+    summaries.write(run, {"run_id": run.id, "kind": "stress", "verdict": "passed", "requests": 1, "failures": 0,
+                          "duration_s": 1.0, "throughput_rps": 1.0, "latency_ms": {}, "response_ms": {}, "by_name": {},
+                          "outcomes": {}, "locust": None, "steps": None, "rate": None, "recorded": {},
+                          "faults": [older]})
+    with pytest.raises(WorkbenchError, match=r"summary.json: faults\[0\] has no outage_s; .*wdm check"):
+        summaries.read(run)
