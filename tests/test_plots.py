@@ -149,3 +149,50 @@ def test_a_fault_name_or_run_id_is_drawn_as_written_never_as_maths():
     texts = load.axes[0].texts + cdf.axes[0].get_legend().get_texts() + steps.axes[0].get_legend().get_texts()
     assert [t.get_text() for t in texts] == [AS_WRITTEN, f"{AS_WRITTEN} (2)", AS_WRITTEN]
     assert not any(t.get_parse_math() or t.get_usetex() for t in texts)
+
+
+def _masked(down_until_s):
+    """Checkouts every 10 ms for 10 s, refused (400) from 3 s to down_until_s, each answered in 2 ms;
+    and the fault that did it, measured."""
+    from wdm_lib.faults.measures import Requests, measure_faults
+    from wdm_lib.history import FAULT, Op
+
+    due = np.arange(0, 10_000_000_000, 10_000_000)
+    status = np.where((due >= 3e9) & (due < down_until_s * 1e9), 400, 200)
+    reqs = Requests.of(due, due, due + 2_000_000, status, np.where(status == 200, "ok", "fail"))
+    steps = [Op(0, FAULT, intended_ns=int(at * 1e9), invoke_ns=int(at * 1e9), complete_ns=int(at * 1e9), status=0,
+                outcome="ok", fault={"name": AS_WRITTEN, "step": step, "what": "x"})
+             for step, at in (("inject", 3.0), ("recover", down_until_s))]
+    return reqs, measure_faults(steps, reqs, [])
+
+
+def test_the_fault_chart_shows_successes_refusals_and_latency_second_by_second_with_the_recovery_marked():
+    reqs, faults = _masked(5.0)
+    seconds = analysis.fault_seconds(reqs)
+    assert seconds["success_per_s"].tolist()[:6] == [100, 100, 100, 0, 0, 100]
+    assert seconds["refusal_share"].tolist()[:6] == [0, 0, 0, 1, 1, 0]
+    assert seconds["p50_ms"].iloc[0] == pytest.approx(2.0)
+    [f] = faults
+    assert f["masked_outage"] and f["recovered_s"] == 0.0
+    fig = plots.fault_effects(seconds, faults)
+    rate, refused, latency = fig.axes
+    back = [line for line in rate.lines if line.get_linestyle() == "--" and len(line.get_xdata()) == 2]
+    assert [line.get_xdata()[0] for line in back] == [5.0]  # the recover step, and back at once
+    assert [t.get_text() for t in rate.texts] == [AS_WRITTEN, "back"]
+    assert not any(t.get_parse_math() for t in rate.texts)
+    assert png(fig).startswith(b"\x89PNG")
+
+
+def test_compare_overlays_each_runs_recovery_from_its_fault_start():
+    runs = {}
+    for run_id, until in (("quick", 4.0), ("slow", 6.0)):
+        reqs, faults = _masked(until)
+        runs[run_id] = (analysis.fault_seconds(reqs), faults)
+    fig = plots.recovery_compared(runs)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["back after 0.0 s", "back after 0.0 s"]
+    # Back 1 s and 3 s after the fault started, each in its run's colour.
+    assert sorted(line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"
+                  and len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]) == [1.0, 3.0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"quick: {AS_WRITTEN}", f"slow: {AS_WRITTEN}"]
+    assert png(fig).startswith(b"\x89PNG")

@@ -249,7 +249,7 @@ def test_an_interrupted_run_is_reported_with_what_it_recorded_its_faults_and_its
     assert [row[:3] for row in rows] == [["shop killed", "kill shop", "start shop"], ["paused", "pause shop", "resume shop"]]
     killed = consistency_summary(consistency_run(str(run_dir)))[0]["faults"][0]
     assert rows[0][table["columns"].index("no answer for (s)")] == f"{killed['no_answer_gap_s']:.2f}"
-    assert figures(nb, "faults") == 1 and figures(nb, "timeline") == 1
+    assert figures(nb, "faults") == 1 and figures(nb, "timeline") == 1 and figures(nb, "fault-effects") == 1
 
 
 @pytest.mark.long

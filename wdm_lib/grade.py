@@ -92,9 +92,11 @@ def league_cells(row: TeamRow) -> dict:
     elif row.stress is not None:
         cells["stress"] = "could not be run"
         problems.append(row.stress.said)
-    outages = [f["outage_s"] for summary in (c, s) if summary for f in summary.get("faults") or []]
+    # The worst outage the figures show (a fault without a baseline has none to show).
+    outages = [f["outage_s"] for summary in (c, s) if summary for f in summary.get("faults") or []
+               if f["outage_s"] is not None]
     if outages:
-        cells["fault outage s"] = None if None in outages else max(outages)
+        cells["fault outage s"] = max(outages)
     cells["problem"] = " ".join(p for p in problems if p)
     # Each verdict coloured as its report's banner is; a run that could not be made as no verdict.
     cells["classes"] = {kind: summaries.verdict_class(summary)

@@ -252,10 +252,10 @@ def _mark_recovery(axes, faults: list[dict]) -> None:
             for ax in axes:
                 ax.axvline(step + f["recovered_s"], color=BACK_COLOR, linestyle="--", linewidth=1.2)
             axes[0].annotate("back", xy=(step + f["recovered_s"], 0.5), xycoords=("data", "axes fraction"),
-                             xytext=(3, 0), textcoords="offset points", fontsize="small", color=BACK_COLOR)
+                             xytext=(3, 0), textcoords="offset points", fontsize="small", color=BACK_COLOR, **LITERAL)
         elif f["success_per_s_before"]:
             axes[0].annotate("not back", xy=(step, 0.5), xycoords=("data", "axes fraction"), xytext=(3, 0),
-                             textcoords="offset points", fontsize="small", color="tab:red")
+                             textcoords="offset points", fontsize="small", color="tab:red", **LITERAL)
 
 
 def fault_effects(seconds, faults: list[dict]) -> Figure:
@@ -321,7 +321,7 @@ def recovery_compared(runs: dict) -> Figure:
             ax.axvline(back, color=color, linestyle="--", linewidth=1.2)
             ax.annotate(f"back after {f['recovered_s']:.1f} s", xy=(back, 0.95 - 0.08 * i),
                         xycoords=("data", "axes fraction"), xytext=(3, 0), textcoords="offset points",
-                        fontsize="small", color=color)
+                        fontsize="small", color=color, **LITERAL)
     ax.axhline(50, color="tab:red", linestyle="--", linewidth=1)
     ax.set_xlabel("seconds since the fault started")
     ax.set_ylabel("2xx per second, % of the baseline")
