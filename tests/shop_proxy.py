@@ -78,10 +78,13 @@ class Misbehaviour:
     # "out-of-stock" answers `400 Out of stock` at once without reaching the shop (the template's
     # order service when its stock service is dead), "freeze" holds every checkout until the file
     # is gone, then forwards it (a payment service stopped with SIGSTOP). Once it was down and is
-    # back, every checkout takes `slow_after_s` longer (a shop that comes back slow).
+    # back, every checkout takes `slow_after_s` longer (a shop that comes back slow). Every checkout
+    # it forwards takes `latency_s` at least (a shop whose latency the test machine's own load
+    # cannot move by 10%).
     down_flag: str = ""
     while_down: str = ""
     slow_after_s: float = 0.0
+    latency_s: float = 0.0
 
 
 # A shop's id as a hostile target shows it: every character that can end a URL segment, path or
@@ -363,6 +366,7 @@ class ShopProxy:
                 await asyncio.sleep(0.005)
         elif self._was_down and self.m.slow_after_s:
             await asyncio.sleep(self.m.slow_after_s)
+        await asyncio.sleep(self.m.latency_s)
         status, body = await self._forward(request)
         return web.Response(status=status, body=body, content_type="text/plain")
 

@@ -50,9 +50,7 @@ def fault_figures(summary: dict) -> list[tuple[str, str]]:
         out = f["outage_s"]
         figures.append((f"{f['name']}: outage (s)" + (", masked" if f["masked_outage"] else ""),
                         "-" if out is None else f"{out:.2f}"))
-        figures.append((f"{f['name']}: recovered after (s)",
-                        "never" if f["recovered_s"] is None and f["success_per_s_before"] else
-                        "-" if f["recovered_s"] is None else f"{f['recovered_s']:.2f}"))
+        figures.append((f"{f['name']}: recovered after", f["recovery"]))
     return figures
 
 

@@ -287,6 +287,7 @@ def fault_effects(seconds, faults: list[dict]) -> Figure:
     latency.step(seconds["t_s"], seconds["p50_ms"], where="post", label="p50")
     latency.step(seconds["t_s"], seconds["p99_ms"], where="post", label="p99")
     if seconds["p99_ms"].notna().any() and seconds["p99_ms"].max() > 20 * max(seconds["p50_ms"].min(), 1e-3):
+        # Spans decades (a freeze's seconds-long replies beside milliseconds): log, or the ms vanish.
         latency.set_yscale("log")
         _plain_log(latency.yaxis)
     latency.set_ylabel("ms from due time\n(by due time)")
@@ -295,7 +296,8 @@ def fault_effects(seconds, faults: list[dict]) -> Figure:
     _legend(latency, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     refused.plot([], [], color="tab:orange", label="refused (a jump:\nmasked outage)")
     _legend(refused, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
-    latency.set_xlim(seconds["t_s"].min(), seconds["t_s"].max() + 1)
+    if len(seconds):
+        latency.set_xlim(seconds["t_s"].min(), seconds["t_s"].max() + 1)
     shade_faults([rate, refused, latency],
                  [(f["name"], f["started_s"], f["recover_step_s"] if f["recover_step_s"] is not None else float("inf"))
                   for f in faults])
