@@ -103,7 +103,7 @@ def steps(opened: list[runs.Run], summaries: list[dict]):
 
 
 FAULT_COLUMNS = ["run", "fault", "what", "no answer for (s)", "outage (s)", "masked outage", "p50 ms before",
-                 "p50 ms after", "recovered after (s)", "tested nothing"]
+                 "p50 ms after", "recovered after", "tested nothing"]
 
 
 def fault_recovery(opened: list[runs.Run], summaries: list[dict]):
@@ -111,7 +111,7 @@ def fault_recovery(opened: list[runs.Run], summaries: list[dict]):
     import pandas as pd
 
     rows = [[run.id, f["name"], f["what"], f["no_answer_gap_s"], f["outage_s"], f["masked_outage"],
-             f["latency_ms"]["before"]["p50"], f["latency_ms"]["after"]["p50"], f["recovered_s"], f["tested_nothing"]]
+             f["latency_ms"]["before"]["p50"], f["latency_ms"]["after"]["p50"], f["recovery"], f["tested_nothing"]]
             for run, s in zip(opened, summaries) for f in (s.get("faults") or [])]
     return pd.DataFrame(rows, columns=FAULT_COLUMNS)
 

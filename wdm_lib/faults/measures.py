@@ -27,6 +27,7 @@ every checkout while it is down, and a shop whose payment service is frozen answ
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -79,15 +80,16 @@ class Requests:
     def __len__(self) -> int:
         return len(self.complete_ns)
 
-    @property
+    # Each computed once over the whole run: the recovery search asks for a slice of them thousands of times.
+    @cached_property
     def replied(self) -> np.ndarray:
         return ~np.isnan(self.status)
 
-    @property
+    @cached_property
     def succeeded(self) -> np.ndarray:
         return (self.status >= OK_STATUSES.start) & (self.status < OK_STATUSES.stop)
 
-    @property
+    @cached_property
     def refused(self) -> np.ndarray:
         return (self.status >= FAIL_STATUSES.start) & (self.status < FAIL_STATUSES.stop)
 
@@ -213,7 +215,7 @@ def outage_s(success_ns: np.ndarray, baseline_per_s: float, start_ns: int, windo
     for begin, end in zip(edges[::2], edges[1::2]):
         if grid[begin] <= window_end_ns:
             total += end - begin
-    return round(total * OUTAGE_GRID_S, 3)
+    return round(float(total) * OUTAGE_GRID_S, 3)
 
 
 def _successes(r: Requests, start_ns: int, end_ns: int) -> int:
