@@ -430,14 +430,14 @@ def fault_lines(faults: list[dict]) -> list[str]:
     if not faults:
         return []
     lines = [f"{'fault':<20} {'started':>8} {'ok/fail/unknown':>16} {'no answer':>10} {'outage':>8} "
-             f"{'refused before>during':>22} {'p50 ms before>during>after':>27} {'recovered':>19}"]
+             f"{'refused before>during':>22} {'p50 ms before>during>after':>27} {'recovered':>25}"]
     for f in faults:
         counts = "/".join(str(f["requests"][o]) for o in OUTCOMES)
         refused = f"{_share(f['refusal_share']['before'])} > {_share(f['refusal_share']['during'])}"
         lat = f["latency_ms"]
         p50 = " > ".join(_ms(lat[k]["p50"]) for k in ("before", "during", "after"))
         lines.append(f"{f['name'][:20]:<20} {_s(f['started_s']):>8} {counts:>16} {_s(f['no_answer_gap_s']):>10} "
-                     f"{_s(f['outage_s']):>8} {refused:>22} {p50:>27} {recovered_words(f):>19}")
+                     f"{_s(f['outage_s']):>8} {refused:>22} {p50:>27} {recovered_words(f):>25}")
     for f in faults:
         if f["masked_outage"]:
             lines.append(f"masked outage: fault '{f['name']}': errors turned into refusals — "
