@@ -9,6 +9,7 @@ import asyncio
 import bisect
 import gzip
 import json
+import os
 import random
 import threading
 import time
@@ -72,6 +73,18 @@ class Misbehaviour:
     # A cache in front of every GET whose path starts with this, never invalidated: each record
     # answers the first copy it served, for ever.
     stale_cache_path: str = ""
+    # A dependency that a fault schedule takes down and brings back: while the file `down_flag`
+    # exists (a fault's `run: touch FILE`, its recovery `rm FILE`), checkouts meet `while_down`:
+    # "out-of-stock" answers `400 Out of stock` at once without reaching the shop (the template's
+    # order service when its stock service is dead), "freeze" holds every checkout until the file
+    # is gone, then forwards it (a payment service stopped with SIGSTOP). Once it was down and is
+    # back, every checkout takes `slow_after_s` longer (a shop that comes back slow). Every checkout
+    # it forwards takes `latency_s` at least (a shop whose latency the test machine's own load
+    # cannot move by 10%).
+    down_flag: str = ""
+    while_down: str = ""
+    slow_after_s: float = 0.0
+    latency_s: float = 0.0
 
 
 # A shop's id as a hostile target shows it: every character that can end a URL segment, path or
@@ -105,6 +118,7 @@ class ShopProxy:
         self._reads = 0
         self._t0 = time.monotonic()
         self._checkouts = 0
+        self._was_down = False
         self._successes = 0
         self._background: set[asyncio.Task] = set()  # late work that outlives the request
         self.endless_bytes_sent = 0
@@ -317,6 +331,8 @@ class ShopProxy:
             return web.Response(status=200, text="<html>oops</html>")
         if self.m.error_path and path.startswith(self.m.error_path):
             return web.Response(status=500, text="Internal Server Error")
+        if path.startswith("/orders/checkout/") and self.m.down_flag:
+            return await self._dependency(request)
         if path.startswith("/orders/checkout/"):
             self._checkouts += 1
             if self.m.checkout_503_every and self._checkouts % self.m.checkout_503_every == 0:
@@ -340,6 +356,19 @@ class ShopProxy:
         status, body = await self._forward(request)
         ctype = "application/json" if body[:1] in (b"{", b"[") else "text/plain"
         return web.Response(status=status, body=body, content_type=ctype)
+
+    async def _dependency(self, request: web.Request) -> web.StreamResponse:
+        if os.path.exists(self.m.down_flag):
+            self._was_down = True
+            if self.m.while_down == "out-of-stock":
+                return web.Response(status=400, text="Out of stock")
+            while os.path.exists(self.m.down_flag):
+                await asyncio.sleep(0.005)
+        elif self._was_down and self.m.slow_after_s:
+            await asyncio.sleep(self.m.slow_after_s)
+        await asyncio.sleep(self.m.latency_s)
+        status, body = await self._forward(request)
+        return web.Response(status=status, body=body, content_type="text/plain")
 
     async def _gateway_read(self, request: web.Request) -> web.StreamResponse:
         self._reads += 1

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from wdm_lib.errors import ConfigError, WorkbenchError
-from wdm_lib.faults.measures import Requests, measure_fault
+from wdm_lib.faults.measures import Requests, fault_lines, measure_fault, measure_faults, requests_of
 from wdm_lib.faults.schedule import parse_schedule
 from wdm_lib.history import FAULT, Op, read_ops
 from wdm_lib.runner import run_consistency
@@ -80,7 +80,7 @@ def test_built_in_actions_need_the_embedded_shop():
         parse_schedule("faults: [{name: a, at: 2s, action: kill shop}]", "f.yaml", None, 10)
 
 
-# --- the measures, on hand-made rows ---------------------------------------------------------------
+# --- the measures, on hand-made histories --------------------------------------------------------------
 
 S = 1_000_000_000
 
@@ -90,36 +90,150 @@ def step(name, kind, at_s, took_s=0.0, status=0):
               status=status, outcome="ok", fault={"name": name, "step": kind, "what": "kill shop"})
 
 
-def requests_every(ms, until_s, answer):
-    """A request due every `ms` ms, answered 1 ms later by answer(t) -> status (None: no reply)."""
+def requests_every(ms, until_s, answer, latency_ms=lambda t: 1.0):
+    """A request due every `ms` ms, answered latency_ms(t) ms later by answer(t) -> status (None: no reply)."""
     due = [i * ms * 1_000_000 for i in range(int(until_s * 1000 / ms))]
     statuses = [answer(t / S) for t in due]
     outcomes = ["ok" if s and s < 300 else "fail" if s and s < 500 else "unknown" for s in statuses]
-    return Requests.of(due, due, [t + 1_000_000 for t in due], statuses, outcomes)
+    return Requests.of(due, due, [t + int(latency_ms(t / S) * 1e6) for t in due], statuses, outcomes)
 
 
-def test_downtime_runs_from_the_first_failure_to_the_next_served_reply():
-    # Down from 2.0 s to 3.5 s; the recovery step ends at 3.2 s, the first reply served at 3.5 s.
-    reqs = requests_every(10, 8, lambda t: None if 2.0 <= t < 3.5 else 200)
-    m = measure_fault("f", step("f", "inject", 2.0), step("f", "recover", 3.0, 0.2), reqs, 0, 8 * S)
-    assert m["downtime_s"] == pytest.approx(1.5, abs=0.011)
-    assert m["first_served_after_recover_s"] == pytest.approx(0.3, abs=0.011)
-    assert m["rate_back_after_recover_s"] == pytest.approx(0.3, abs=0.11)
-    assert m["requests"] == {"ok": 0, "fail": 0, "unknown": 121}  # due in [2.0, 3.2], all while down
-    assert m["started_s"] == 2.0 and m["late_ms"] == 0.0
+def test_a_dead_dependency_answered_as_400_out_of_stock_is_a_masked_outage():
+    # The template: stock dies from 4 s to 8.5 s and the order service answers 400 to every checkout.
+    reqs = requests_every(10, 14, lambda t: 400 if 4.0 <= t < 8.5 else 200)
+    m = measure_fault("f", step("f", "inject", 4.0), step("f", "recover", 8.0, 0.2), reqs, 0, 14 * S)
+    assert m["no_answer_gap_s"] < 0.05          # the shop answered all along ...
+    assert m["outage_s"] == pytest.approx(4.5, abs=0.15)   # ... and no checkout succeeded for 4.5 s
+    assert m["refusal_share"] == {"before": 0.0, "during": 1.0} and m["masked_outage"]
+    assert m["recovered_s"] == pytest.approx(0.3, abs=0.11) and not m["tested_nothing"]
+    lines = "\n".join(fault_lines([{**m, "acknowledged_writes_lost": []}]))
+    assert "masked outage: fault 'f': errors turned into refusals" in lines
 
 
-def test_a_fault_that_costs_nothing_has_no_downtime_and_4xx_counts_as_served():
-    reqs = requests_every(10, 6, lambda t: 409 if t > 1 else 200)
-    m = measure_fault("f", step("f", "inject", 2.0), step("f", "recover", 3.0), reqs, 0, 6 * S)
-    assert m["downtime_s"] == 0.0 and m["first_served_after_recover_s"] == pytest.approx(0.001, abs=1e-3)
+def test_a_frozen_service_whose_checkouts_all_complete_late_has_a_no_answer_gap_and_an_outage():
+    # Payment frozen from 4.0 to 7.0 s: every checkout due then completes at 7.0 s with 200.
+    reqs = requests_every(10, 12, lambda t: 200, lambda t: (7.0 - t) * 1000 if 4.0 <= t < 7.0 else 1.0)
+    m = measure_fault("f", step("f", "inject", 4.0), step("f", "recover", 7.0), reqs, 0, 12 * S)
+    assert m["no_answer_gap_s"] == pytest.approx(3.0, abs=0.02)
+    assert m["outage_s"] == pytest.approx(3.0, abs=0.15)
+    assert m["refusal_share"] == {"before": 0.0, "during": 0.0} and not m["masked_outage"]
+    assert m["latency_ms"]["during"]["p99"] == pytest.approx(2970, abs=15)  # nearest rank of 0, 10, ..., 2990 ms
+    assert m["latency_ms"]["before"]["p50"] == 1.0 and m["latency_ms"]["after"]["p50"] == 1.0
+    assert m["requests"] == {"ok": 301, "fail": 0, "unknown": 0}
+    # The second that holds the backlog, answered all at once, is not back at the old rate: the
+    # first that leaves it out is.
+    assert m["recovered_s"] == pytest.approx(0.1, abs=0.001)
 
 
-def test_a_shop_that_never_comes_back_has_no_recovery_figures():
+def test_a_shop_that_comes_back_slow_is_not_recovered():
+    reqs = requests_every(10, 12, lambda t: None if 3.0 <= t < 4.0 else 200,
+                          lambda t: 20.0 if t >= 4.0 else 1.0)
+    m = measure_fault("f", step("f", "inject", 3.0), step("f", "recover", 4.0), reqs, 0, 12 * S)
+    assert m["recovered_s"] is None and m["latency_ms"]["after"]["p50"] == 20.0
+    assert m["no_answer_gap_s"] == pytest.approx(1.02, abs=0.01) and m["outage_s"] == pytest.approx(1.0, abs=0.15)
+    assert "not within the run" in fault_lines([{**m, "acknowledged_writes_lost": None}])[1]
+
+
+def test_a_rate_that_never_comes_back_is_not_recovered_and_the_outage_lasts_to_the_end_of_the_load():
     reqs = requests_every(10, 6, lambda t: None if t >= 2.0 else 200)
     m = measure_fault("f", step("f", "inject", 2.0), step("f", "recover", 3.0), reqs, 0, 6 * S)
-    assert m["downtime_s"] is None and m["first_served_after_recover_s"] is None
-    assert m["rate_back_after_recover_s"] is None
+    assert m["recovered_s"] is None and m["outage_s"] == pytest.approx(4.0, abs=0.15)
+    assert m["no_answer_gap_s"] == pytest.approx(4.0, abs=0.02)
+
+
+def test_a_fault_that_costs_nothing_has_no_gap_no_outage_and_recovers_at_once():
+    reqs = requests_every(10, 8, lambda t: 200)
+    m = measure_fault("f", step("f", "inject", 2.0), step("f", "recover", 3.0), reqs, 0, 8 * S)
+    assert m["no_answer_gap_s"] <= 0.011 and m["outage_s"] == 0.0 and m["recovered_s"] == 0.0
+    # The baseline: the whole seconds before the fault but the load's first (its warm-up).
+    assert not m["masked_outage"] and not m["tested_nothing"] and m["baseline_s"] == [1.0, 2.0]
+
+
+def test_a_fault_at_the_very_start_has_no_baseline_but_still_a_gap():
+    reqs = requests_every(10, 6, lambda t: None if t < 1.0 else 200)
+    m = measure_fault("f", step("f", "inject", 0.0), step("f", "recover", 1.0), reqs, 0, 6 * S)
+    assert m["baseline_s"] is None and m["success_per_s_before"] is None
+    assert m["outage_s"] is None and m["recovered_s"] is None and m["refusal_share"]["before"] is None
+    assert not m["masked_outage"] and not m["tested_nothing"]
+    assert m["no_answer_gap_s"] == pytest.approx(1.0, abs=0.02)
+    assert "no baseline" in fault_lines([{**m, "acknowledged_writes_lost": None}])[1]
+
+
+def test_overlapping_faults_share_the_baseline_before_the_first():
+    # A from 3 s to 6 s, B from 4 s to 5 s: B's seconds before it are A's, so its baseline is A's.
+    reqs = requests_every(10, 12, lambda t: 400 if 3.0 <= t < 6.0 else 200)
+    ops = [step("A", "inject", 3.0), step("B", "inject", 4.0), step("B", "recover", 5.0), step("A", "recover", 6.0)]
+    a, b = measure_faults(ops, reqs, [])
+    assert (a["name"], b["name"]) == ("A", "B")
+    assert a["baseline_s"] == b["baseline_s"] == [1.0, 3.0] and a["success_per_s_before"] == b["success_per_s_before"] == 100
+    assert a["masked_outage"] and b["masked_outage"]
+    assert a["outage_s"] == pytest.approx(3.0, abs=0.15)
+    assert b["outage_s"] == pytest.approx(2.0, abs=0.15)  # the stretch that began in its window
+    assert b["recovered_s"] == pytest.approx(1.0, abs=0.11)  # from its own recover step, once A's was over too
+
+
+def test_a_fault_soon_after_another_is_held_to_the_calm_before_the_first_and_cuts_its_recovery_short():
+    # A kills the shop from 2 s to 3.5 s; B freezes it from 4 s to 5 s: no whole calm second between.
+    def latency(t):
+        return (5.0 - t) * 1000 if 4.0 <= t < 5.0 else 1.0
+    reqs = requests_every(10, 12, lambda t: None if 2.0 <= t < 3.5 else 200, latency)
+    ops = [step("A", "inject", 2.0), step("A", "recover", 3.5), step("B", "inject", 4.0), step("B", "recover", 5.0)]
+    a, b = measure_faults(ops, reqs, [])
+    assert b["baseline_s"] == a["baseline_s"] == [1.0, 2.0] and b["success_per_s_before"] == 100
+    assert b["no_answer_gap_s"] == pytest.approx(1.0, abs=0.02) and b["recovered_s"] is not None
+    # A was back at 3.5 s, but not for 3 s before B began: that is what the run can say of it.
+    assert a["recovered_s"] is None and a["recovery"] == "not before the next fault"
+
+
+def _order(op_id, kind, **kw):
+    return Op(op_id, kind, **kw)
+
+
+def sold_out_history(sell_out_s, fault_s, end_s=8):
+    """One item with stock 100, checkouts of one unit each every 10 ms: every checkout succeeds until
+    the stock is gone at sell_out_s, then every one is refused."""
+    ops = [_order(0, "create_item", items=[["i", 0]], amount=1, outcome="ok", status=200),
+           _order(1, "add_stock", items=[["i", 100]], amount=100, outcome="ok", status=200)]
+    users = [_order(2 + u, "add_funds", user_id=f"u{u}", amount=1, outcome="ok", status=200) for u in range(1000)]
+    ops += users
+    for k in range(int(end_s * 100)):
+        t = k * S // 100
+        status = 200 if t < sell_out_s * S else 400
+        ops.append(_order(2000 + k, "checkout", order_id=f"o{k}", user_id=f"u{k % 1000}", items=[["i", 1]], amount=1,
+                          intended_ns=t, invoke_ns=t, complete_ns=t + 1_000_000, status=status,
+                          outcome="ok" if status == 200 else "fail"))
+    ops += [step("f", "inject", fault_s), step("f", "recover", fault_s + 1)]
+    return ops
+
+
+def test_a_fault_after_the_sell_out_tested_nothing_and_its_refusals_are_no_masked_outage():
+    ops = sold_out_history(sell_out_s=1.0, fault_s=3.0)
+    [m] = measure_faults(ops, requests_of(ops), [])
+    assert m["tested_nothing"] and "stock sold out or credit spent" in m["tested_nothing_why"]
+    assert not m["masked_outage"]
+    assert "warning: fault 'f' tested nothing" in "\n".join(fault_lines([m]))
+
+
+def test_a_sell_out_within_the_window_is_no_masked_outage_but_a_fault_before_it_tested_something():
+    ops = sold_out_history(sell_out_s=1.0, fault_s=1.0 - 0.5)
+    [m] = measure_faults(ops, requests_of(ops), [])
+    assert not m["tested_nothing"] and not m["masked_outage"]
+
+
+def test_credit_spent_before_a_fault_is_tested_nothing_too():
+    ops = sold_out_history(sell_out_s=100, fault_s=5.0)
+    for op in ops:  # plenty of stock, but every user's one unit of credit goes on its first checkout
+        if op.kind == "add_stock":
+            op.items, op.amount = [["i", 10**6]], 10**6
+        if op.kind == "checkout":
+            op.user_id = f"u{int(op.order_id[1:]) % 200}"
+            paid = int(op.order_id[1:]) < 200
+            op.status, op.outcome = (200, "ok") if paid else (400, "fail")
+    [m] = measure_faults(ops, requests_of(ops), [])
+    assert m["tested_nothing"]
+    # A history without books (a stress run's holds only its faults) judges by replies alone.
+    [m] = measure_faults([op for op in ops if op.kind == FAULT], requests_of(ops), None)
+    assert m["tested_nothing"] and m["tested_nothing_why"] == "no request had succeeded in the 4 s before it"
 
 
 # --- end to end on the embedded shop -----------------------------------------------------------------
@@ -130,17 +244,18 @@ def test_the_embedded_shop_killed_and_restarted_mid_run_stays_consistent(tmp_pat
                                 "    recover_after: 1s\n")
     # A load of 10 s: a shop restarted at 2 s has 8 of them to serve again. Its start takes a quarter
     # of a second here, and grows with every process that wants the CPU: two seconds with seven on
-    # one core, and once past the end of a load of 6 s (no reply served after the kill, no downtime).
+    # one core, and once past the end of a load of 6 s (no reply after the kill at all).
     scenario = ConsistencyScenario(**{**PACED, "n_orders": 1000})
     run, summary = run_consistency(scenario, runs_dir=tmp_path / "runs", faults=faults)
     assert summary["verdict"] == "consistent", summary["anomalies"]
     [fault] = summary["faults"]
     assert fault["name"] == "shop killed" and fault["what"] == "kill shop" and fault["recover"] == "start shop"
-    # Checkouts due while it was down were refused connections: a downtime from the kill to the first
-    # reply served once it listened again, however long its start took.
-    assert fault["requests"]["fail"] > 50 and fault["first_served_after_recover_s"] is not None
-    down_s = fault["recovered_s"] - fault["started_s"]
-    assert 0.5 < fault["downtime_s"] <= down_s + fault["first_served_after_recover_s"] + 0.002
+    # Checkouts due while it was down were refused connections, no reply at all: a gap from the kill
+    # to the first reply once it listened again, however long its start took, and no checkout
+    # succeeded meanwhile.
+    assert fault["requests"]["fail"] > 50
+    assert 0.5 < fault["no_answer_gap_s"] < 9 and fault["outage_s"] >= fault["no_answer_gap_s"] - 0.2
+    assert not fault["masked_outage"] and not fault["tested_nothing"]
     assert fault["acknowledged_writes_lost"] == []
     steps = [op for op in read_ops(run.file("history.csv")) if op.kind == FAULT]
     assert [(op.fault["step"], op.fault["what"], op.status) for op in steps] == [
@@ -251,12 +366,12 @@ def test_the_embedded_shop_dying_of_anything_else_stops_the_run_at_once(tmp_path
 
 # --- stress runs ---------------------------------------------------------------------------------------
 
-STRESS = ["--n-items", "200", "--n-users", "200", "--n-orders", "200", "--rate", "100", "-t", "6s"]
+STRESS = ["--n-items", "200", "--n-users", "200", "--n-orders", "200", "--rate", "100", "-t", "7s"]
 
 
 @pytest.mark.long
-def test_a_stress_run_with_the_shop_killed_measures_the_downtime_from_its_raw_rows(tmp_path, wdm):
-    faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 2s\n    action: kill shop\n"
+def test_a_stress_run_with_the_shop_killed_measures_the_outage_from_its_raw_rows(tmp_path, wdm):
+    faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 3s\n    action: kill shop\n"
                                 "    recover_after: 1s\n")
     r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))
     assert r.returncode == 0, r.stderr
@@ -265,7 +380,7 @@ def test_a_stress_run_with_the_shop_killed_measures_the_downtime_from_its_raw_ro
     summary = json.loads((run_dir / "summary.json").read_text())
     [fault] = summary["faults"]
     assert fault["what"] == "kill shop" and fault["recover"] == "start shop"
-    assert fault["downtime_s"] is not None and fault["downtime_s"] > 0.5
+    assert fault["no_answer_gap_s"] > 0.5 and fault["outage_s"] is not None and fault["outage_s"] > 0.5, fault
     assert fault["requests"]["unknown"] > 20  # requests due while it was down got no reply
     assert fault["acknowledged_writes_lost"] is None  # a stress run's books do not say
     steps = [op for op in read_ops(run_dir / "history.csv") if op.kind == FAULT]
@@ -423,3 +538,97 @@ def test_a_redirect_is_not_served_for_it_is_no_definite_answer():
     statuses = [200, 204, 302, 399, 400, 404, 499, 500, 503, 0, None]
     assert list(served(statuses)) == [outcome(s or 0) in ("ok", "fail") for s in statuses]
     assert list(served(statuses)) == [True, True, False, False, True, True, True, False, False, False, False]
+
+
+# --- test shops that behave as the course template did under its faults ----------------------------
+
+# At 100 checkouts/s with stock and credit that last the whole run: 3 s before the fault (the first
+# left out of its baseline), and after the fault's window the 3 s in a row that recovery needs.
+TEMPLATE_LIKE = ["--n-items", "3", "--item-stock", "1000", "--n-users", "100", "--user-credit", "100",
+                 "--rate", "100", "--quiet", "0.5", "--seed", "3"]
+
+
+def _flag_schedule(tmp_path, flag, down_s):
+    return schedule(tmp_path, f"faults:\n  - name: dependency down\n    at: 3s\n    run: touch {flag}\n"
+                              f"    recover_after: {down_s}s\n    recover: rm -f {flag}\n")
+
+
+@pytest.mark.long
+def test_a_shop_that_answers_out_of_stock_while_its_stock_service_is_dead_shows_a_masked_outage(
+        tmp_path, shop, wdm, write_urls):
+    from shop_proxy import Misbehaviour, ShopProxy
+
+    flag = tmp_path / "stock-down"
+    # Checkouts that take 0.2 s: a p50 that the machine's own load moves by less than the 10% that
+    # recovery allows (loopback's few ms doubled under other tests' load).
+    with ShopProxy(shop.base_url, Misbehaviour(down_flag=str(flag), while_down="out-of-stock",
+                                               latency_s=0.2)) as proxy:
+        r = wdm("consistency", "--urls", str(write_urls(proxy.base_url)), "--runs-dir", str(tmp_path / "runs"),
+                *TEMPLATE_LIKE, "--n-orders", "1000", "--faults", str(_flag_schedule(tmp_path, flag, 2)))
+    assert r.returncode == 0, r.stderr
+    [run_dir] = (tmp_path / "runs").iterdir()
+    [fault] = json.loads((run_dir / "summary.json").read_text())["faults"]
+    # It answered all along, every answer a refusal: what "downtime 0.00 s" hid.
+    assert fault["no_answer_gap_s"] < 0.5 and fault["masked_outage"] and not fault["tested_nothing"]
+    assert fault["refusal_share"]["before"] == 0 and fault["refusal_share"]["during"] > 0.9, fault
+    assert 1.6 < fault["outage_s"] < 2.6, fault
+    # Back at once, as it was: the clean recovery.
+    assert fault["recovered_s"] is not None and fault["recovered_s"] <= 1.0, json.dumps(fault)
+    assert "masked outage: fault 'dependency down': errors turned into refusals" in r.stdout
+
+
+@pytest.mark.long
+def test_a_shop_frozen_for_3_s_that_comes_back_20_times_slower_has_a_gap_an_outage_and_no_recovery(
+        tmp_path, shop, write_urls):
+    from shop_proxy import Misbehaviour, ShopProxy
+
+    flag = tmp_path / "payment-frozen"
+    with ShopProxy(shop.base_url, Misbehaviour(down_flag=str(flag), while_down="freeze", slow_after_s=0.1)) as proxy:
+        _, summary = run_consistency(ConsistencyScenario(n_items=3, item_stock=1000, n_users=100, user_credit=100,
+                                                         n_orders=900, rate=100, quiet_s=0.5, seed=3),
+                                     urls=write_urls(proxy.base_url), runs_dir=tmp_path / "runs",
+                                     faults=_flag_schedule(tmp_path, flag, 3))
+    assert summary["verdict"] == "consistent", summary["anomalies"]
+    [fault] = summary["faults"]
+    # Every checkout due while it was frozen completed late with 200: no refusal, yet nothing for 3 s.
+    assert fault["requests"]["ok"] > 250 and fault["requests"]["fail"] == 0
+    assert fault["no_answer_gap_s"] == pytest.approx(3.0, abs=0.35), fault
+    assert fault["outage_s"] == pytest.approx(3.0, abs=0.45), fault
+    assert not fault["masked_outage"] and fault["latency_ms"]["during"]["p99"] > 2000
+    # Its rate came back, its latency did not: not recovered within the run.
+    before, after = fault["latency_ms"]["before"]["p50"], fault["latency_ms"]["after"]["p50"]
+    assert after > 100 and after > 10 * before, fault["latency_ms"]
+    assert fault["recovered_s"] is None, fault
+
+
+def test_faults_give_the_original_workload_stock_and_credit_that_last_the_run_unless_sizes_are_given():
+    from wdm_lib.workloads.consistency_scenario import ConsistencyScenario as Scenario
+
+    # The default 100 units sell out in a second at 100/s: every fault after that would test nothing.
+    sc = Scenario(rate=100, n_orders=600)
+    assert "item stock 600 and user credit 600" in sc.room_for_faults() and sc.sized_for_faults
+    assert (sc.item_stock, sc.user_credit) == (600, 600) and sc.to_dict()["item_stock"] == 600
+    sc = Scenario(rate=100, items_per_order=2, quantity=3, item_price=4, user_credit=7)
+    assert sc.room_for_faults().startswith("--faults: item stock 6000 (not the original's 100)")
+    assert (sc.item_stock, sc.user_credit) == (6000, 7)
+    # Sizes given are the user's; mixed restocks itself during the load.
+    assert Scenario(rate=100, item_stock=5, user_credit=1).room_for_faults() is None
+    assert Scenario(workload="mixed", rate=100).room_for_faults() is None
+
+
+def test_a_fault_entry_has_exactly_the_keys_summaries_read_and_an_older_one_is_one_sentence(tmp_path):
+    from wdm_lib import runs, summaries
+
+    reqs = requests_every(10, 6, lambda t: 200)
+    [entry] = measure_faults([step("f", "inject", 2.0), step("f", "recover", 3.0)], reqs, [])
+    assert tuple(entry) == summaries.FAULT_KEYS
+    # A summary an older wdm wrote, whose faults had a downtime: one sentence, not a KeyError in a report.
+    run = runs.Run.create(tmp_path, "stress", {}, {"source": "t"})
+    run.finish(runs.COMPLETED)
+    older = {k: v for k, v in entry.items() if k != "outage_s"} | {"downtime_s": 0.0}
+    summaries.write(run, {"run_id": run.id, "kind": "stress", "verdict": "passed", "requests": 1, "failures": 0,
+                          "duration_s": 1.0, "throughput_rps": 1.0, "latency_ms": {}, "response_ms": {}, "by_name": {},
+                          "outcomes": {}, "locust": None, "steps": None, "rate": None, "recorded": {},
+                          "faults": [older]})
+    with pytest.raises(WorkbenchError, match=r"summary.json: faults\[0\] has no outage_s; .*wdm check"):
+        summaries.read(run)

@@ -49,7 +49,7 @@ def test_the_league_shows_texts_as_written_links_reports_and_shares_the_index_st
     report.write_text("a report")
     row = TeamRow("<b>team01</b>", tmp_path / "t.json", Outcome(None, "", report),
                   Outcome(None, "http://127.0.0.1:9: cannot connect <refused>"))
-    row.cells = {"team": row.team, "consistency": "consistent", "stress": "could not be run", "fault downtime s": 12.34,
+    row.cells = {"team": row.team, "consistency": "consistent", "stress": "could not be run", "fault outage s": 12.34,
                  "problem": "unreachable", "error": row.stress.said, "classes": {"consistency": "pass", "stress": "none"}}
     html_path, csv_path = write_league([row], tmp_path, "20250101-000000")
     page = html_path.read_text()

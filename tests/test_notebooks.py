@@ -204,7 +204,7 @@ def test_consistency_notebook_with_defaults_from_notebooks_folder_shows_summary_
     first = users["details"][0]
     assert user_table["0"] == ["credit-mismatch", first["id"], f"{first['expected']:,}", f"{first['actual']:,}", f"{first['diff']:,}"]
     assert "**item**: 2 deviations" in text(nb, "deviations") and f"**user**: {len(users['details'])} deviations" in text(nb, "deviations")
-    assert cell(nb, "faults").outputs == []  # no fault schedule: no fault section
+    assert cell(nb, "faults").outputs == [] and cell(nb, "fault-effects").outputs == []  # no schedule: no section
     assert cell(nb, "operations").outputs == []  # the original workload: checkouts only, shown above
 
 
@@ -263,6 +263,8 @@ def test_consistency_notebook_against_a_urls_file_from_the_working_folder(tmp_pa
     assert as_row(tables(nb, "outcomes")[0], "0") == {"ok": 20.0, "fail": 40.0, "unknown": 0.0}
     assert cell(nb, "deviations").outputs == []  # nothing deviates: no empty section
     assert [row[:2] for label, row in tables(nb, "faults")[0].items() if label != "columns"] == [["noted", "echo noted"]]
+    # Each fault figure explained, and second by second what the fault's users met.
+    assert "How to read the fault figures" in text(nb, "fault-effects") and figures(nb, "fault-effects") == 1
     assert [row[0] for label, row in tables(nb, "findings")[0].items() if label != "columns"] == ["no anomaly"]
     assert "read-back: quiet" in text(nb, "verdict")
 
@@ -281,6 +283,7 @@ def test_stress_notebook_on_a_step_run_shows_summary_figures(tmp_path):
     assert shown_banner["figures"]["requests/s"] == f"{summary['throughput_rps']:,.1f}"
     assert as_row(tables(nb, "outcomes")[0], "0") == {k: float(v) for k, v in summary["outcomes"].items()}
     assert cell(nb, "rate").outputs == [] and cell(nb, "faults").outputs == []  # no empty sections
+    assert cell(nb, "fault-effects").outputs == []
     exact = tables(nb, "percentiles")[0]
     assert_percentiles_shown(exact, "Aggregated", summary["latency_ms"])
     assert as_row(exact, "Aggregated")["locust p99"] == summary["locust"]["p99_ms"]

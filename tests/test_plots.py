@@ -138,8 +138,8 @@ def test_per_second_counts_served_and_not_by_when_answered_and_leaves_quiet_seco
 
 def test_fault_windows_are_shaded_and_named_on_the_load_chart():
     bins = analysis.per_second(answered([(t / 10, t / 10 + 0.01, 200) for t in range(50)]))
-    windows = analysis.fault_windows({"faults": [{"name": "stock dies", "started_s": 1.0, "recovered_s": 2.5},
-                                                 {"name": "never back", "started_s": 4.0, "recovered_s": None}]})
+    windows = analysis.fault_windows({"faults": [{"name": "stock dies", "started_s": 1.0, "recover_step_s": 2.5},
+                                                 {"name": "never back", "started_s": 4.0, "recover_step_s": None}]})
     assert windows == [("stock dies", 1.0, 2.5), ("never back", 4.0, float("inf"))]
     fig = plots.load_over_time(bins, windows)
     top, bottom = fig.axes
@@ -176,3 +176,50 @@ def test_no_legend_covers_the_data_it_names():
     assert [covered(fig) for fig in figures] == [[], [], [], []]
     # and the page's width: 1,250 px at matplotlib's 100 dpi
     assert all(fig.get_size_inches()[0] == plots.WIDTH for fig in figures)
+
+
+def _masked(down_until_s):
+    """Checkouts every 10 ms for 10 s, refused (400) from 3 s to down_until_s, each answered in 2 ms;
+    and the fault that did it, measured."""
+    from wdm_lib.faults.measures import Requests, measure_faults
+    from wdm_lib.history import FAULT, Op
+
+    due = np.arange(0, 10_000_000_000, 10_000_000)
+    status = np.where((due >= 3e9) & (due < down_until_s * 1e9), 400, 200)
+    reqs = Requests.of(due, due, due + 2_000_000, status, np.where(status == 200, "ok", "fail"))
+    steps = [Op(0, FAULT, intended_ns=int(at * 1e9), invoke_ns=int(at * 1e9), complete_ns=int(at * 1e9), status=0,
+                outcome="ok", fault={"name": AS_WRITTEN, "step": step, "what": "x"})
+             for step, at in (("inject", 3.0), ("recover", down_until_s))]
+    return reqs, measure_faults(steps, reqs, [])
+
+
+def test_the_fault_chart_shows_successes_refusals_and_latency_second_by_second_with_the_recovery_marked():
+    reqs, faults = _masked(5.0)
+    seconds = analysis.fault_seconds(reqs)
+    assert seconds["success_per_s"].tolist()[:6] == [100, 100, 100, 0, 0, 100]
+    assert seconds["refusal_share"].tolist()[:6] == [0, 0, 0, 1, 1, 0]
+    assert seconds["p50_ms"].iloc[0] == pytest.approx(2.0)
+    [f] = faults
+    assert f["masked_outage"] and f["recovered_s"] == 0.0
+    fig = plots.fault_effects(seconds, faults)
+    rate, refused, latency = fig.axes
+    back = [line for line in rate.lines if line.get_linestyle() == "--" and len(line.get_xdata()) == 2]
+    assert [line.get_xdata()[0] for line in back] == [5.0]  # the recover step, and back at once
+    assert [t.get_text() for t in rate.texts] == [AS_WRITTEN, "back"]
+    assert not any(t.get_parse_math() for t in rate.texts)
+    assert png(fig).startswith(b"\x89PNG")
+
+
+def test_compare_overlays_each_runs_recovery_from_its_fault_start():
+    runs = {}
+    for run_id, until in (("quick", 4.0), ("slow", 6.0)):
+        reqs, faults = _masked(until)
+        runs[run_id] = (analysis.fault_seconds(reqs), faults)
+    fig = plots.recovery_compared(runs)
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.texts] == ["back after 0.0 s", "back after 0.0 s"]
+    # Back 1 s and 3 s after the fault started, each in its run's colour.
+    assert sorted(line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == "--"
+                  and len(line.get_xdata()) == 2 and line.get_xdata()[0] == line.get_xdata()[1]) == [1.0, 3.0]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [f"quick: {AS_WRITTEN}", f"slow: {AS_WRITTEN}"]
+    assert png(fig).startswith(b"\x89PNG")

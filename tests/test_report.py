@@ -20,10 +20,12 @@ from wdm_lib.workloads.consistency import ConsistencyScenario
 HOSTILE_NAME = "<img src=x onerror=alert(1)>_*team*.json"
 HOSTILE_FAULT = {
     "name": "<img src=x onerror=alert(2)>", "what": "<script>alert(3)</script>", "recover": None,
-    "due_s": 0.0, "started_s": 0.0, "late_ms": 0.0, "inject_status": 0, "recovered_s": None,
-    "recover_status": None, "requests": {"ok": 1, "fail": 0, "unknown": 0}, "slowest_reply_ms": 1.0,
-    "downtime_s": None, "first_served_after_recover_s": None, "rate_back_after_recover_s": None,
-    "acknowledged_writes_lost": []}
+    "due_s": 0.0, "started_s": 0.0, "late_ms": 0.0, "inject_status": 0, "recover_step_s": None,
+    "recover_status": None, "requests": {"ok": 1, "fail": 0, "unknown": 0}, "baseline_s": None, "recovery": "no baseline",
+    "success_per_s_before": None, "no_answer_gap_s": 0.0, "outage_s": None,
+    "refusal_share": {"before": None, "during": 0.0}, "masked_outage": False,
+    "latency_ms": {k: {"p50": None, "p99": None} for k in ("before", "during", "after")}, "recovered_s": None,
+    "tested_nothing": True, "tested_nothing_why": "<b>nothing</b>", "acknowledged_writes_lost": []}
 
 def SHARES_REPORTS(test):
     """The tests of the rendered pair run in one worker, so it is made once (pyproject.toml:
@@ -266,8 +268,8 @@ def test_an_interrupted_run_is_reported_with_what_it_recorded_its_faults_and_its
     rows = [row for label, row in table.items() if label != "columns"]
     assert [row[:3] for row in rows] == [["shop killed", "kill shop", "start shop"], ["paused", "pause shop", "resume shop"]]
     killed = consistency_summary(consistency_run(str(run_dir)))[0]["faults"][0]
-    assert rows[0][table["columns"].index("downtime (s)")] == styles.readable(killed["downtime_s"])
-    assert figures(nb, "faults") == 1 and figures(nb, "timeline") == 1
+    assert rows[0][table["columns"].index("no answer for (s)")] == styles.readable(killed["no_answer_gap_s"])
+    assert figures(nb, "faults") == 1 and figures(nb, "timeline") == 1 and figures(nb, "fault-effects") == 1
 
 
 @pytest.mark.long

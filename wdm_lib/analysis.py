@@ -251,26 +251,81 @@ def fault_windows(summary: dict) -> list[tuple[str, float, float]]:
     its injection to the end of its recovery (to the end of the load when it never recovered)."""
     windows = []
     for f in summary.get("faults", []):
-        end = f["recovered_s"] if f["recovered_s"] is not None else float("inf")
+        end = f["recover_step_s"] if f["recover_step_s"] is not None else float("inf")
         windows.append((f["name"], f["started_s"], end))
     return windows
 
 
 def faults_table(summary: dict):
-    """One row per fault: what it did, when, and what it cost (see wdm_lib.faults.measures)."""
+    """One row per fault: what it did, when, and what its users met (see wdm_lib.faults.measures)."""
     import pandas as pd
+
+    from wdm_lib.faults.measures import recovered_words
+
+    def share(v):
+        return "-" if v is None else f"{v:.0%}"
 
     rows = []
     for f in summary.get("faults", []):
-        r = f["requests"]
+        r, lat, refused = f["requests"], f["latency_ms"], f["refusal_share"]
         rows.append({"fault": f["name"], "what": f["what"], "recover": f["recover"] or "",
-                     "started (s)": f["started_s"], "late (ms)": f["late_ms"],
-                     "recovered (s)": f["recovered_s"], "ok / fail / unknown": f"{r['ok']} / {r['fail']} / {r['unknown']}",
-                     "downtime (s)": f["downtime_s"], "served again after (s)": f["first_served_after_recover_s"],
-                     "rate back after (s)": f["rate_back_after_recover_s"], "slowest reply (ms)": f["slowest_reply_ms"],
+                     "started (s)": f["started_s"], "late (ms)": f["late_ms"], "recover step (s)": f["recover_step_s"],
+                     "ok / fail / unknown": f"{r['ok']} / {r['fail']} / {r['unknown']}",
+                     "no answer for (s)": f["no_answer_gap_s"], "outage (s)": f["outage_s"],
+                     "refused before → during": f"{share(refused['before'])} → {share(refused['during'])}"
+                     + (" (masked outage)" if f["masked_outage"] else ""),
+                     **{f"p{q} ms before / during / after": " / ".join(
+                         "-" if lat[k][f"p{q}"] is None else f"{lat[k][f'p{q}']:,.1f}" for k in ("before", "during", "after"))
+                        for q in (50, 99)},
+                     "recovered after": recovered_words(f),
+                     "tested": "nothing: " + f["tested_nothing_why"] if f["tested_nothing"] else "yes",
                      "acknowledged writes lost": "not judged" if f["acknowledged_writes_lost"] is None
                      else ", ".join(f["acknowledged_writes_lost"]) or "none"})
     return pd.DataFrame(rows)
+
+
+def fault_requests(rows):
+    """The load's requests as the fault measures read them (measures.Requests), from the rows a
+    notebook holds: a stress run's raw rows (load_requests) or a consistency run's checkouts."""
+    import numpy as np
+
+    from wdm_lib.faults import measures
+
+    if "start_ns" in rows:
+        return measures.requests_of_raw(rows)
+    return measures.Requests.of(rows["intended_ns"].to_numpy(dtype="int64"), rows["invoke_ns"].to_numpy(dtype="int64"),
+                                rows["complete_ns"].to_numpy(dtype="int64"),
+                                rows["status"].astype("float64").to_numpy(na_value=np.nan), rows["outcome"].to_numpy())
+
+
+def fault_seconds(requests, bin_s: float = 1.0):
+    """Second by second, what the fault measures read (wdm_lib.faults.measures), with t_s counted
+    from the load's first due time as the faults' own times are: 2xx replies per second by when they
+    came, and, of the requests due in the second, the share refused (4xx) and the p50 and p99 from
+    the due time to the reply (ms, nearest rank, those that got one)."""
+    import numpy as np
+    import pandas as pd
+
+    r = requests
+    columns = ["t_s", "success_per_s", "refusal_share", "p50_ms", "p99_ms"]
+    if not len(r):
+        return pd.DataFrame(columns=columns)
+    t0 = int(r.intended_ns.min())
+    done = np.floor((r.complete_ns - t0) / 1e9 / bin_s).astype("int64")
+    due = np.floor((r.intended_ns - t0) / 1e9 / bin_s).astype("int64")
+    last = int(max(done.max(), due.max()))
+    index = pd.RangeIndex(0, last + 1)
+    success = pd.Series(done[r.succeeded]).value_counts().reindex(index, fill_value=0) / bin_s
+    by_due = pd.DataFrame({"bin": due, "refused": r.refused, "ms": np.where(r.replied, (r.complete_ns - r.intended_ns) / 1e6,
+                                                                              np.nan)}).groupby("bin")
+    ms = by_due["ms"]
+    out = pd.DataFrame({"t_s": index * bin_s, "success_per_s": success.to_numpy(dtype="float64"),
+                        "refusal_share": by_due["refused"].mean().reindex(index).to_numpy(),
+                        "p50_ms": ms.apply(lambda v: float(exact_percentile(v.dropna(), 50)) if v.notna().any() else np.nan)
+                        .reindex(index).to_numpy(),
+                        "p99_ms": ms.apply(lambda v: float(exact_percentile(v.dropna(), 99)) if v.notna().any() else np.nan)
+                        .reindex(index).to_numpy()})
+    return out[columns]
 
 
 def answered(requests):

@@ -32,9 +32,21 @@ def consistency_figures(summary: dict) -> list[tuple[str, str]]:
     ttc = summary.get("time_to_consistency_s")
     if summary.get("valid") is not None:
         figures.append(("consistent after (s)", "never" if ttc is None else f"{ttc:.2f}"))
+    figures += fault_figures(summary)
+    return figures
+
+
+def fault_figures(summary: dict) -> list[tuple[str, str]]:
+    """Each fault's outage (the time its users' checkouts failed, masked or not) and recovery."""
+    figures = []
     for f in summary.get("faults") or []:
-        down = f["downtime_s"]
-        figures.append((f"{f['name']}: down (s)", "-" if down is None else f"{down:.2f}"))
+        if f["tested_nothing"]:
+            figures.append((f"{f['name']}", "tested nothing"))
+            continue
+        out = f["outage_s"]
+        figures.append((f"{f['name']}: outage (s)" + (", masked" if f["masked_outage"] else ""),
+                        "-" if out is None else f"{out:.2f}"))
+        figures.append((f"{f['name']}: recovered after", f["recovery"]))
     return figures
 
 
@@ -76,7 +88,5 @@ def stress_figures(summary: dict) -> list[tuple[str, str]]:
     rate = summary.get("rate")
     if rate is not None and (summary.get("response_ms") or {}).get("p99") is not None:
         figures.append(("p99 from intended start (ms)", f"{summary['response_ms']['p99']:,.1f}"))
-    for f in summary.get("faults") or []:
-        down = f["downtime_s"]
-        figures.append((f"{f['name']}: down (s)", "-" if down is None else f"{down:.2f}"))
+    figures += fault_figures(summary)
     return figures

@@ -146,13 +146,30 @@ def steps(opened: list[runs.Run], summaries: list[dict]):
     return pd.DataFrame(rows, columns=["run", "users", "throughput_rps", "p99_ms"])
 
 
+FAULT_COLUMNS = ["run", "fault", "what", "no answer for (s)", "outage (s)", "masked outage", "p50 ms before",
+                 "p50 ms after", "recovered after", "tested nothing"]
+
+
 def fault_recovery(opened: list[runs.Run], summaries: list[dict]):
-    """Each run's faults: downtime and how soon it served again, side by side."""
+    """Each run's faults side by side: what their users met and how soon each run was back."""
     import pandas as pd
 
-    rows = [{"run": run.id, "fault": f["name"], "what": f["what"], "downtime (s)": f["downtime_s"],
-             "served again after (s)": f["first_served_after_recover_s"],
-             "rate back after (s)": f["rate_back_after_recover_s"]}
+    rows = [[run.id, f["name"], f["what"], f["no_answer_gap_s"], f["outage_s"], f["masked_outage"],
+             f["latency_ms"]["before"]["p50"], f["latency_ms"]["after"]["p50"], f["recovery"], f["tested_nothing"]]
             for run, s in zip(opened, summaries) for f in (s.get("faults") or [])]
-    return pd.DataFrame(rows, columns=["run", "fault", "what", "downtime (s)", "served again after (s)",
-                                       "rate back after (s)"])
+    return pd.DataFrame(rows, columns=FAULT_COLUMNS)
+
+
+def fault_seconds(opened: list[runs.Run], summaries: list[dict]) -> dict:
+    """{run id: (analysis.fault_seconds, faults)} of every run with a fault, for
+    plots.recovery_compared."""
+    from wdm_lib import analysis
+    from wdm_lib.workloads.stress.figures import read_raw
+
+    out = {}
+    for run, s in zip(opened, summaries):
+        if not s.get("faults"):
+            continue
+        rows = analysis.checkouts(analysis.load_history(run.path)) if run.kind == "consistency" else read_raw(run.path)
+        out[run.id] = (analysis.fault_seconds(analysis.fault_requests(rows)), s["faults"])
+    return out

@@ -24,10 +24,10 @@ from wdm_lib.workloads.stress.scenario import StressScenario
 
 # The league's columns, on the page and in the CSV; the CSV adds whether the stress run measured and
 # each run's whole error, which the page keeps behind a disclosure.
-COLUMNS = ("rank", "team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault downtime s",
+COLUMNS = ("rank", "team", "consistency", "anomalies", "stress", "p50 ms", "p99 ms", "requests/s", "fault outage s",
            "problem")
 CSV_COLUMNS = (*COLUMNS, "stress measured", "error")
-NUMBER_COLUMNS = ("rank", "p50 ms", "p99 ms", "requests/s", "fault downtime s")  # right-aligned, as figures are
+NUMBER_COLUMNS = ("rank", "p50 ms", "p99 ms", "requests/s", "fault outage s")  # right-aligned, as figures are
 FIGURES = ("p50 ms", "p99 ms", "requests/s")
 # Consistent first (warnings after none), then inconsistent, then no verdict; the same order for stress.
 ORDER = {"pass": 0, "warn": 1, "fail": 2, "none": 3}
@@ -122,9 +122,11 @@ def league_cells(row: TeamRow) -> dict:
         if why_not:
             problems.append(f"stress: {why_not}")
         cells["stress measured"] = "no" if why_not else "yes"
-    downtimes = [f["downtime_s"] for summary in (c, s) if summary for f in summary.get("faults") or []]
-    if downtimes:
-        cells["fault downtime s"] = None if None in downtimes else max(downtimes)
+    # The worst outage the figures show (a fault without a baseline has none to show).
+    outages = [f["outage_s"] for summary in (c, s) if summary for f in summary.get("faults") or []
+               if f["outage_s"] is not None]
+    if outages:
+        cells["fault outage s"] = max(outages)
     # Both runs down for one reason: said once.
     phrases = {p.split(": ", 1)[1] for p in problems}
     cells["problem"] = phrases.pop() if len(problems) == 2 and len(phrases) == 1 else "; ".join(problems)

@@ -212,3 +212,25 @@ def staleness_chart(run: runs.Run, summary: dict) -> Figure:
     ops = read_ops(run.file("history.csv"))
     t0_ns = min((op.invoke_ns for op in ops if op.kind == CHECKOUT), default=0)
     return plots.staleness(analysis.staleness_frame(judge_reads(ops), t0_ns), analysis.fault_windows(summary))
+
+
+def fault_chart(rows, summary: dict) -> Figure:
+    """What each fault's users met, second by second, from the rows the notebook holds (a
+    consistency run's checkouts, a stress run's raw requests): successes against the baseline,
+    refusals, p50 / p99; the faults' windows shaded and their recovery points marked."""
+    return plots.fault_effects(analysis.fault_seconds(analysis.fault_requests(rows)), summary["faults"])
+
+
+def fault_section(rows, summary: dict) -> None:
+    """The fault measures explained, every masked outage and fault that tested nothing said in
+    words, and the chart: what a report shows under its faults table."""
+    from IPython.display import Markdown, display
+
+    from wdm_lib.faults.measures import EXPLAINED, fault_lines
+
+    display(Markdown(EXPLAINED))
+    for line in fault_lines(summary["faults"]):
+        if line.startswith(("masked outage:", "warning:")):
+            head, _, rest = line.partition(": ")
+            display(Markdown(f"**{head}:** {markdown_text(rest)}"))
+    display(fault_chart(rows, summary))

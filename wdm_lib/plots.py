@@ -245,3 +245,97 @@ def staleness(frame, faults: list[tuple[str, float, float]] | None = None) -> Fi
     ax.set_title("How stale each read during the load was (impossible ones along the top)")
     shade_faults([ax], faults)
     return fig
+
+
+BACK_COLOR = "tab:green"
+
+
+def _mark_recovery(axes, faults: list[dict]) -> None:
+    """Each fault's recovery point (measures.recovered_s after its recover step) as a line on every
+    axis; "not back" at the recover step when the run never showed it."""
+    for f in faults:
+        step = f["recover_step_s"] if f["recover_step_s"] is not None else f["started_s"]
+        if f["recovered_s"] is not None:
+            for ax in axes:
+                ax.axvline(step + f["recovered_s"], color=BACK_COLOR, linestyle="--", linewidth=1.2)
+            axes[0].annotate("back", xy=(step + f["recovered_s"], 0.5), xycoords=("data", "axes fraction"),
+                             xytext=(3, 0), textcoords="offset points", fontsize="small", color=BACK_COLOR, **LITERAL)
+        elif f["success_per_s_before"]:
+            axes[0].annotate("not back", xy=(step, 0.5), xycoords=("data", "axes fraction"), xytext=(3, 0),
+                             textcoords="offset points", fontsize="small", color="tab:red", **LITERAL)
+
+
+def fault_effects(seconds, faults: list[dict]) -> Figure:
+    """What each fault's users met (analysis.fault_seconds; summary.json's faults): successes per
+    second against each fault's baseline and its half (below it: outage), the share of requests
+    refused (a jump is a masked outage), and p50 / p99 from the due time; every fault's window
+    shaded and named, its recovery point marked."""
+    fig, (rate, refused, latency) = _figure(7.5, rows=3, sharex=True, gridspec_kw={"height_ratios": [3, 2, 3]})
+    rate.step(seconds["t_s"], seconds["success_per_s"], where="post", color="tab:green", label="2xx per second")
+    for f in faults:
+        base = f["success_per_s_before"]
+        if base:  # from its baseline's seconds to where it was back (or its window's end)
+            end = f["recover_step_s"] if f["recover_step_s"] is not None else seconds["t_s"].max()
+            end += f["recovered_s"] or 0
+            rate.hlines(base, f["baseline_s"][0], end, colors="tab:gray", linestyles=":", linewidth=1.2)
+            rate.hlines(base / 2, f["started_s"], end, colors="tab:red", linestyles="--", linewidth=1)
+    rate.plot([], [], color="tab:gray", linestyle=":", label="baseline (median of\nthe seconds before)")
+    rate.plot([], [], color="tab:red", linestyle="--", label="half of it: below\nis outage")
+    rate.plot([], [], color=BACK_COLOR, linestyle="--", label="back (recovered)")
+    rate.set_ylabel("2xx per second\n(by reply)")
+    rate.set_ylim(bottom=0)
+    rate.grid(True, alpha=0.3)
+    _legend(rate, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    rate.set_title("What the faults' users met: successes, refusals, latency")
+    refused.step(seconds["t_s"], seconds["refusal_share"] * 100, where="post", color="tab:orange")
+    refused.set_ylabel("refused (4xx) %\n(by due time)")
+    refused.set_ylim(-3, 103)
+    refused.grid(True, alpha=0.3)
+    latency.step(seconds["t_s"], seconds["p50_ms"], where="post", label="p50")
+    latency.step(seconds["t_s"], seconds["p99_ms"], where="post", label="p99")
+    if seconds["p99_ms"].notna().any() and seconds["p99_ms"].max() > 20 * max(seconds["p50_ms"].min(), 1e-3):
+        # Spans decades (a freeze's seconds-long replies beside milliseconds): log, or the ms vanish.
+        latency.set_yscale("log")
+        _plain_log(latency.yaxis)
+    latency.set_ylabel("ms from due time\n(by due time)")
+    latency.set_xlabel("seconds since the load's first request was due")
+    latency.grid(True, which="both", alpha=0.3)
+    _legend(latency, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    refused.plot([], [], color="tab:orange", label="refused (a jump:\nmasked outage)")
+    _legend(refused, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    if len(seconds):
+        latency.set_xlim(seconds["t_s"].min(), seconds["t_s"].max() + 1)
+    shade_faults([rate, refused, latency],
+                 [(f["name"], f["started_s"], f["recover_step_s"] if f["recover_step_s"] is not None else float("inf"))
+                  for f in faults])
+    _mark_recovery([rate, refused, latency], faults)
+    return fig
+
+
+def recovery_compared(runs: dict) -> Figure:
+    """Runs side by side (compare.fault_seconds: {run id: (seconds, faults)}): each run's successes
+    per second as a share of its first fault's baseline, from that fault's start, its window
+    shaded and its recovery point marked in the run's colour."""
+    fig, ax = _figure(4.2)
+    for i, (run_id, (seconds, faults)) in enumerate(runs.items()):
+        f = faults[0]
+        base = f["success_per_s_before"] or np.nan
+        color = f"C{i}"
+        ax.step(seconds["t_s"] - f["started_s"], seconds["success_per_s"] / base * 100, where="post", color=color,
+                label=f"{run_id}: {f['name']}")
+        end = (f["recover_step_s"] if f["recover_step_s"] is not None else seconds["t_s"].max()) - f["started_s"]
+        ax.axvspan(0, end, color=color, alpha=0.08, linewidth=0)
+        if f["recovered_s"] is not None:
+            back = end + f["recovered_s"]
+            ax.axvline(back, color=color, linestyle="--", linewidth=1.2)
+            ax.annotate(f"back after {f['recovered_s']:.1f} s", xy=(back, 0.95 - 0.08 * i),
+                        xycoords=("data", "axes fraction"), xytext=(3, 0), textcoords="offset points",
+                        fontsize="small", color=color, **LITERAL)
+    ax.axhline(50, color="tab:red", linestyle="--", linewidth=1)
+    ax.set_xlabel("seconds since the fault started")
+    ax.set_ylabel("2xx per second, % of the baseline")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+    _legend(ax, loc="lower right", fontsize="small")
+    ax.set_title("Recovery, run by run (first fault of each; dashed: back)")
+    return fig

@@ -102,4 +102,6 @@ def run_consistency(scenario: ConsistencyScenario, urls: str | Path | None = Non
         raise WorkbenchError("--faults needs --rate: a burst of checkouts is over in well under a second, so no "
                              "fault could land during it; expected e.g. --rate 100 (the default 1000 checkouts "
                              "then last 10 s).")
+    if faults is not None:
+        scenario.room_for_faults()
     return make_run(ConsistencyRun(scenario, progress), urls=urls, anomaly=anomaly, runs_dir=runs_dir, faults=faults)

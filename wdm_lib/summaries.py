@@ -55,6 +55,14 @@ class JudgedBy(TypedDict):
     rejudged: bool
 
 
+# Each entry of a summary's `faults` (wdm_lib/faults/measures.py writes them; docs/summary.md says
+# what each is). Checked on reading: the figures of an older wdm (its `downtime_s`) are not these.
+FAULT_KEYS = ("name", "what", "recover", "due_s", "started_s", "late_ms", "inject_status", "recover_step_s",
+              "recover_status", "requests", "baseline_s", "success_per_s_before", "no_answer_gap_s", "outage_s",
+              "refusal_share", "masked_outage", "latency_ms", "recovered_s", "recovery", "tested_nothing",
+              "tested_nothing_why", "acknowledged_writes_lost")
+
+
 class _Summary(TypedDict):
     schema_version: int
     run_id: str
@@ -174,6 +182,11 @@ def read(run: runs.Run, name: str = SUMMARY) -> dict:
     if missing or summary.get("kind") != run.kind:
         raise WorkbenchError(f"{path}: {'no ' + missing[0] if missing else 'kind is ' + repr(summary.get('kind'))}; "
                              f"expected the summary of a {run.kind} run.")
+    for i, fault in enumerate(summary.get("faults") or []):
+        lacks = [key for key in FAULT_KEYS if key not in fault] if isinstance(fault, dict) else ["its fields"]
+        if lacks:
+            raise WorkbenchError(f"{path}: faults[{i}] has no {lacks[0]}; expected the fault figures this wdm writes "
+                                 f"(a run made by an older wdm: `wdm check {run.path}` measures its faults again).")
     return summary
 
 

@@ -121,7 +121,7 @@ def summarize_recorded(run_id: str, status: str, error: str | None, history: lis
 
 
 def _read_back_notes(scenario, state: dict) -> list[str]:
-    notes = []
+    notes = [scenario.sized_for_faults] if getattr(scenario, "sized_for_faults", None) else []
     if not state.get("final_settled", True):
         notes.append(f"the final state never stayed unchanged for --quiet {scenario.quiet_s:g} s within --settle "
                      f"{scenario.settle_s:g} s ({state.get('final_reads')} whole reads): the system was still "

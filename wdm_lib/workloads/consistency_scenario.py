@@ -94,6 +94,10 @@ class ConsistencyScenario:
     linearizable: bool = False
 
     def __post_init__(self) -> None:
+        # The sizes left to the workload, which a fault schedule may raise (room_for_faults). Not a
+        # field: the manifest records the sizes the run used.
+        self._left_to_workload = {name for name in WORKLOAD_DEFAULTS[ORIGINAL] if getattr(self, name) is None}
+        self.sized_for_faults: str | None = None
         if self.seed is None:
             self.seed = random.SystemRandom().randrange(2**31)
         if not isinstance(self.linearizable, bool):
@@ -137,6 +141,28 @@ class ConsistencyScenario:
             if getattr(self, name):
                 raise WorkbenchError(f"{option_name(name)} is {getattr(self, name):g}; expected it only with "
                                      f"--workload mixed (the original workload makes first checkouts only).")
+
+    def room_for_faults(self) -> str | None:
+        """Under `original`, stock and credit left to the workload that no checkout of the run can
+        exhaust, so checkouts keep succeeding through every fault (the default 100 units sell out in
+        a second at --rate 100, and a fault on a shop that refuses everything anyway tests nothing).
+        The sentence that says so, or None when nothing changed (sizes given, or `mixed`, whose
+        additions during the load restock it)."""
+        if self.workload != ORIGINAL or not {"item_stock", "user_credit"} & self._left_to_workload:
+            return None
+        per_order = self.items_per_order * self.quantity_range[1]
+        changed = []
+        if "item_stock" in self._left_to_workload:
+            self.item_stock = max(self.item_stock, self.n_orders * per_order)
+            changed.append(f"item stock {self.item_stock}")
+        if "user_credit" in self._left_to_workload:
+            self.user_credit = max(self.user_credit, self.n_orders * per_order * self.price_range[1])
+            changed.append(f"user credit {self.user_credit}")
+        self.sized_for_faults = (f"--faults: {' and '.join(changed)} (not the original's "
+                                 f"{' and '.join(str(WORKLOAD_DEFAULTS[ORIGINAL][n]) for n in ('item_stock', 'user_credit') if n in self._left_to_workload)}), "
+                                 f"so that checkouts keep succeeding for the whole run and each fault has something to "
+                                 f"break; give --item-stock or --user-credit to choose")
+        return self.sized_for_faults
 
     def to_dict(self) -> dict:
         return asdict(self)
