@@ -285,7 +285,7 @@ def fault_effects(seconds, faults: list[dict]) -> Figure:
     rate.set_ylabel("2xx per second\n(by reply)")
     rate.set_ylim(bottom=0)
     rate.grid(True, alpha=0.3)
-    _legend(rate, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    _legend(rate, fontsize="small")
     rate.set_title("What the faults' users met: successes, refusals, latency")
     refused.step(seconds["t_s"], seconds["refusal_share"] * 100, where="post", color="tab:orange")
     refused.set_ylabel("refused (4xx) %\n(by due time)")
@@ -300,9 +300,9 @@ def fault_effects(seconds, faults: list[dict]) -> Figure:
     latency.set_ylabel("ms from due time\n(by due time)")
     latency.set_xlabel("seconds since the load's first request was due")
     latency.grid(True, which="both", alpha=0.3)
-    _legend(latency, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    _legend(latency, fontsize="small")
     refused.plot([], [], color="tab:orange", label="refused (a jump:\nmasked outage)")
-    _legend(refused, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    _legend(refused, fontsize="small")
     if len(seconds):
         latency.set_xlim(seconds["t_s"].min(), seconds["t_s"].max() + 1)
     shade_faults([rate, refused, latency],
@@ -336,6 +336,6 @@ def recovery_compared(runs: dict) -> Figure:
     ax.set_ylabel("2xx per second, % of the baseline")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    _legend(ax, loc="lower right", fontsize="small")
+    _legend(ax, fontsize="small")
     ax.set_title("Recovery, run by run (first fault of each; dashed: back)")
     return fig
