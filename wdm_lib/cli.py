@@ -419,11 +419,16 @@ def _stress_init(args: argparse.Namespace) -> int:
 
 
 def _stress_run(args: argparse.Namespace) -> int:
+    from wdm_lib.runs import INTERRUPTED
     from wdm_lib.workloads.stress.run import run_stress
     from wdm_lib.workloads.stress.table import render_table
 
     scenario = _stress_scenario(args)
     _check_junit(args.junit)
+    if args.junit and args.ui:
+        raise WorkbenchError(f"--junit {args.junit} writes the gates of a load planned from its start to its end, "
+                             f"and a web UI run ends by Ctrl-C with no verdict; expected --junit on a headless "
+                             f"run (-t TIME), not with --ui.")
     run, summary = run_stress(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir,
                               init=args.init, say=lambda s: print(s, file=sys.stderr), faults=args.faults,
                               **_stress_options(args))
@@ -435,6 +440,8 @@ def _stress_run(args: argparse.Namespace) -> int:
         print(f"junit: {junit.write(args.junit, 'stress', junit.stress_cases(summary))}")
     if args.report:
         _render_report(run.path)
+    if run.status == INTERRUPTED:  # a web UI run, which Ctrl-C (or a kill) ends
+        return _interrupted()
     return EXIT_OK if summary["passed"] else EXIT_INCONSISTENT
 
 
@@ -477,8 +484,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wdm: {redact(os_error_sentence(e))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f"wdm: interrupted ({stopped_by()}); what was recorded so far is kept.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    print(f"wdm: interrupted ({stopped_by()}); what was recorded so far is kept.", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def os_error_sentence(e: OSError) -> str:
