@@ -452,9 +452,44 @@ def _stress_worker(args: argparse.Namespace) -> int:
     return EXIT_OK if code in (0, 1) else EXIT_ERROR
 
 
+class WdmParser(argparse.ArgumentParser):
+    """argparse's parser (each subcommand's too), which names the nearest option to one it does not
+    know: Python 3.11's says only `unrecognized arguments`."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extra = super().parse_known_args(args, namespace)
+        if not hasattr(parsed, "_parser"):  # the innermost subcommand parses first: its options are the ones
+            parsed._parser = self
+        return parsed, extra
+
+    def parse_args(self, args=None, namespace=None):
+        """The options; `extra` holds those a command passes on (grade's to `wdm stress run`), and any
+        other unknown one stops here, naming the nearest option of its subcommand (exit 2)."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        innermost = parsed.__dict__.pop("_parser", self)
+        if extra and not getattr(parsed, "takes_extra", False):
+            innermost.error(f"unrecognized arguments: {' '.join(extra)}{nearest_options(innermost, extra)}")
+        parsed.extra = extra
+        return parsed
+
+
+def nearest_options(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """`(did you mean --concurrency?)` for each unknown option that is close to one the parser has."""
+    import difflib
+
+    known = [o for action in parser._actions for o in action.option_strings]
+    hints = {}
+    for word in unknown:
+        name = word.split("=", 1)[0]
+        if name.startswith("-") and (close := difflib.get_close_matches(name, known, n=1)):
+            hints[name] = f"did you mean {close[0]}?"
+    if len(hints) == 1:
+        return f" ({next(iter(hints.values()))})"
+    return f" ({'; '.join(f'{name}: {hint}' for name, hint in hints.items())})" if hints else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wdm", description="Test an order/stock/payment shop for consistency and speed.")
+    parser = WdmParser(prog="wdm", description="Test an order/stock/payment shop for consistency and speed.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(sub)
     _add_consistency(sub)
@@ -468,11 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "takes_extra", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.extra = extra
+    args = build_parser().parse_args(argv)
     stop_came_from("Ctrl-C")
     try:
         with stop_signals_as_ctrl_c():
