@@ -183,7 +183,8 @@ def _report(args: argparse.Namespace) -> int:
     from wdm_lib.report import render, write_index
 
     if args.run_dir is None and not args.index:
-        raise WorkbenchError("wdm report needs a RUN_DIR, or --index to rewrite only the index.")
+        raise WorkbenchError("wdm report needs a RUN_DIR, or --index to rewrite the index (rendering the reports "
+                             "it lacks).")
     if args.run_dir is not None:
         print(f"report: {render(args.run_dir, args.reports_dir)}")
     else:
