@@ -45,6 +45,16 @@ def test_percentile_table_by_two_columns_has_a_multiindex():
     assert table.loc[("POST", "b"), "count"] == 1
 
 
+def test_stress_percentiles_of_a_run_with_no_raw_row_keep_locusts_figures(tmp_path):
+    # Locust counted requests whose raw rows never reached the disk (a web UI run killed before it
+    # flushed them): the table of nothing breaks no page, and Locust's own figures stay.
+    run = make_stress_run(tmp_path, rows=3000, duration_s=10)
+    requests = analysis.load_requests(run).iloc[0:0]
+    table = analysis.stress_percentiles(requests, analysis.load_locust_stats(run))
+    total = table.loc["Aggregated"]
+    assert total["count"] == 0 and pd.isna(total["p99"]) and total["locust count"] == 3000
+
+
 def test_cdf_rises_to_one_over_sorted_values():
     frame = analysis.cdf([3.0, 1.0, 2.0, 2.0])
     assert frame["value"].tolist() == [1.0, 2.0, 2.0, 3.0]

@@ -89,7 +89,8 @@ def test_a_2xx_body_that_breaks_the_contract_names_endpoint_status_and_body(shop
             run(go())
     message = str(e.value)
     assert "POST http://127.0.0.1" in message and "/stock/item/create/1" in message
-    assert "answered 200" in message and "<html>oops</html>" in message and "item_id" in message
+    # An HTML page is said in its words, not dumped (see the tests of pages below).
+    assert "answered 200 with an HTML page (oops)" in message and "item_id" in message
 
 
 def test_queueing_behind_the_connection_limit_does_not_count_against_the_timeout(shop):
@@ -305,3 +306,81 @@ def test_an_encoding_the_client_did_not_ask_for_is_one_sentence():
                 await c.create_item(1)
     with pytest.raises(ContractError, match="Content-Encoding br, which the client did not ask for"):
         run(go())
+
+
+def test_another_web_server_at_the_address_is_said_in_one_sentence_without_its_page(wdm, tmp_path, write_urls):
+    # Python's own http.server, as a forgotten `python -m http.server 8000` is: POST answers 501 with
+    # an HTML error page. Its markup, and advice about --concurrency, would hide what is wrong.
+    import http.server
+    import threading
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):  # its log goes to the stderr the test reads
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        r = wdm("consistency", "--urls", str(write_urls(base)), "--runs-dir", str(tmp_path / "runs"))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert f"this is not the shop API (an HTML page from {base})" in r.stderr
+    assert "HTTP 501: an HTML page (Error response" in r.stderr
+    assert "<" not in r.stderr and "--concurrency" not in r.stderr
+
+
+NGINX_502 = ("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1>"
+             "</center>\r\n<hr><center>nginx/1.25.3</center>\r\n</body>\r\n</html>\r\n")
+FLASK_404 = ('<!doctype html>\n<html lang=en>\n<title>404 Not Found</title>\n<h1>Not Found</h1>\n<p>Item: 7 not '
+             'found!</p>\n')
+
+
+@pytest.mark.parametrize("path_status_page, said, not_api", [
+    (("/stock/item/create/{price}", 502, NGINX_502), "an HTML page (502 Bad Gateway 502 Bad Gateway nginx/1.25.3)", False),
+    (("/stock/find/{item_id}", 404, FLASK_404), "an HTML page (404 Not Found Not Found Item: 7 not found!)", False),
+    (("/stock/item/create/{price}", 404, FLASK_404), "an HTML page (404 Not Found Not Found Item: 7 not found!)", True),
+    (("/orders/checkout/{order_id}", 405, NGINX_502.replace("502 Bad Gateway", "405 Not Allowed")),
+     "an HTML page (405 Not Allowed 405 Not Allowed nginx/1.25.3)", True),
+    (("/stock/item/create/{price}", 400, "Not an HTML page: <b>bold</b>"), "Not an HTML page: <b>bold</b>", False),
+], ids=["gateway-502", "shop-404-of-a-record", "no-such-route", "method-not-allowed", "text"])
+def test_an_html_page_is_said_in_its_words_and_is_not_the_api_only_where_no_shop_answers_so(path_status_page, said,
+                                                                                            not_api):
+    # The shop's own gateway (nginx's 502) and framework (Flask's abort) answer with pages too: those
+    # are the shop's, and only a call no server of the API refuses so says another server is there.
+    from wdm_lib.client import Reply, not_the_api
+
+    path, status, page = path_status_page
+
+    async def answer(request):
+        return web.Response(status=status, text=page, content_type="text/html")
+
+    async def go():
+        async with serving(answer) as urls:
+            async with ShopClient(target(urls), timeout_s=5) as c:
+                return await c._call("POST", urls["STOCK_URL"], path.replace("{", "").replace("}", ""),
+                                     f"POST {path}")
+    reply = run(go())
+    assert reply.error == f"HTTP {status}: {said}"
+    assert not_the_api(reply) is not_api
+    with pytest.raises(ContractError) as e:
+        require_ok(reply, "doing it", "lower it")
+    assert ("this is not the shop API (an HTML page from http://127.0.0.1:" in str(e.value)) is not_api
+    assert ("(lower it)" in str(e.value)) is (status >= 500)
+
+
+def test_a_2xx_html_page_where_json_is_due_is_not_the_shop_api():
+    async def spa(request):  # a dev server that answers every path with its app's page
+        return web.Response(text="<!DOCTYPE html><html><head><title>My App</title></head><body></body></html>",
+                            content_type="text/html")
+
+    async def go():
+        async with serving(spa) as urls:
+            async with ShopClient(target(urls), timeout_s=5) as c:
+                await c.create_item(1)
+    with pytest.raises(ContractError) as e:
+        run(go())
+    assert "answered 200 with an HTML page (My App): this is not the shop API (an HTML page from http://127.0.0.1:" \
+        in str(e.value) and "<" not in str(e.value)

@@ -204,7 +204,7 @@ def test_a_target_that_breaks_the_api_ends_naming_the_endpoint(tmp_path, write_u
         r = wdm("consistency", "--urls", str(write_urls(proxy.urls())), "--runs-dir", str(tmp_path / "runs"),
                 "--n-users", "10", "--n-orders", "10")
     assert r.returncode == 2
-    assert "GET " in r.stderr and "/orders/find/" in r.stderr and "<html>oops</html>" in r.stderr
+    assert "GET " in r.stderr and "/orders/find/" in r.stderr and "answered 200 with an HTML page (oops)" in r.stderr
     assert "Traceback" not in r.stderr
     [run_dir] = (tmp_path / "runs").iterdir()
     # Everything done before the fault is on disk.

@@ -112,3 +112,27 @@ def test_a_disk_that_fills_under_locust_ends_the_stress_run_at_once_with_exit_2(
         assert took < 150
         run = runs.list_runs(small / "runs")[0]
         assert list(run.path.glob("requests-*.csv"))
+
+
+@pytest.mark.parametrize("args, said", [
+    (["consistency", "--concurency", "5"], "wdm consistency: error: unrecognized arguments: --concurency 5 "
+                                           "(did you mean --concurrency?)"),
+    (["stress", "run", "-u", "2", "--spawnrate=3"], "wdm stress run: error: unrecognized arguments: --spawnrate=3 "
+                                                    "(did you mean --spawn-rate?)"),
+    (["report", "--indx", "--reprots-dir", "x"], "wdm report: error: unrecognized arguments: --indx --reprots-dir "
+                                                 "(--indx: did you mean --index?; --reprots-dir: did you mean "
+                                                 "--reports-dir?)"),
+    (["grade", "a.json", "--thresold", "p99<1s"], "wdm stress run: error: unrecognized arguments: --thresold p99<1s "
+                                                  "(did you mean --threshold?)"),
+    (["check", "r1", "--xyzzy"], "wdm check: error: unrecognized arguments: --xyzzy"),
+])
+def test_an_unknown_option_names_the_nearest_one_of_its_subcommand(args, said, capsys, tmp_path, monkeypatch):
+    from wdm_lib.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.json").write_text(json.dumps({k: "http://127.0.0.1:9" for k in ("ORDER_URL", "PAYMENT_URL",
+                                                                                      "STOCK_URL")}))
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == said

@@ -393,7 +393,8 @@ def test_a_stress_run_whose_fault_command_fails_ends_with_exit_2_and_keeps_what_
     faults = schedule(tmp_path, "faults:\n  - name: breaks\n    at: 2s\n    run: exit 4\n")
     r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))
     assert r.returncode == 2, r.stderr
-    assert "fault 'breaks': inject step `exit 4` exited with status 4" in r.stderr and "Traceback" not in r.stderr
+    assert "fault 'breaks': inject step `exit 4` exited with status 4, printing nothing (see " in r.stderr
+    assert "Traceback" not in r.stderr
     [run_dir] = (tmp_path / "runs").iterdir()
     assert json.loads((run_dir / "manifest.json").read_text())["status"] == "failed"
     assert list(run_dir.glob("requests-*.csv")) and (run_dir / "history.csv").is_file()
@@ -483,10 +484,37 @@ def test_a_fault_commands_output_goes_to_its_log_as_it_comes_and_only_its_tail_s
     finally:
         tracemalloc.stop()
     assert peak < 4 << 20, f"{peak:,} bytes held for a command that printed 40 MB"
-    assert "exited with status 3 (xxxxxxxxx | the real reason)" in str(e.value)
-    log = next((tmp_path / "faults").iterdir()).read_text()
+    log_path = next((tmp_path / "faults").iterdir())
+    assert f"exited with status 3: 'the real reason' (its output: {log_path})" in str(e.value)
+    log = log_path.read_text()
     assert log.startswith(f"$ {command}\nxxxxxxxxx\n") and OUTPUT_CAP <= len(log) < OUTPUT_CAP + 1000
     assert f"[output cut at {OUTPUT_CAP:,} of 40,000,016 bytes]" in log and "[exit status 3," in log
+
+
+def test_a_failing_fault_commands_sentence_quotes_its_error_and_names_its_log(tmp_path):
+    # What docker without its compose plugin prints: the error, a blank line, a pointer to its help.
+    from wdm_lib.faults.nemesis import FaultFailed
+
+    script = tmp_path / "compose.sh"
+    script.write_text("echo stopping stock-service\n"
+                      "printf 'docker: unknown command: docker compose\\n\\nRun '\\''docker --help'\\'' for more "
+                      "information\\n' >&2\nexit 125\n")
+    with pytest.raises(FaultFailed) as e:
+        run_nemesis(tmp_path, f"faults:\n  - name: stock dies\n    at: 0.1s\n    run: sh {script}\n")
+    log = tmp_path / "faults" / "01-stock-dies-inject.log"
+    assert str(e.value) == (f"fault 'stock dies': inject step `sh {script}` exited with status 125: 'docker: unknown "
+                            f"command: docker compose' (its output: {log}); expected it to succeed. The run stopped; "
+                            f"everything recorded up to it is kept.")
+    assert "Run 'docker --help' for more information" in log.read_text()
+
+
+def test_the_line_quoted_from_a_failed_command_is_its_last_that_says_why():
+    from wdm_lib.faults.nemesis import error_line
+
+    assert error_line("") == "" and error_line("\n  \n") == ""
+    assert error_line("usage: kubectl [flags]\n") == "usage: kubectl [flags]"  # nothing else to quote
+    assert error_line("Error from server (NotFound): pods \"stock-0\" not found\n") == \
+        'Error from server (NotFound): pods "stock-0" not found'
 
 
 def _pid_in(path, timeout=10.0):

@@ -322,6 +322,76 @@ def test_ctrl_c_or_a_kill_keeps_the_csvs_says_interrupted_and_stops_locust(tmp_p
     assert (run.path / "locust_report.html").is_file()
 
 
+@pytest.mark.long
+@pytest.mark.parametrize("sig, said, ctrl_c", [(signal.SIGINT, "Ctrl-C", signal.SIG_DFL),
+                                              (signal.SIGTERM, "SIGTERM", signal.SIG_IGN)],
+                         ids=["ctrl-c", "kill-of-a-background-job"])
+def test_a_web_ui_run_stops_at_once_on_ctrl_c_or_a_kill_says_interrupted_and_renders(tmp_path, sig, said, ctrl_c):
+    # Started with `&` from a shell script, wdm inherits Ctrl-C ignored, and Locust with it: the
+    # SIGINT wdm passed on went unheard, Locust was killed after 30 s, its files unwritten, and the
+    # run said `failed`. How a web UI run always ends, a Ctrl-C or a kill ends it as interrupted.
+    import urllib.parse
+    import urllib.request
+
+    from bs4 import BeautifulSoup
+
+    port = free_port()
+    proc = subprocess.Popen([*WDM, "stress", "run", "--ui", "--web-port", str(port), *SMALL, "--wait", "0.05",
+                             "--runs-dir", str(tmp_path / "runs"), "--report"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, ctrl_c))
+    try:
+        deadline = time.monotonic() + 60
+        while True:  # the UI's user starts a load, as its form does
+            assert proc.poll() is None and time.monotonic() < deadline, "the web UI never answered"
+            try:
+                host = only_run(tmp_path / "runs").manifest["target"]["ORDER_URL"]
+                form = urllib.parse.urlencode({"user_count": 2, "spawn_rate": 2, "host": host}).encode()
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/swarm", form, timeout=5).read()
+                break
+            except (OSError, ValueError, KeyError):
+                time.sleep(0.2)
+        _wait_for_file(tmp_path / "runs", "*/requests-*.csv", proc)
+        time.sleep(1.0)
+        proc.send_signal(sig)
+        sent = time.monotonic()
+        run = only_run(tmp_path / "runs")
+        while Run.open(run.path).manifest["status"] == "running" and time.monotonic() - sent < 60:
+            time.sleep(0.05)
+        stopped_s = time.monotonic() - sent
+        out, err = proc.communicate(timeout=120)  # the report is rendered after
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # About 2 s (Locust's last CSV tick included); the bound is loose for a busy machine, and far
+    # below the 30 s after which an unheard Locust is killed.
+    assert stopped_s < 10, f"the run took {stopped_s:.1f} s to stop"
+    assert proc.returncode == cli.EXIT_INTERRUPTED, out + err
+    assert err.strip().splitlines()[-1] == f"wdm: interrupted ({said}); what was recorded so far is kept."
+    assert _processes_naming(str(tmp_path)) == []
+    run = Run.open(run.path)
+    assert run.manifest["status"] == "interrupted" and run.manifest["error"] == f"interrupted by the user ({said})"
+    summary = run.read_json("summary.json")
+    assert summary["verdict"] == "interrupted: no verdict" and "INTERRUPTED: NO VERDICT" in out
+    assert summary["requests"] > 0 and summary["requests"] == int(aggregated(run.path)["Request Count"])
+    assert (run.path / "locust_report.html").is_file()
+    page = BeautifulSoup((tmp_path / f"{run.id}.html").read_text(), "html.parser")
+    assert "Traceback" not in page.get_text()
+    assert not page.select("[data-mime-type='application/vnd.jupyter.stderr']")
+    assert page.find("div", class_="wdm-banner").find("div").get_text() == "INTERRUPTED: NO VERDICT"
+
+
+def test_a_web_ui_run_refuses_the_options_that_need_a_verdict(wdm, tmp_path):
+    r = wdm("stress", "run", "--ui", "--threshold", "p99<1s", "--runs-dir", str(tmp_path))
+    assert r.returncode == cli.EXIT_ERROR and len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith("wdm: --threshold: a web UI run's load is whatever its user makes it") \
+        and "not with --ui" in r.stderr
+    r = wdm("stress", "run", "--ui", "--junit", str(tmp_path / "x.xml"), "--runs-dir", str(tmp_path))
+    assert r.returncode == cli.EXIT_ERROR and f"--junit {tmp_path / 'x.xml'} writes the gates" in r.stderr
+    assert not any(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("client", ["requests"])
 def test_the_httpuser_variant_runs_the_same_scenario(tmp_path, monkeypatch, client):
     """The benchmark's comparison point: WDM_HTTP_CLIENT=requests swaps FastHttpUser for HttpUser."""

@@ -119,9 +119,12 @@ def percentile_table(frame, by, value: str = "latency_ms"):
 
     rows = {key: latency_percentiles(group[value].tolist())
             for key, group in frame.groupby(by, observed=True, sort=True) if len(group)}
-    table = pd.DataFrame.from_dict(rows, orient="index")
-    if isinstance(by, (list, tuple)) and len(table):
-        table.index = pd.MultiIndex.from_tuples(table.index, names=by)
+    # The columns even without a row: a run that recorded no request (a web UI run stopped before
+    # its user started a load) has a table with nothing in it, not one that breaks what joins it.
+    table = pd.DataFrame.from_dict(rows, orient="index", columns=list(latency_percentiles([])))
+    if isinstance(by, (list, tuple)):
+        table.index = pd.MultiIndex.from_tuples(table.index, names=by) if len(table) else \
+            pd.MultiIndex.from_arrays([[]] * len(by), names=by)
     else:
         table.index.name = by
     return table

@@ -183,7 +183,8 @@ def _report(args: argparse.Namespace) -> int:
     from wdm_lib.report import render, write_index
 
     if args.run_dir is None and not args.index:
-        raise WorkbenchError("wdm report needs a RUN_DIR, or --index to rewrite only the index.")
+        raise WorkbenchError("wdm report needs a RUN_DIR, or --index to rewrite the index (rendering the reports "
+                             "it lacks).")
     if args.run_dir is not None:
         print(f"report: {render(args.run_dir, args.reports_dir)}")
     else:
@@ -419,11 +420,16 @@ def _stress_init(args: argparse.Namespace) -> int:
 
 
 def _stress_run(args: argparse.Namespace) -> int:
+    from wdm_lib.runs import INTERRUPTED
     from wdm_lib.workloads.stress.run import run_stress
     from wdm_lib.workloads.stress.table import render_table
 
     scenario = _stress_scenario(args)
     _check_junit(args.junit)
+    if args.junit and args.ui:
+        raise WorkbenchError(f"--junit {args.junit} writes the gates of a load planned from its start to its end, "
+                             f"and a web UI run ends by Ctrl-C with no verdict; expected --junit on a headless "
+                             f"run (-t TIME), not with --ui.")
     run, summary = run_stress(scenario, urls=args.urls, anomaly=args.anomaly, runs_dir=args.runs_dir,
                               init=args.init, say=lambda s: print(s, file=sys.stderr), faults=args.faults,
                               **_stress_options(args))
@@ -435,6 +441,8 @@ def _stress_run(args: argparse.Namespace) -> int:
         print(f"junit: {junit.write(args.junit, 'stress', junit.stress_cases(summary))}")
     if args.report:
         _render_report(run.path)
+    if run.status == INTERRUPTED:  # a web UI run, which Ctrl-C (or a kill) ends
+        return _interrupted()
     return EXIT_OK if summary["passed"] else EXIT_INCONSISTENT
 
 
@@ -445,9 +453,44 @@ def _stress_worker(args: argparse.Namespace) -> int:
     return EXIT_OK if code in (0, 1) else EXIT_ERROR
 
 
+class WdmParser(argparse.ArgumentParser):
+    """argparse's parser (each subcommand's too), which names the nearest option to one it does not
+    know: Python 3.11's says only `unrecognized arguments`."""
+
+    def parse_known_args(self, args=None, namespace=None):
+        parsed, extra = super().parse_known_args(args, namespace)
+        if not hasattr(parsed, "_parser"):  # the innermost subcommand parses first: its options are the ones
+            parsed._parser = self
+        return parsed, extra
+
+    def parse_args(self, args=None, namespace=None):
+        """The options; `extra` holds those a command passes on (grade's to `wdm stress run`), and any
+        other unknown one stops here, naming the nearest option of its subcommand (exit 2)."""
+        parsed, extra = self.parse_known_args(args, namespace)
+        innermost = parsed.__dict__.pop("_parser", self)
+        if extra and not getattr(parsed, "takes_extra", False):
+            innermost.error(f"unrecognized arguments: {' '.join(extra)}{nearest_options(innermost, extra)}")
+        parsed.extra = extra
+        return parsed
+
+
+def nearest_options(parser: argparse.ArgumentParser, unknown: list[str]) -> str:
+    """`(did you mean --concurrency?)` for each unknown option that is close to one the parser has."""
+    import difflib
+
+    known = [o for action in parser._actions for o in action.option_strings]
+    hints = {}
+    for word in unknown:
+        name = word.split("=", 1)[0]
+        if name.startswith("-") and (close := difflib.get_close_matches(name, known, n=1)):
+            hints[name] = f"did you mean {close[0]}?"
+    if len(hints) == 1:
+        return f" ({next(iter(hints.values()))})"
+    return f" ({'; '.join(f'{name}: {hint}' for name, hint in hints.items())})" if hints else ""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="wdm", description="Test an order/stock/payment shop for consistency and speed.")
+    parser = WdmParser(prog="wdm", description="Test an order/stock/payment shop for consistency and speed.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_serve(sub)
     _add_consistency(sub)
@@ -461,11 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and not getattr(args, "takes_extra", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.extra = extra
+    args = build_parser().parse_args(argv)
     stop_came_from("Ctrl-C")
     try:
         with stop_signals_as_ctrl_c():
@@ -477,8 +516,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wdm: {redact(os_error_sentence(e))}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
-        print(f"wdm: interrupted ({stopped_by()}); what was recorded so far is kept.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
+
+
+def _interrupted() -> int:
+    print(f"wdm: interrupted ({stopped_by()}); what was recorded so far is kept.", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 def os_error_sentence(e: OSError) -> str:

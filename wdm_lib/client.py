@@ -15,7 +15,9 @@ URL is sent exactly as built, so `a/b`, `a#b`, `a%41b` and `..` reach the target
 from __future__ import annotations
 
 import asyncio
+import html.parser
 import json
+import re
 import resource
 import time
 import zlib
@@ -54,6 +56,7 @@ class Reply:
     # target that is not there. A kind of error told by this flag, never by matching `error`.
     unreachable: bool = False
     retry_after_s: float | None = None   # what a 429 or 503 asked for (Retry-After), if anything
+    html: bool = False   # a reply that is not 2xx and is an HTML page (its words are in `error`)
 
     @property
     def latency_s(self) -> float:
@@ -101,8 +104,62 @@ def _normalise(body: dict, schema: Schema) -> dict:
     return out
 
 
-def check_body(endpoint: str, status: int, text: str, schema: Schema) -> dict:
+# --- a page from a web server that is not the shop -------------------------------------------------
+# A shop's replies are JSON or short text (API.md), whatever Content-Type it sends (Flask says text/html
+# for a plain string). A body that opens as an HTML document is a page: a web server's error page, the
+# shop's own framework's (Flask's abort) or its gateway's (nginx's 502). It is said in its words, never
+# dumped: a terminal full of markup hides the sentence.
+HTML_START = re.compile(r"\s*(<!--.*?-->\s*)*<(!doctype\s+html|html)[\s>]", re.IGNORECASE | re.DOTALL)
+# Statuses by which no server speaking the API answers these calls: the method is not served there
+# (405, 501), or a path that names no record was not found (404).
+NOT_SERVED = (405, 501)
+
+
+def is_html(text: str) -> bool:
+    return HTML_START.match(text) is not None
+
+
+class _Words(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.words: list[str] = []
+        self._skip = 0
+
+    def handle_starttag(self, tag, attrs):
+        self._skip += tag in ("script", "style")
+
+    def handle_endtag(self, tag):
+        self._skip -= tag in ("script", "style") and self._skip > 0
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.words += data.split()
+
+
+def page_words(text: str, most: int = 100) -> str:
+    """What an HTML page says (its title, heading and first lines), without its markup."""
+    parser = _Words()
+    parser.feed(text)
+    said = " ".join(parser.words)
+    return said if len(said) <= most else said[:most - 1] + "…"
+
+
+def not_the_api(reply: Reply) -> bool:
+    """An HTML page in answer to a call that a server speaking the API serves: another web server
+    is at that address. (A 404 to a path naming a record may be the shop's: that record is unknown.)"""
+    return reply.html and (reply.status in NOT_SERVED or (reply.status == 404 and "_id}" not in reply.endpoint))
+
+
+def origin(url: str) -> str:
+    return str(URL(url, encoded=True).origin())
+
+
+def check_body(endpoint: str, status: int, text: str, schema: Schema, url: str = "") -> dict:
     """The parsed body of a 2xx reply, or ContractError naming the endpoint, status and body."""
+    if is_html(text):
+        raise ContractError(f"{endpoint} answered {status} with an HTML page ({page_words(text)}): this is not the "
+                            f"shop API (an HTML page from {origin(url) if url else 'there'}); expected JSON with "
+                            f"{', '.join(schema)} (is urls.json pointing at the shop's port?).")
     fault = None
     try:
         body = json.loads(text)
@@ -304,12 +361,13 @@ class ShopClient:
                         body = None
                         if parse:
                             body = check_body(f"{method} {shown}", status, data.decode("utf-8", "replace"),
-                                              schema)
+                                              schema, shown)
                         return Reply(endpoint, shown, OK, status, invoke, time.time_ns(), body)
                     text = data.decode("utf-8", "replace")
+                    page = is_html(text)
                     return Reply(endpoint, shown, outcome(status), status, invoke, time.time_ns(),
-                                 error=f"HTTP {status}: {text.strip()}",
-                                 retry_after_s=retry_after_s(resp.headers.get("Retry-After")))
+                                 error=f"HTTP {status}: " + (f"an HTML page ({page_words(text)})" if page else text.strip()),
+                                 retry_after_s=retry_after_s(resp.headers.get("Retry-After")), html=page)
             except ContractError:
                 raise
             except _Undecodable as e:
@@ -424,6 +482,10 @@ def require_ok(reply: Reply, doing: str, when_overloaded: str = "") -> Reply:
         raise TargetUnreachable(f"{reply.url}: the connection was dropped before a reply came ({reply.error}) "
                                 f"while {doing}; expected a reply (the system or a proxy in front of it closed "
                                 f"the connection: its logs say why).")
+    if not_the_api(reply):
+        raise ContractError(f"{reply.endpoint.split()[0]} {reply.url} answered {reply.error} while {doing}: this is "
+                            f"not the shop API (an HTML page from {origin(reply.url)}); expected the shop's API "
+                            f"there (is urls.json pointing at the shop's port?).")
     advice = f" ({when_overloaded})" if when_overloaded and reply.status >= 500 else ""
     raise ContractError(f"{reply.endpoint} at {reply.url} answered {reply.error} while {doing}; "
                         f"expected a 2xx reply{advice}.")

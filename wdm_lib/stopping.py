@@ -51,3 +51,22 @@ def stop_signals_as_ctrl_c() -> Iterator[None]:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+@contextlib.contextmanager
+def children_hear_ctrl_c() -> Iterator[None]:
+    """Around starting a process that wdm stops with SIGINT (Locust, in a session of its own, so
+    that only wdm passes Ctrl-C on): the child must not inherit Ctrl-C ignored, as a wdm started
+    with `&` in a shell script has it, or it ignores the SIGINT wdm sends and is killed only after
+    its grace, its files unwritten (a `--ui` run took 31 s to stop, then said `failed`). An ignored
+    signal stays ignored across exec, a handler does not: Python's own handler stands in for the
+    moment the child is started, after which Ctrl-C is ignored here again."""
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -179,8 +179,8 @@ class Nemesis:
             file.write(f"{output.end()}\n[exit status {proc.returncode}, {time.monotonic() - started:.3f} s]\n")
         self._release_if_gone(proc.pid)
         if error is not None:
-            tail = " | ".join(output.tail().strip().splitlines()[-2:])
-            error += f" ({tail[:200]})" if tail else ""
+            said = error_line(output.tail())
+            error += f": {said[:200]!r} (its output: {log})" if said else f", printing nothing (see {log})"
         return proc.returncode, error
 
     def _release_if_gone(self, pgid: int) -> None:
@@ -216,6 +216,19 @@ async def _finish(proc: asyncio.subprocess.Process, output: "_Output", timeout_s
     await proc.wait()
     await copying  # at its end once the group has gone
     return error
+
+
+# Lines a command prints after its error only to point at its help (docker's "Run 'docker --help'
+# for more information", git's "See 'git --help'."): the line that says what went wrong is above.
+HELP_POINTER = re.compile(r"--help\b|\bfor more information\b|^usage:", re.IGNORECASE)
+
+
+def error_line(output: str) -> str:
+    """The line of a failed command's output that says why: its last line that is not blank and
+    not a pointer to its help (a command's output ends with its error, as the shell prints it)."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    said = [line for line in lines if not HELP_POINTER.search(line)]
+    return (said or lines or [""])[-1]
 
 
 def _end_group(pgid: int) -> None:

@@ -24,6 +24,7 @@ from wdm_lib import reaper
 from wdm_lib.config import Target, redact
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.ports import free_port
+from wdm_lib.stopping import children_hear_ctrl_c
 from wdm_lib.workloads.shop_rows import STOPPED
 from wdm_lib.workloads.stress import locust_csv
 from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
@@ -112,8 +113,9 @@ class LocustProcess:
         self._tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
         self._stopped: str | None = None
         self.log_failure: str | None = None
-        self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+        with children_hear_ctrl_c():
+            self.proc = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.STDOUT, start_new_session=True)
         self._guard = reaper.watch_group(self.proc.pid)
         self._copier = threading.Thread(target=self._copy, daemon=True)
         self._copier.start()
@@ -238,8 +240,9 @@ def run_worker(master_host: str, master_port: int = 5557, processes: int = 1) ->
                              f"or address of the machine running `wdm stress run --master`.") from None
     # Locust has a session of its own: Ctrl-C (and a kill, see cli.main) reaches only us, and we end
     # it; a kill -9 only the reaper sees.
-    proc = subprocess.Popen(worker_command(master_host, master_port, processes), stdin=subprocess.DEVNULL,
-                            start_new_session=True)
+    with children_hear_ctrl_c():
+        proc = subprocess.Popen(worker_command(master_host, master_port, processes), stdin=subprocess.DEVNULL,
+                                start_new_session=True)
     guard = reaper.watch_group(proc.pid)
     try:
         return proc.wait()

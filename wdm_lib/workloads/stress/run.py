@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from wdm_lib import runs, summaries
-from wdm_lib.errors import WorkbenchError
+from wdm_lib.errors import WorkbenchError, interruption
 from wdm_lib.faults.nemesis import Nemesis, NemesisThread
 from wdm_lib.skeleton import Life, make_run
 from wdm_lib.progress import progress_wanted
@@ -82,6 +82,7 @@ class StressRun:
         self.scenario = sc.to_dict()
         self.load_s = sc.planned_s
         self.locust: LocustProcess | None = None
+        self.stopped_in_ui = False  # the web UI's run ended by Ctrl-C (or a kill), as it always ends
 
     def make(self, life: Life) -> dict:
         sc, run, target, say, dist = self.sc, life.run, life.target, self.say, self.dist
@@ -98,10 +99,19 @@ class StressRun:
         started_s = time.time()
         self.locust = LocustProcess(cmd, env, run.file(LOCUST_LOG))
         if self.ui:
-            say(f"Locust's web UI: http://127.0.0.1:{self.web_port}  (Ctrl-C here ends the run)")
+            say(f"Locust's web UI: http://127.0.0.1:{self.web_port}  (Ctrl-C here ends the run; its folder: "
+                f"{run.path})")
         else:
             say(f"Locust running for {sc.planned_s:g} s (log: {run.file(LOCUST_LOG)}) ...")
         code = _load(sc, run, self.locust, self.ui, dist, self.progress, life.nemesis)
+        if code is None:
+            # The web UI's user ended it: an interrupted run, with its figures and no verdict (its load
+            # was whatever the user made it), summarized and reported as such.
+            summary = self._keep_what_was_measured(life, runs.INTERRUPTED)
+            if summary is None:
+                raise KeyboardInterrupt
+            self.stopped_in_ui = True
+            return summary
         run.update(locust_ended_at=runs._now(), locust_exit_code=code)
         _require_a_run(sc, run, self.locust, code, self.ui, dist)
         summary = judge(sc, run, started_s, self.ui, life.history and life.history.path)
@@ -118,13 +128,21 @@ class StressRun:
         kept as the summary of a run with no verdict, unless the load was judged already."""
         if self.locust is not None:
             self.locust.interrupt()
+        self._keep_what_was_measured(life, status)
+
+    def _keep_what_was_measured(self, life: Life, status: str) -> dict | None:
         run = life.run
-        if not summaries.has(run) and (run.file(locust_csv.STATS).is_file() or raw_files(run.path)):
-            summary = summarize(run.id, self.sc, run.path)
-            summary["faults"] = fault_figures(life.history and life.history.path, read_raw(run.path))
-            summaries.write(run, {**summary, "verdict": f"{status}: no verdict"})
+        if summaries.has(run) or not (run.file(locust_csv.STATS).is_file() or raw_files(run.path)):
+            return None
+        summary = summarize(run.id, self.sc, run.path)
+        summary["faults"] = fault_figures(life.history and life.history.path, read_raw(run.path))
+        summary = {**summary, "verdict": f"{status}: no verdict"}
+        summaries.write(run, summary)
+        return summary
 
     def ended(self, summary: dict) -> tuple[str, str | None]:
+        if self.stopped_in_ui:
+            return runs.INTERRUPTED, interruption()
         if summary["degraded"]:
             return runs.DEGRADED, summary["degraded"][0]["sentence"]
         return runs.COMPLETED, None
@@ -145,6 +163,11 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
     if faults is not None and ui:
         raise WorkbenchError("--faults runs on a schedule from the load's start, which the web UI leaves to "
                              "its user; expected either --faults or --ui, not both.")
+    if ui and (sc.thresholds or check):
+        given = " and ".join(o for o, on in (("--threshold", sc.thresholds), ("--verify", check)) if on)
+        raise WorkbenchError(f"{given}: a web UI run's load is whatever its user makes it, and Ctrl-C ends it with "
+                             f"no verdict, so nothing would judge it; expected {given} on a headless run (-t TIME), "
+                             f"not with --ui.")
     if dist is not None and dist.master and sc.processes != 1:
         raise WorkbenchError("--processes applies to a run on this machine alone; expected either --master "
                              "(with workers started elsewhere) or --processes, not both.")
@@ -154,10 +177,11 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
 
 
 def _load(sc: StressScenario, run: runs.Run, locust: LocustProcess, ui: bool, dist: Distributed,
-          progress: bool, nemesis: Nemesis | None = None) -> int:
+          progress: bool, nemesis: Nemesis | None = None) -> int | None:
     """The load itself, from Locust's start to its exit: the one place where anything that must
     happen *during* the load belongs — the fault schedule's nemesis runs beside it, on a thread of
-    its own, and a step that fails stops the load. Returns Locust's exit code."""
+    its own, and a step that fails stops the load. Returns Locust's exit code, or None when Ctrl-C
+    (or a kill) ended a web UI run, which is how such a run ends; a headless run raises it."""
     live = LiveLine(run.path, locust_csv.HISTORY, None if ui else sc.planned_s, sc.raw_latencies,
                     progress)
     faults = None if nemesis is None else NemesisThread(nemesis)
@@ -183,10 +207,10 @@ def _load(sc: StressScenario, run: runs.Run, locust: LocustProcess, ui: bool, di
             faults.stop()  # recovers what is still injected before anything is read back
         return code
     except KeyboardInterrupt:
-        code = locust.interrupt()  # Locust has a process group of its own: Ctrl-C reaches it here
+        locust.interrupt()  # Locust has a process group of its own: Ctrl-C reaches it here
         if not ui:
             raise
-        return code  # in the web UI, Ctrl-C is how a run ends
+        return None
     finally:
         if faults is not None:
             try:
