@@ -51,11 +51,14 @@ from urllib.parse import quote
 import gevent
 from locust import FastHttpUser, HttpUser, LoadTestShape, events
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
-from locust.stats import CSV_STATS_INTERVAL_SEC
+import locust.stats
 # Beside this file, here and in the Kubernetes ConfigMap: the one definition of the row's columns.
 from shop_rows import MAX_BODY, RAW_COLUMNS, STOPPED, outcome
 
 RAW_KEY = "wdm_raw"  # where a worker's rows ride in its stats report to the master
+# How often Locust rewrites its CSVs (its writer reads this at every tick; set before it starts).
+CSV_TICK_S = 0.25
+locust.stats.CSV_STATS_INTERVAL_SEC = CSV_TICK_S
 
 # (option, environment variable, type, default, help): the scenario's knobs, as Locust options.
 OPTIONS = [
@@ -511,7 +514,10 @@ def _hook(environment, **_):
             environment.wdm_workers = WorkerWatch(environment, o.wdm_workers_file)
     o = environment.parsed_options
     if o is not None and getattr(o, "csv_prefix", None) and not isinstance(environment.runner, WorkerRunner):
-        # Locust rewrites its CSVs once a second but not at exit, so they would miss the last
-        # second (and a master the workers' final reports). By `quit` the figures are final: give
-        # its writer one more tick, and close_files() then flushes it.
-        environment.events.quit.add_listener(lambda **_: gevent.sleep(CSV_STATS_INTERVAL_SEC + 0.25))
+        # Locust rewrites its CSVs every CSV_STATS_INTERVAL_SEC but not at exit, so they would miss
+        # the last moments (and a master the workers' final reports). By `quit` the figures are
+        # final: give its writer one more tick, and close_files() then flushes it. A quarter of a
+        # second, not Locust's second, so a run stopped by Ctrl-C (the web UI's only end) stops at
+        # once; a master waits a whole second more, for its workers' last reports.
+        wait_s = CSV_TICK_S + (1.0 if isinstance(environment.runner, MasterRunner) else 0.25)
+        environment.events.quit.add_listener(lambda **_: gevent.sleep(wait_s))
