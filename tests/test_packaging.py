@@ -118,7 +118,8 @@ def test_the_installed_wheel_reports_and_copies_its_notebooks_from_any_folder(in
     stress = make_stress_run(team / "reports" / "runs" / "20250101-000000-stress-abcd", rows=500, duration_s=5)
     run([wdm, "report", f"reports/runs/{stress.name}"], team, env)
     assert (team / "reports" / f"{stress.name}.html").is_file()
-    compared = run([wdm, "compare", f"reports/runs/{consistency.name}", f"reports/runs/{stress.name}"], team, env)
+    again = make_stress_run(team / "reports" / "runs" / "20250101-000100-stress-efgh", rows=500, duration_s=5)
+    compared = run([wdm, "compare", f"reports/runs/{stress.name}", f"reports/runs/{again.name}"], team, env)
     assert Path(compared.stdout.split("comparison: ")[1].strip()).parent == team / "reports"
 
     copied = run([wdm, "notebooks", "notebooks"], team, env).stdout.split()
