@@ -10,7 +10,7 @@ import itertools
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from wdm_lib.client import FIRST_REPLY_S, Reply, ShopClient, require_ok
 from wdm_lib.config import Target
@@ -66,13 +66,27 @@ def original_orders(sc: ConsistencyScenario) -> list[OrderPlan]:
     return plans
 
 
-async def _gather_bounded(coros: list[Awaitable], progress) -> list:
-    """Run them all (the client bounds what is in flight), ticking the bar as each ends."""
-    async def one(c):
-        result = await c
-        progress.update()
-        return result
-    return await asyncio.gather(*(one(c) for c in coros))
+async def each(args: Sequence, work: Callable[[object], Awaitable], width: int, progress=None) -> list:
+    """work(arg) for every arg, started in their order, at most `width` at once; the results in
+    that order. A few workers taking the next arg as one ends, not a task per arg waiting on the
+    client's bound: at 100,000 records those tasks alone held hundreds of MB and took the loop's time
+    to schedule."""
+    results: list = [None] * len(args)
+    pending = iter(enumerate(args))
+
+    async def worker() -> None:
+        for k, arg in pending:
+            results[k] = await work(arg)
+            if progress is not None:
+                progress.update()
+    workers = [asyncio.ensure_future(worker()) for _ in range(min(width, len(args)))]
+    try:
+        await asyncio.gather(*workers)
+    finally:
+        for w in workers:
+            w.cancel()
+        await asyncio.gather(*workers, return_exceptions=True)
+    return results
 
 
 async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWriter, prices: list[int],
@@ -99,13 +113,13 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
             history.record(CREATE_ITEM, reply, items=[[reply.body["item_id"], 0]], amount=price)
             return reply.body["item_id"]
 
-        item_ids = [first.body["item_id"]] + await _gather_bounded([new_item(p) for p in prices[1:]], pb)
+        item_ids = [first.body["item_id"]] + await each(prices[1:], new_item, client.in_flight, pb)
 
         async def stock_up(item_id: str) -> None:
             reply = need(await client.add_stock(item_id, sc.item_stock), "adding stock")
             history.record(ADD_STOCK, reply, items=[[item_id, sc.item_stock]], amount=sc.item_stock)
 
-        async def new_user() -> str:
+        async def new_user(_) -> str:
             reply = need(await client.create_user(), "creating users")
             history.record(CREATE_USER, reply, user_id=reply.body["user_id"])
             pb.update()
@@ -114,10 +128,11 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
             history.record(ADD_FUNDS, funds, user_id=user_id, amount=sc.user_credit)
             return user_id
 
-        await _gather_bounded([stock_up(i) for i in item_ids], pb)
-        user_ids = await _gather_bounded([new_user() for _ in range(sc.n_users)], pb)
+        await each(item_ids, stock_up, client.in_flight, pb)
+        user_ids = await each(range(sc.n_users), new_user, client.in_flight, pb)
 
-        async def new_order(user_id: str, lines: list[tuple[str, int]]) -> tuple[str, str, list]:
+        async def new_order(plan: OrderPlan) -> tuple[str, str, list]:
+            user_id, lines = user_ids[plan[0]], [(item_ids[i], q) for i, q in plan[1]]
             reply = need(await client.create_order(user_id), "creating orders")
             order_id = reply.body["order_id"]
             history.record(CREATE_ORDER, reply, order_id=order_id, user_id=user_id)
@@ -131,8 +146,7 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
                 pb.update()
             return order_id, user_id, items
 
-        made = await asyncio.gather(*(new_order(user_ids[user], [(item_ids[i], q) for i, q in lines])
-                                      for user, lines in plans))
+        made = await each(plans, new_order, client.in_flight)
     return Seeded(item_ids, user_ids, {order_id: (user_id, items) for order_id, user_id, items in made},
                   dict(zip(item_ids, prices)))
 
@@ -142,7 +156,8 @@ def says_absent(reply: Reply) -> bool:
     return reply.outcome == FAIL and reply.status not in NOT_NOW
 
 
-async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], what: str, pb, retry_s: float) -> dict:
+async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], what: str, pb, retry_s: float,
+                    width: int) -> dict:
     """id -> the parsed record, None when the target says it does not exist. A read that is not an
     answer (a 5xx, 408, 429, a timeout, a dropped connection) is retried, after the Retry-After it
     asked for or a growing pause, for up to retry_s; still none then, the state cannot be read."""
@@ -170,7 +185,7 @@ async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], wha
                                     f"reading {what}; expected the state to be readable once the load is over "
                                     f"(--settle is how long the read-back waits).")
         return record_id, None
-    return dict(await asyncio.gather(*(one(i) for i in ids)))
+    return dict(await each(ids, one, width))
 
 
 def _items(records: dict) -> dict:
@@ -193,9 +208,9 @@ async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str
                      desc: str, progress: bool | None, retry_s: float = 60.0) -> dict:
     with bar(len(item_ids) + len(user_ids) + len(order_ids), desc, progress) as pb:
         items, users, orders = await asyncio.gather(
-            _read_all(item_ids, client.find_item, "items", pb, retry_s),
-            _read_all(user_ids, client.find_user, "users", pb, retry_s),
-            _read_all(order_ids, client.find_order, "orders", pb, retry_s))
+            _read_all(item_ids, client.find_item, "items", pb, retry_s, client.in_flight),
+            _read_all(user_ids, client.find_user, "users", pb, retry_s, client.in_flight),
+            _read_all(order_ids, client.find_order, "orders", pb, retry_s, client.in_flight))
     state = {"items": _items(items), "users": _users(users)}
     if order_ids:
         state["orders"] = _orders(orders)
@@ -246,20 +261,28 @@ async def _watch(client: ShopClient, ids: tuple, seen: dict, until: float, rng: 
 class ReadBack:
     """The outcome of reading the state until it went quiet: the last read, how many passes it took,
     whether it stayed unchanged for the quiet window (rather than ran out of time), and how long
-    it had been unchanged when the reading stopped."""
+    it had been unchanged when the reading stopped, and the longest whole pass (seconds)."""
     state: dict
     reads: int
     settled: bool
     quiet_for_s: float
+    pass_s: float = 0.0
 
 
-def _reverted(before: dict | None, last: dict | None, now: dict) -> bool:
-    """Whether `now` shows some record as it was in `before`, which `last` showed otherwise: a value
-    that went and came back (a correct system's records move on; a flapping reader's come back)."""
-    if before is None or last is None:
-        return False
-    return any(value == before[kind].get(i) != last[kind].get(i)
-               for kind, records in now.items() for i, value in records.items())
+def _changes(old: dict | None, new: dict) -> dict:
+    """The records `new` shows otherwise than `old` did, as `old` had them: all that is kept of a
+    state once a later pass replaced it (at 100,000 records a whole copy per pass is what filled
+    the memory)."""
+    if old is None:
+        return {}
+    return {kind: {i: v for i, v in records.items() if new[kind].get(i) != v} for kind, records in old.items()}
+
+
+def _reverted(before: dict, now: dict) -> bool:
+    """Whether `now` shows some record as it was before the last change (`before`, from _changes):
+    a value that went and came back (a correct system's records move on; a flapping reader's come back)."""
+    return any(i in now.get(kind, {}) and now[kind][i] == v for kind, records in before.items()
+               for i, v in records.items())
 
 
 async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settle_s: float, desc: str,
@@ -281,26 +304,27 @@ async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settl
     compensation or a queue's late work lands after it. Only a quiet state is judged."""
     started = time.monotonic()
     state: dict | None = None
-    before: dict | None = None  # the state before the last change, to see a value that went and came back
+    before: dict = {}  # the records the last change changed, as they were: a value that went and came back
     stable_since = started
-    reads = 0
+    reads, longest = 0, 0.0
     rng = random.Random(0)  # which records the watch samples: nothing the verdict depends on
     while True:
         pass_start, pass_start_ns = time.monotonic(), time.time_ns()
         label = desc if reads == 0 else f"{desc} (pass {reads + 1}, unchanged {pass_start - stable_since:.1f}/{quiet_s:g} s)"
         again = await read_state(client, *ids, label, progress, retry_s=settle_s)
-        reads += 1
+        reads, longest = reads + 1, max(longest, time.monotonic() - pass_start)
         changed = again != state
-        reverted = changed and _reverted(before, state, again)
+        reverted = changed and _reverted(before, again)
         if changed:
-            before, state, stable_since = state, again, time.monotonic()
+            before, state, stable_since = _changes(state, again), again, time.monotonic()
+        del again
         if on_read is not None:
-            on_read(again, pass_start_ns, changed, reverted)
+            on_read(state, pass_start_ns, changed, reverted)
         quiet_for = 0.0 if changed else pass_start - stable_since
         if (accept is not None and accept(state)) or quiet_s == 0 or quiet_for >= quiet_s:
-            return ReadBack(state, reads, True, quiet_for)
+            return ReadBack(state, reads, True, quiet_for, longest)
         if time.monotonic() - started >= settle_s and reads >= 2:
-            return ReadBack(state, reads, False, quiet_for)
+            return ReadBack(state, reads, False, quiet_for, longest)
         if await _watch(client, ids, state, min(stable_since + quiet_s, started + settle_s), rng):
             # Something showed another value: the state was not quiet, whatever the next whole pass
             # shows (a flap may be over by the time it reads that record).
@@ -318,9 +342,11 @@ STOPPED_IN_FLIGHT = "the run stopped while this operation was in flight"
 Send = Callable[[object, int], tuple[Awaitable[Reply], Callable[[Reply], None]]]
 
 
-async def fire(steps: list, send: Send, desc: str, progress: bool | None, rate: float | None = None) -> None:
+async def fire(steps: list, send: Send, desc: str, progress: bool | None, rate: float | None = None,
+               width: int = 1000) -> None:
     """The load's operations; the client lets at most `concurrency` be in flight. Without `rate`,
-    all at once, `intended_ns` the moment the burst was launched. With it, open loop: operation k is
+    all at once (`width`, the client's bound, started together, each next one as one ends),
+    `intended_ns` the moment the burst was launched. With it, open loop: operation k is
     due at start + k/rate whatever became of the ones before (a slow reply never delays the next),
     and `intended_ns` is when it was due. Either way, time spent queueing behind our own limit or a
     busy client shows as invoke_ns - intended_ns in the history.
@@ -341,7 +367,7 @@ async def fire(steps: list, send: Send, desc: str, progress: bool | None, rate: 
             pb.update()
 
         if rate is None:
-            await asyncio.gather(*(one(step, start_ns) for step in steps))
+            await each(steps, lambda step: one(step, start_ns), width)
             return
         tasks = []
         try:
@@ -399,10 +425,11 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
             phase("initial_read")
         prices = {i: v["price"] for i, v in initial["items"].items() if v is not None}
         if plan:
-            load = fire(plan.steps, mixed.sender(client, history, seeded, prices), "operations", progress, sc.rate)
+            load = fire(plan.steps, mixed.sender(client, history, seeded, prices), "operations", progress, sc.rate,
+                        client.in_flight)
         else:
             load = fire(list(seeded.orders.items()), checkout_sender(client, history, prices), "checkouts",
-                        progress, sc.rate)
+                        progress, sc.rate, client.in_flight)
         await (load if around_load is None else around_load(load))
         phase("checkouts")
         with client.at_most(SETUP_IN_FLIGHT):
@@ -413,4 +440,4 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
                 else lambda f, ns, *seen: on_final_read({"initial": initial, "final": f}, ns, *seen))
         phase("final_read")
     return {"initial": initial, "final": final.state, "final_reads": final.reads, "final_settled": final.settled,
-            "final_quiet_s": round(final.quiet_for_s, 3)}
+            "final_quiet_s": round(final.quiet_for_s, 3), "final_pass_s": round(final.pass_s, 3)}
