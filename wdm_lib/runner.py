@@ -29,21 +29,22 @@ class ConvergenceWatch:
         self._read_up_to = -1
         self._last_reply_ns = 0
 
-    def ops(self) -> list[Op]:
-        """The history as the checkers take it: read once, when the read-back starts (every
-        operation is on disk by then), and again only if a row was written since. The run's verdict
-        shares this one copy: at 100,000 orders the history's rows are most of the run's memory."""
+    def ops(self, after_op: int) -> list[Op]:
+        """The rows of the history the checkers read (checkers.rows_read): read once, when the
+        read-back starts (every operation is on disk by then), and again only if a row was written
+        since. The run's verdict shares this one copy: at 100,000 orders the history's rows are most
+        of the run's memory."""
         if self._ops is None or self.history.last_op_id != self._read_up_to:
             self._ops, self._read_up_to = None, self.history.last_op_id
-            self._ops = read_ops(self.history.path)
+            self._ops = read_ops(self.history.path, keep=checkers.rows_read(self.scenario, after_op))
         return self._ops
 
     def __call__(self, state: dict, started_ns: int, changed: bool, reverted: bool = False) -> None:
         if self._ops is None:
-            self.ops()
+            self.ops(state["initial"]["after_op"])
             self._last_reply_ns = max((op.complete_ns for op in self._ops if op.kind == CHECKOUT),
                                       default=started_ns)
-        result = checkers.check_consistency(self.scenario, self.ops(), state)
+        result = checkers.check_consistency(self.scenario, self.ops(state["initial"]["after_op"]), state)
         self.points.append(convergence.point((started_ns - self._last_reply_ns) / 1e9, changed, result.valid,
                                              {a.name: a.count for a in result.anomalies}, reverted))
 
@@ -90,7 +91,7 @@ class ConsistencyRun:
                                      life.target, nemesis))
         state["passes"] = watch.points  # each whole pass's verdict: the read-back checker judges the sequence
         run.write_json("state.json", state)
-        ops = watch.ops()
+        ops = watch.ops(state["initial"]["after_op"])
         result = checkers.check_run(sc, ops, state)
         summary = summarize(run.id, sc, ops, state, result, phases, watch.points)
         path = summaries.write(run, summary)
