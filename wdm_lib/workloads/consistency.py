@@ -156,9 +156,9 @@ def says_absent(reply: Reply) -> bool:
     return reply.outcome == FAIL and reply.status not in NOT_NOW
 
 
-async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], what: str, pb, retry_s: float,
-                    width: int) -> dict:
-    """id -> the parsed record, None when the target says it does not exist. A read that is not an
+async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], shape: Callable[[dict | None], dict | None],
+                    what: str, pb, retry_s: float, width: int) -> dict:
+    """id -> the record as `shape` keeps it, None when the target says it does not exist. A read that is not an
     answer (a 5xx, 408, 429, a timeout, a dropped connection) is retried, after the Retry-After it
     asked for or a growing pause, for up to retry_s; still none then, the state cannot be read."""
     until = time.monotonic() + retry_s
@@ -177,7 +177,7 @@ async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], wha
             attempt += 1
         pb.update()
         if reply.outcome == OK:
-            return record_id, reply.body
+            return record_id, shape(reply.body)
         if reply.unreachable:
             require_ok(reply, f"reading {what}")
         if not says_absent(reply):
@@ -188,32 +188,31 @@ async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], wha
     return dict(await each(ids, one, width))
 
 
-def _items(records: dict) -> dict:
-    return {i: None if r is None else {"stock": r["stock"], "price": r["price"]} for i, r in records.items()}
+def _item(r: dict | None) -> dict | None:
+    return None if r is None else {"stock": r["stock"], "price": r["price"]}
 
 
-def _users(records: dict) -> dict:
-    return {u: None if r is None else {"credit": r["credit"]} for u, r in records.items()}
+def _user(r: dict | None) -> dict | None:
+    return None if r is None else {"credit": r["credit"]}
 
 
-def _orders(records: dict) -> dict:
+def _order(r: dict | None) -> dict | None:
     # An order's lines are a multiset: a shop that returns them in another order on each read (a
     # SELECT without ORDER BY) shows the same order, and the state it is part of has not changed.
-    return {o: None if r is None else {"paid": r["paid"], "items": sorted(r["items"], key=lambda line: (line[0], line[1])),
-                                       "user_id": r["user_id"], "total_cost": r["total_cost"]}
-            for o, r in records.items()}
+    return None if r is None else {"paid": r["paid"], "items": sorted(r["items"], key=lambda line: (line[0], line[1])),
+                                   "user_id": r["user_id"], "total_cost": r["total_cost"]}
 
 
 async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str], order_ids: list[str],
                      desc: str, progress: bool | None, retry_s: float = 60.0) -> dict:
     with bar(len(item_ids) + len(user_ids) + len(order_ids), desc, progress) as pb:
         items, users, orders = await asyncio.gather(
-            _read_all(item_ids, client.find_item, "items", pb, retry_s, client.in_flight),
-            _read_all(user_ids, client.find_user, "users", pb, retry_s, client.in_flight),
-            _read_all(order_ids, client.find_order, "orders", pb, retry_s, client.in_flight))
-    state = {"items": _items(items), "users": _users(users)}
+            _read_all(item_ids, client.find_item, _item, "items", pb, retry_s, client.in_flight),
+            _read_all(user_ids, client.find_user, _user, "users", pb, retry_s, client.in_flight),
+            _read_all(order_ids, client.find_order, _order, "orders", pb, retry_s, client.in_flight))
+    state = {"items": items, "users": users}
     if order_ids:
-        state["orders"] = _orders(orders)
+        state["orders"] = orders
     return state
 
 
@@ -222,8 +221,8 @@ async def _watch(client: ShopClient, ids: tuple, seen: dict, until: float, rng: 
     shows anything but what the last whole pass saw. A read that is not an answer is no change (the
     next whole pass retries it)."""
     kinds = [(list(every), find, kind, shape) for every, find, kind, shape in
-             ((ids[0], client.find_item, "items", _items), (ids[1], client.find_user, "users", _users),
-              (ids[2], client.find_order, "orders", _orders)) if every]
+             ((ids[0], client.find_item, "items", _item), (ids[1], client.find_user, "users", _user),
+              (ids[2], client.find_order, "orders", _order)) if every]
     changed = asyncio.Event()
     if not kinds:
         await asyncio.sleep(max(0.0, until - time.monotonic()))
@@ -232,7 +231,7 @@ async def _watch(client: ShopClient, ids: tuple, seen: dict, until: float, rng: 
     async def look(find, kind: str, shape, record_id: str) -> None:
         reply = await find(record_id)
         if reply.outcome == OK or says_absent(reply):
-            value = shape({record_id: reply.body if reply.outcome == OK else None})[record_id]
+            value = shape(reply.body if reply.outcome == OK else None)
             if seen[kind].get(record_id) != value:
                 changed.set()
 
