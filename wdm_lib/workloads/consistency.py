@@ -293,7 +293,8 @@ async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settl
     the next whole pass at once, back to back, while a state that does not change is read whole
     twice. Quiet runs from the end of the pass that showed the state to the start of the pass that
     still shows it, so both ends saw it whole. `settle_s` bounds the wait for quiet: past it, the
-    last pass is what there is, but a run always gets two whole passes, however long one takes.
+    last pass is what there is, but a run always gets two whole passes and the quiet window
+    between them, however long one pass takes.
     `accept` may take a read at once (the initial read, when it shows exactly what seeding
     acknowledged); `on_read(state, started_ns, changed, reverted)` sees every whole pass (`reverted`:
     it brought a record back to what it was before the pass before changed it), which the caller
@@ -322,9 +323,14 @@ async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settl
         quiet_for = 0.0 if changed else pass_start - stable_since
         if (accept is not None and accept(state)) or quiet_s == 0 or quiet_for >= quiet_s:
             return ReadBack(state, reads, True, quiet_for, longest)
-        if time.monotonic() - started >= settle_s and reads >= 2:
+        if reads == 1:
+            # --settle bounds the wait for quiet, not the passes: however long the first pass
+            # took, the quiet window after it is waited out whole, so that a state which does not
+            # change is confirmed quiet by the second pass.
+            deadline = max(started + settle_s, time.monotonic() + quiet_s)
+        elif time.monotonic() >= deadline:
             return ReadBack(state, reads, False, quiet_for, longest)
-        if await _watch(client, ids, state, min(stable_since + quiet_s, started + settle_s), rng):
+        if await _watch(client, ids, state, min(stable_since + quiet_s, deadline), rng):
             # Something showed another value: the state was not quiet, whatever the next whole pass
             # shows (a flap may be over by the time it reads that record).
             stable_since = time.monotonic()
