@@ -60,7 +60,8 @@ def one_scale_run(n: int, quiet: float, runs: str) -> dict:
     peak_mb = next(int(line.split()[1]) for line in done.stderr.splitlines() if line.startswith("PEAK_KB")) / 1024
     folder = next(line.split(": ", 1)[1] for line in done.stdout.splitlines() if line.startswith("run folder: "))
     summary = json.loads((Path(folder) / "summary.json").read_text())
-    return {"wall_s": wall, "peak_mb": peak_mb, "phases_s": summary["phases_s"], "passes": summary["read_back"]["reads"],
+    return {"wall_s": wall, "peak_mb": peak_mb, "phases_s": summary["phases_s"],
+            "passes": summary["read_back"]["reads"],
             "pass_s": summary["read_back"].get("pass_s"), "verdict": summary["verdict"],
             "settled": summary["settled"]}
 
@@ -71,7 +72,8 @@ def scale(sizes: list[int], quiet: float, repeat: int) -> None:
             results = []
             for _ in range(repeat):
                 r = one_scale_run(n, quiet, runs)
-                print(f"  {n}: {r['wall_s']:.1f} s, {r['peak_mb']:.0f} MB, {r['passes']} passes of {r['pass_s']} s, "
+                print(f"  {n}: {r['wall_s']:.1f} s, {r['peak_mb']:.0f} MB, {r['passes']} passes, longest "
+                      f"{r['pass_s']} s, "
                       f"{r['verdict']}, phases {r['phases_s']}, load {os.getloadavg()[0]:.1f}", flush=True)
                 results.append(r)
             med = {k: statistics.median(r["phases_s"][k] for r in results) for k in results[0]["phases_s"]}

@@ -156,11 +156,12 @@ def says_absent(reply: Reply) -> bool:
     return reply.outcome == FAIL and reply.status not in NOT_NOW
 
 
-async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]], shape: Callable[[dict | None], dict | None],
-                    what: str, pb, retry_s: float, width: int) -> dict:
-    """id -> the record as `shape` keeps it, None when the target says it does not exist. A read that is not an
-    answer (a 5xx, 408, 429, a timeout, a dropped connection) is retried, after the Retry-After it
-    asked for or a growing pause, for up to retry_s; still none then, the state cannot be read."""
+async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]],
+                    shape: Callable[[dict | None], dict | None], what: str, pb, retry_s: float, width: int) -> dict:
+    """id -> the record as `shape` keeps it, None when the target says it does not exist. A read
+    that is not an answer (a 5xx, 408, 429, a timeout, a dropped connection) is retried, after the
+    Retry-After it asked for or a growing pause, for up to retry_s; still none then, the state
+    cannot be read."""
     until = time.monotonic() + retry_s
 
     async def one(record_id: str):
