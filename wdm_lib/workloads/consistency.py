@@ -157,12 +157,15 @@ def says_absent(reply: Reply) -> bool:
 
 
 async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]],
-                    shape: Callable[[dict | None], dict | None], what: str, pb, retry_s: float, width: int) -> dict:
+                    shape: Callable[[dict | None], dict | None], what: str, pb, retry_s: float, width: int,
+                    last: dict | None = None) -> dict:
     """id -> the record as `shape` keeps it, None when the target says it does not exist. A read
     that is not an answer (a 5xx, 408, 429, a timeout, a dropped connection) is retried, after the
     Retry-After it asked for or a growing pause, for up to retry_s; still none then, the state
-    cannot be read."""
+    cannot be read. A record that reads as `last` (the pass before) had it is kept as that very
+    object: a pass that changed little costs little memory beside the one before."""
     until = time.monotonic() + retry_s
+    last = last or {}
 
     async def one(record_id: str):
         attempt = 0
@@ -178,7 +181,9 @@ async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]],
             attempt += 1
         pb.update()
         if reply.outcome == OK:
-            return record_id, shape(reply.body)
+            value = shape(reply.body)
+            before = last.get(record_id)
+            return record_id, before if before == value else value
         if reply.unreachable:
             require_ok(reply, f"reading {what}")
         if not says_absent(reply):
@@ -205,12 +210,14 @@ def _order(r: dict | None) -> dict | None:
 
 
 async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str], order_ids: list[str],
-                     desc: str, progress: bool | None, retry_s: float = 60.0) -> dict:
+                     desc: str, progress: bool | None, retry_s: float = 60.0, last: dict | None = None) -> dict:
+    last = last or {}
     with bar(len(item_ids) + len(user_ids) + len(order_ids), desc, progress) as pb:
         items, users, orders = await asyncio.gather(
-            _read_all(item_ids, client.find_item, _item, "items", pb, retry_s, client.in_flight),
-            _read_all(user_ids, client.find_user, _user, "users", pb, retry_s, client.in_flight),
-            _read_all(order_ids, client.find_order, _order, "orders", pb, retry_s, client.in_flight))
+            _read_all(item_ids, client.find_item, _item, "items", pb, retry_s, client.in_flight, last.get("items")),
+            _read_all(user_ids, client.find_user, _user, "users", pb, retry_s, client.in_flight, last.get("users")),
+            _read_all(order_ids, client.find_order, _order, "orders", pb, retry_s, client.in_flight,
+                      last.get("orders")))
     state = {"items": items, "users": users}
     if order_ids:
         state["orders"] = orders
@@ -312,7 +319,7 @@ async def read_until_quiet(client: ShopClient, ids: tuple, quiet_s: float, settl
     while True:
         pass_start, pass_start_ns = time.monotonic(), time.time_ns()
         label = desc if reads == 0 else f"{desc} (pass {reads + 1}, unchanged {pass_start - stable_since:.1f}/{quiet_s:g} s)"
-        again = await read_state(client, *ids, label, progress, retry_s=settle_s)
+        again = await read_state(client, *ids, label, progress, retry_s=settle_s, last=state)
         reads, longest = reads + 1, max(longest, time.monotonic() - pass_start)
         changed = again != state
         reverted = changed and _reverted(before, again)
