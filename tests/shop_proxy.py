@@ -85,6 +85,10 @@ class Misbehaviour:
     while_down: str = ""
     slow_after_s: float = 0.0
     latency_s: float = 0.0
+    # A slow target: at most serve_at_once requests served at a time, each held serve_s (a course
+    # template's gunicorn with two sync workers); the rest wait their turn.
+    serve_at_once: int = 0
+    serve_s: float = 0.0
 
 
 # A shop's id as a hostile target shows it: every character that can end a URL segment, path or
@@ -140,6 +144,7 @@ class ShopProxy:
         self._serial = asyncio.Lock()
         self._tried: set[str] = set()   # orders a checkout was sent for
         self._additions = 0
+        self._workers = asyncio.Semaphore(self.m.serve_at_once) if self.m.serve_at_once else None
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._handle)
         self._runner = web.AppRunner(app, access_log=None)
@@ -313,6 +318,13 @@ class ShopProxy:
         return web.Response(status=status, body=body, content_type="application/json")
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        if self._workers is None:
+            return await self._serve_one(request)
+        async with self._workers:
+            await asyncio.sleep(self.m.serve_s)
+            return await self._serve_one(request)
+
+    async def _serve_one(self, request: web.Request) -> web.StreamResponse:
         path = request.path
         if self.m.replica_lag_s:
             return await self._replica(request)

@@ -315,3 +315,20 @@ def test_a_checker_that_raises_ends_the_run_failed_naming_it_and_keeps_the_rest(
     checks = {c["checker"]: c for c in summary["checks"]}
     assert checks["broken"]["valid"] is None and checks["stock"]["valid"] is True
     assert summary["verdict"] == "no verdict: a checker failed" and summaries.verdict_class(summary) == "none"
+
+
+@pytest.mark.parametrize("workload, anomaly", [("original", "lost-ack"), ("mixed", "racy-add-funds")])
+def test_the_verdict_reads_only_the_rows_it_needs_and_judges_as_from_every_row(tmp_path, workload, anomaly):
+    from wdm_lib.checkers import check_run, rows_read
+
+    sc = ConsistencyScenario(workload=workload, n_orders=120, n_users=60, seed=4, **QUICK)
+    run, summary = run_consistency(sc, anomaly=anomaly, runs_dir=tmp_path)
+    state = run.read_json("state.json")
+    every = read_ops(run.file("history.csv"))
+    kept = read_ops(run.file("history.csv"), keep=rows_read(sc, state["initial"]["after_op"]))
+    # The rows that built the orders are left out, and nothing the verdict reads: the same
+    # verdict, anomalies, warnings and read figures as from every row, and the run's own.
+    assert {"create_order", "add_item"} <= {op.kind for op in every} and \
+        not {"create_order", "add_item"} & {op.kind for op in kept}
+    assert check_run(sc, kept, state).to_dict() == check_run(sc, every, state).to_dict()
+    assert summary["valid"] is False or summary["warnings"], summary["verdict"]

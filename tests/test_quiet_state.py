@@ -130,3 +130,15 @@ def test_a_reader_that_flaps_to_a_stale_copy_is_caught_in_nine_runs_of_ten(shop,
     assert len(caught) >= 9, [(s["verdict"], [a["name"] for a in s["anomalies"]], s["read_back"]) for s in summaries]
     # The verdict line and the lines under it never say the opposite.
     assert all(s["settled"] is False or s["regressed"] for s in caught)
+
+
+def test_a_pass_longer_than_settle_still_gets_its_quiet_window_and_exactly_two_passes(shop, tmp_path, write_urls):
+    # A slow target (two requests at a time, 20 ms each): one whole read of the 102 records takes
+    # about a second, twice --settle. Nothing changes after the last reply, so the state is quiet:
+    # two passes with the quiet window between them, not "never quiet".
+    summary = run_behind(shop, tmp_path, write_urls, Misbehaviour(serve_at_once=2, serve_s=0.02),
+                         quiet_s=0.3, settle_s=0.5)
+    rb = summary["read_back"]
+    assert rb["pass_s"] > 0.5, rb
+    assert summary["settled"] is True and rb["reads"] == 2 and rb["unchanged_for_s"] >= 0.3, rb
+    assert summary["valid"] is True and [p["changed"] for p in summary["convergence"]] == [True, False]

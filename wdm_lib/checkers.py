@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 from wdm_lib import convergence
-from wdm_lib.history import (ADD_FUNDS, ADD_STOCK, CAUSES, CHECKOUT, CREATE_ITEM, FAIL, FAULT, OK, UNKNOWN, Op,
-                             unknown_cause)
+from wdm_lib.history import (ADD_FUNDS, ADD_STOCK, CAUSES, CHECKOUT, CREATE_ITEM, CREATE_USER, FAIL, FAULT, OK,
+                             UNKNOWN, Op, unknown_cause)
 from wdm_lib.workloads.consistency_scenario import ORIGINAL
 
 MAX_EXAMPLES = 10
@@ -139,6 +139,16 @@ class Resolution:
     unresolved: list[Op]     # unknown, and the final state cannot tell
     resolved_happened: list[Op]
     resolved_not: list[Op]
+
+
+def rows_read(scenario, after_op: int) -> Callable[[int, str], bool]:
+    """Which rows of a history the verdict reads (history.read_ops' `keep`): the load's (after
+    `after_op`, the last row before the initial read), and of the seeding only each item's
+    creation (the price check_seeding holds it to) and, under a workload that reads during the
+    load, every balance's creation and additions (the read checker starts each balance there).
+    Orders are judged by the lines their checkouts carry: the rows that built them are never read."""
+    seeding = {CREATE_ITEM} if scenario.workload == ORIGINAL else {CREATE_ITEM, CREATE_USER, ADD_STOCK, ADD_FUNDS}
+    return lambda op_id, kind: op_id > after_op or kind in seeding
 
 
 def judged(history: list[Op], state: dict) -> list[Op]:

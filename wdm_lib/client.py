@@ -299,6 +299,7 @@ class ShopClient:
         self.connections = connections
         self._session: aiohttp.ClientSession | None = None
         self._slots: asyncio.Semaphore | None = None
+        self.in_flight = connections   # the bound in force: at_most narrows it for a phase
         self._first_reply_s: float | None = None
         # Each service's base URL as yarl encodes it, once: the ids are appended already encoded.
         self._encoded_bases = {base: str(URL(base)) for base in target.as_urls().values()}
@@ -315,12 +316,13 @@ class ShopClient:
     @contextmanager
     def at_most(self, in_flight: int) -> Iterator[None]:
         """Narrow the bound for a phase with nothing in flight yet (seeding, reading back)."""
-        saved = self._slots
-        self._slots = asyncio.Semaphore(min(in_flight, self.connections))
+        saved, saved_width = self._slots, self.in_flight
+        self.in_flight = min(in_flight, self.connections)
+        self._slots = asyncio.Semaphore(self.in_flight)
         try:
             yield
         finally:
-            self._slots = saved
+            self._slots, self.in_flight = saved, saved_width
 
     @contextmanager
     def first_reply_within(self, seconds: float) -> Iterator[None]:

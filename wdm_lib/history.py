@@ -8,7 +8,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 # What an operation's reply means, as API.md defines it. The names belong to the history, the data
 # model every part reads (the HTTP client only sorts replies into them); their one definition sits
@@ -144,13 +144,18 @@ def _int_or_none(v: str) -> int | None:
     return int(v) if v != "" else None
 
 
-def read_ops(path: str | Path) -> list[Op]:
-    """Every complete row of a history (a torn last line from a crash is skipped)."""
+def read_ops(path: str | Path, keep: Callable[[int, str], bool] | None = None) -> list[Op]:
+    """Every complete row of a history (a torn last line from a crash is skipped); with `keep`, only
+    the rows whose (op_id, kind) it keeps, the others never built (a verdict at 100,000 orders need
+    not hold the rows that built them)."""
     ops = []
     with open(path, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
             try:
-                ops.append(Op(int(row["op_id"]), row["kind"], row["order_id"], row["user_id"],
+                op_id = int(row["op_id"])
+                if keep is not None and not keep(op_id, row["kind"]):
+                    continue
+                ops.append(Op(op_id, row["kind"], row["order_id"], row["user_id"],
                               json.loads(row["items"]), _int_or_none(row["amount"]), int(row["intended_ns"]),
                               int(row["invoke_ns"]), int(row["complete_ns"]), _int_or_none(row["status"]),
                               row["outcome"], row["error"] or "", json.loads(row.get("fault") or "{}")))

@@ -10,7 +10,7 @@ from pathlib import Path
 from wdm_lib import checkers, convergence, runs, summaries
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.faults.nemesis import Nemesis
-from wdm_lib.history import CHECKOUT, Op, read_ops
+from wdm_lib.history import CHECKOUT, HistoryWriter, Op, read_ops
 from wdm_lib.skeleton import Life, make_run, require_every_checker
 from wdm_lib.summary import summarize
 from wdm_lib.target import watch_shop
@@ -21,19 +21,30 @@ class ConvergenceWatch:
     """Judges every pass of the final read-back (the checkers are pure and fast) and keeps the
     timeline, so the summary can say when the state became consistent and whether it stayed so."""
 
-    def __init__(self, scenario: ConsistencyScenario, history_path: Path):
+    def __init__(self, scenario: ConsistencyScenario, history: HistoryWriter):
         self.scenario = scenario
-        self.history_path = history_path
+        self.history = history
         self.points: list[dict] = []
         self._ops: list[Op] | None = None
+        self._read_up_to = -1
         self._last_reply_ns = 0
 
+    def ops(self, after_op: int) -> list[Op]:
+        """The rows of the history the checkers read (checkers.rows_read): read once, when the
+        read-back starts (every operation is on disk by then), and again only if a row was written
+        since. The run's verdict shares this one copy: at 100,000 orders the history's rows are most
+        of the run's memory."""
+        if self._ops is None or self.history.last_op_id != self._read_up_to:
+            self._ops, self._read_up_to = None, self.history.last_op_id
+            self._ops = read_ops(self.history.path, keep=checkers.rows_read(self.scenario, after_op))
+        return self._ops
+
     def __call__(self, state: dict, started_ns: int, changed: bool, reverted: bool = False) -> None:
-        if self._ops is None:  # every operation is on disk once the read-back starts
-            self._ops = read_ops(self.history_path)
+        if self._ops is None:
+            self.ops(state["initial"]["after_op"])
             self._last_reply_ns = max((op.complete_ns for op in self._ops if op.kind == CHECKOUT),
                                       default=started_ns)
-        result = checkers.check_consistency(self.scenario, self._ops, state)
+        result = checkers.check_consistency(self.scenario, self.ops(state["initial"]["after_op"]), state)
         self.points.append(convergence.point((started_ns - self._last_reply_ns) / 1e9, changed, result.valid,
                                              {a.name: a.count for a in result.anomalies}, reverted))
 
@@ -71,7 +82,7 @@ class ConsistencyRun:
     def make(self, life: Life) -> dict:
         sc, run = self.scenario_, life.run
         phases: dict[str, float] = {}
-        watch = ConvergenceWatch(sc, life.history.path)
+        watch = ConvergenceWatch(sc, life.history)
         nemesis = life.nemesis
         state = asyncio.run(_watched(execute(sc, life.target, life.history, self.progress,
                                              on_phase=lambda name, s: phases.__setitem__(name, s),
@@ -80,7 +91,7 @@ class ConsistencyRun:
                                      life.target, nemesis))
         state["passes"] = watch.points  # each whole pass's verdict: the read-back checker judges the sequence
         run.write_json("state.json", state)
-        ops = read_ops(life.history.path)
+        ops = watch.ops(state["initial"]["after_op"])
         result = checkers.check_run(sc, ops, state)
         summary = summarize(run.id, sc, ops, state, result, phases, watch.points)
         path = summaries.write(run, summary)

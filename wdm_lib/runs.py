@@ -75,7 +75,26 @@ def write_atomic(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    write_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+    """As write_atomic, streamed: a state of 300,000 records is never one string (and its redacted
+    and encoded copies) in memory. Written a megabyte at a time, cut only between the encoder's
+    pieces: a URL lies inside one JSON string, which is one piece, so redacting each part is
+    redacting the whole."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            part: list[str] = []
+            size = 0
+            for piece in json.JSONEncoder(indent=2, default=str).iterencode(obj):
+                part.append(piece)
+                size += len(piece)
+                if size >= 1 << 20:
+                    f.write(redact("".join(part)))
+                    part, size = [], 0
+            f.write(redact("".join(part)) + "\n")
+        os.replace(tmp, path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)  # a half-written copy is no use to anyone
+        raise OSError(e.errno, e.strerror, str(path)) from None  # a failed close names no file
 
 
 @dataclass

@@ -91,7 +91,7 @@ class ConsistencySummary(_Summary, _ConsistencySince):
     stock_sold: int | None
     credit_spent: int | None
     settled: bool | None
-    read_back: dict | None              # reads, quiet_s, unchanged_for_s, settle_s
+    read_back: dict | None              # reads, quiet_s, unchanged_for_s, settle_s, pass_s
     convergence: list[dict]             # one entry per pass of the final read-back
     time_to_consistency_s: float | None
     regressed: bool | None

@@ -88,7 +88,8 @@ def summarize(run_id: str, scenario, history: list[Op], state: dict, result: Che
         + sum(op.amount or 0 for op in load if op.kind == ADD_FUNDS and op.outcome == OK),
         "settled": state.get("final_settled", True),
         "read_back": {"reads": state.get("final_reads", 1), "quiet_s": scenario.quiet_s,
-                      "unchanged_for_s": state.get("final_quiet_s"), "settle_s": scenario.settle_s},
+                      "unchanged_for_s": state.get("final_quiet_s"), "settle_s": scenario.settle_s,
+                      "pass_s": state.get("final_pass_s")},
         "convergence": points,
         "time_to_consistency_s": convergence.time_to_consistency(points),
         "regressed": regression is not None,
@@ -144,6 +145,8 @@ def read_back_line(summary: dict) -> str:
                 f"judged every pass")
     else:
         head = f"read-back: quiet (unchanged {rb['unchanged_for_s'] or 0:.1f} s) after {rb['reads']} reads"
+    if rb.get("pass_s") is not None:  # what --quiet and --settle are measured against (README)
+        head += f" (a whole read {rb['pass_s']:.1f} s)"
     ttc = summary["time_to_consistency_s"]
     if summary["regressed"]:
         return head + "; consistent, then REGRESSED to inconsistent (anomaly regressed)"
