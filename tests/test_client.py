@@ -39,6 +39,15 @@ async def serving(handler):
         await runner.cleanup()
 
 
+def create_item_against(handler) -> None:
+    """Create an item against a server of one handler: what the client makes of its reply."""
+    async def go():
+        async with serving(handler) as urls:
+            async with ShopClient(target(urls), timeout_s=5) as c:
+                await c.create_item(1)
+    run(go())
+
+
 def test_outcomes_follow_the_status_codes(shop):
     async def go():
         async with ShopClient(target(shop.urls()), timeout_s=5) as c:
@@ -239,12 +248,8 @@ def test_a_number_too_long_for_python_is_named_not_called_not_json():
     async def huge(request):
         return web.Response(text='{"item_id": ' + "9" * 5001 + "}", content_type="application/json")
 
-    async def go():
-        async with serving(huge) as urls:
-            async with ShopClient(target(urls), timeout_s=5) as c:
-                await c.create_item(1)
     with pytest.raises(ContractError) as e:
-        run(go())
+        create_item_against(huge)
     assert "not JSON" not in str(e.value) and "JSON holding a value" in str(e.value)
 
 
@@ -280,16 +285,12 @@ def test_a_compression_bomb_is_read_no_further_than_the_cap_decoded():
     async def bombing(request):
         return web.Response(body=bomb, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
 
-    async def go():
-        async with serving(bombing) as urls:
-            async with ShopClient(target(urls), timeout_s=5) as c:
-                await c.create_item(1)
     import tracemalloc
 
     tracemalloc.start()
     try:
         with pytest.raises(ContractError, match="more than 1 MiB"):
-            run(go())
+            create_item_against(bombing)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -300,12 +301,8 @@ def test_an_encoding_the_client_did_not_ask_for_is_one_sentence():
     async def brotli(request):
         return web.Response(body=b"\x0b\x02\x80{}\x03", headers={"Content-Encoding": "br"})
 
-    async def go():
-        async with serving(brotli) as urls:
-            async with ShopClient(target(urls), timeout_s=5) as c:
-                await c.create_item(1)
     with pytest.raises(ContractError, match="Content-Encoding br, which the client did not ask for"):
-        run(go())
+        create_item_against(brotli)
 
 
 def test_another_web_server_at_the_address_is_said_in_one_sentence_without_its_page(wdm, tmp_path, write_urls):
@@ -376,11 +373,7 @@ def test_a_2xx_html_page_where_json_is_due_is_not_the_shop_api():
         return web.Response(text="<!DOCTYPE html><html><head><title>My App</title></head><body></body></html>",
                             content_type="text/html")
 
-    async def go():
-        async with serving(spa) as urls:
-            async with ShopClient(target(urls), timeout_s=5) as c:
-                await c.create_item(1)
     with pytest.raises(ContractError) as e:
-        run(go())
+        create_item_against(spa)
     assert "answered 200 with an HTML page (My App): this is not the shop API (an HTML page from http://127.0.0.1:" \
         in str(e.value) and "<" not in str(e.value)
