@@ -4,6 +4,7 @@ keeps every operation it made. Checkers read it back as `Op` records, notebooks 
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import time
 from dataclasses import dataclass, field
@@ -140,22 +141,75 @@ def _blank(v):
     return "" if v is None else v
 
 
-def _int_or_none(v: str) -> int | None:
-    return int(v) if v != "" else None
+class _NoFault(dict):
+    """An empty dict that stays empty: what every row read back without a fault step holds in
+    `fault`, one for all (a dict per row would be 64 bytes times millions of rows)."""
+
+    def _shared(self, *_args, **_kwargs):
+        raise TypeError("NO_FAULT is shared by every row read back: it is never changed")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _shared
+
+
+NO_FAULT = _NoFault()
+
+
+def _lines(items, text, line):
+    """An order's lines as read back: a tuple of shared `(item_id, quantity)` pairs, itself shared
+    when it is one line (a read's item, an addition of stock); anything else a row holds in `items`
+    as it was written."""
+    try:
+        if type(items) is list and all(type(pair) is list and len(pair) == 2 for pair in items):
+            lines = tuple(line(pair, pair) for pair in ((text(i, i) if type(i) is str else i, q) for i, q in items))
+            return line(lines, lines) if len(lines) == 1 else lines
+    except TypeError:   # a quantity that is no number (unhashable): kept as written
+        pass
+    return items
 
 
 def read_ops(path: str | Path) -> list[Op]:
-    """Every complete row of a history (a torn last line from a crash is skipped)."""
-    ops = []
+    """Every complete row of a history (a torn last line from a crash is skipped).
+
+    A history of millions of rows must fit in memory beside the checkers, so the rows share what
+    they repeat: one string per distinct kind, outcome, error and id, one int per distinct amount
+    and status, one `(item_id, quantity)` tuple per distinct line (`items` is a tuple of them,
+    read-only), one int for `intended_ns` when it equals `invoke_ns`, and `NO_FAULT` for rows that
+    are no fault step."""
+    ops: list[Op] = []
+    texts: dict[str, str] = {}
+    lines: dict[tuple, tuple] = {}
+    numbers: dict[int | None, int | None] = {}
+    text, line, number = texts.setdefault, lines.setdefault, numbers.setdefault
     with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            try:
-                ops.append(Op(int(row["op_id"]), row["kind"], row["order_id"], row["user_id"],
-                              json.loads(row["items"]), _int_or_none(row["amount"]), int(row["intended_ns"]),
-                              int(row["invoke_ns"]), int(row["complete_ns"]), _int_or_none(row["status"]),
-                              row["outcome"], row["error"] or "", json.loads(row.get("fault") or "{}")))
-            except (TypeError, ValueError, KeyError):
-                continue
+        rows = csv.reader(f)
+        header = next(rows, [])
+        try:
+            at = [header.index(c) for c in COLUMNS[:-1]]
+        except ValueError:   # a column missing: no row is complete
+            return ops
+        fault_at = header.index("fault") if "fault" in header else None
+        # Millions of objects that make no cycle: collecting while they are made only costs time.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for row in rows:
+                try:
+                    (op_id, kind, order_id, user_id, items, amount, intended, invoke, complete, status, outcome,
+                     error) = [row[i] for i in at]
+                    fault = row[fault_at] if fault_at is not None and fault_at < len(row) else ""
+                    invoke_ns = int(invoke)
+                    amount = None if amount == "" else int(amount)
+                    status = None if status == "" else int(status)
+                    ops.append(Op(int(op_id), text(kind, kind), text(order_id, order_id), text(user_id, user_id),
+                                  () if items == "[]" else _lines(json.loads(items), text, line),
+                                  number(amount, amount), invoke_ns if intended == invoke else int(intended),
+                                  invoke_ns, int(complete), number(status, status), text(outcome, outcome),
+                                  text(error, error), json.loads(fault) if fault not in ("", "{}") else NO_FAULT))
+                except (TypeError, ValueError, IndexError):
+                    continue
+        finally:
+            if collecting:
+                gc.enable()
     return ops
 
 
