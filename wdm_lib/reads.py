@@ -43,7 +43,6 @@ workbench saw answered 2xx before it sent a read is one that read must show.
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -78,22 +77,6 @@ def _ints(values) -> np.ndarray:
     return np.array(values, dtype=np.int64)
 
 
-def _column(values: array) -> np.ndarray:
-    """A gathered column as an array, without a copy (it shares the gathered buffer)."""
-    return np.frombuffer(values, dtype=np.int64 if values.typecode == "q" else np.int8)
-
-
-# The columns one pass gathers are arrays of machine integers, not lists: a list holds a pointer
-# per entry beside the array it is turned into, and for millions of entries the two at once were
-# the pass's peak of memory.
-def _longs() -> array:
-    return array("q")
-
-
-def _flags() -> array:
-    return array("b")
-
-
 @dataclass
 class _Writes:
     """One entry per (write, balance it moves), for writes that answered 2xx or unknown (a refused
@@ -106,27 +89,32 @@ class _Writes:
     ok: np.ndarray
 
 
-@dataclass
 class _Moves:
-    """The writes of balances as they are gathered, a column each: which kind of balance (ITEM or
-    USER) and the record's id, sent, answered, by how much, 2xx?"""
-    of: array = field(default_factory=_flags)
-    ids: list = field(default_factory=list)
-    sent: array = field(default_factory=_longs)
-    answered: array = field(default_factory=_longs)
-    by: array = field(default_factory=_longs)
-    ok: array = field(default_factory=_flags)
+    """Writes of one kind of balance as they are gathered, a list per column (rows of small objects
+    would cost the pass its speed): the record's id, sent, answered, by how much, 2xx?"""
 
-    def indexed(self, index: dict) -> _Writes:
-        """As balance indexes (`index`: ITEM and USER to the records' indexes), the entries of
-        records never created left out."""
-        key = np.fromiter((index[of].get(id_, -1) for of, id_ in zip(self.of, self.ids)), dtype=np.int64,
-                          count=len(self.ids))
-        columns = [_column(self.sent), _column(self.answered), _column(self.by), _column(self.ok).view(bool)]
-        known = key >= 0
-        if not known.all():
-            key, columns = key[known], [column[known] for column in columns]
-        return _Writes(key, *columns)
+    def __init__(self):
+        self.ids, self.sent, self.answered, self.by, self.ok = [], [], [], [], []
+
+
+def _writes(moved: list[tuple[_Moves, dict]]) -> _Writes:
+    """The writes of every kind of balance (with the index of its records) as columns, the entries
+    of records never created left out. Each list goes as soon as its column is made: all the lists
+    and all the columns at once were once the pass's peak of memory."""
+    def column(name: str, made) -> np.ndarray:
+        parts = []
+        for moves, index in moved:
+            parts.append(made(getattr(moves, name), index))
+            setattr(moves, name, None)
+        return np.concatenate(parts)
+
+    key = column("ids", lambda ids, index: _ints([index.get(id_, -1) for id_ in ids]))
+    sent, answered, by = (column(name, lambda values, _: _ints(values)) for name in ("sent", "answered", "by"))
+    ok = column("ok", lambda values, _: np.array(values, dtype=bool))
+    known = key >= 0
+    if known.all():
+        return _Writes(key, sent, answered, by, ok)
+    return _Writes(key[known], sent[known], answered[known], by[known], ok[known])
 
 
 @dataclass
@@ -150,12 +138,13 @@ class _Columns:
 
 @dataclass
 class _Rows:
-    """What one pass over a history gathers: the writes of stock and of credit, the checkouts by
-    order (order id, sent, answered, 2xx?), the reads with a value (of, id, sent, answered, value),
-    and the ids of the items and users created."""
-    moves: _Moves = field(default_factory=_Moves)
-    checkouts: tuple = field(default_factory=lambda: ([], _longs(), _longs(), _flags()))
-    reads: tuple = field(default_factory=lambda: (_flags(), [], _longs(), _longs(), _longs()))
+    """What one pass over a history gathers, as lists: the writes of stock and of credit, the
+    checkouts by order (order id, sent, answered, 2xx?), the reads with a value (of, id, sent,
+    answered, value), and the ids of the items and users created."""
+    stock: _Moves = field(default_factory=_Moves)
+    credit: _Moves = field(default_factory=_Moves)
+    checkouts: tuple = field(default_factory=lambda: ([], [], [], []))
+    reads: tuple = field(default_factory=lambda: ([], [], [], [], []))
     items: list = field(default_factory=list)
     users: list = field(default_factory=list)
 
@@ -165,8 +154,9 @@ def _gather(history: list[Op]) -> _Rows:
     each checkout's lines of one item as entries at the same moments (which sum as one), reads that
     came back with a value. It appends to local names: a method call per entry would double its time."""
     rows = _Rows()
-    moves = rows.moves
-    m_of, m_ids, m_sent, m_answered, m_by, m_ok = moves.of, moves.ids, moves.sent, moves.answered, moves.by, moves.ok
+    stock, credit = rows.stock, rows.credit
+    s_ids, s_sent, s_answered, s_by, s_ok = stock.ids, stock.sent, stock.answered, stock.by, stock.ok
+    u_ids, u_sent, u_answered, u_by, u_ok = credit.ids, credit.sent, credit.answered, credit.by, credit.ok
     c_order, c_sent, c_answered, c_ok = rows.checkouts
     r_of, r_id, r_inv, r_cmp, r_value = rows.reads
     for op in history:
@@ -183,30 +173,27 @@ def _gather(history: list[Op]) -> _Rows:
         elif kind == CHECKOUT or kind == ADD_STOCK:
             sent, answered, ok, sign = op.invoke_ns, op.complete_ns, outcome == OK, -1 if kind == CHECKOUT else 1
             for item, quantity in op.items:
-                m_of.append(ITEM)
-                m_ids.append(item)
-                m_sent.append(sent)
-                m_answered.append(answered)
-                m_by.append(sign * int(quantity))
-                m_ok.append(ok)
+                s_ids.append(item)
+                s_sent.append(sent)
+                s_answered.append(answered)
+                s_by.append(sign * int(quantity))
+                s_ok.append(ok)
             if kind == CHECKOUT:
-                m_of.append(USER)
-                m_ids.append(op.user_id)
-                m_sent.append(sent)
-                m_answered.append(answered)
-                m_by.append(-int(op.amount or 0))
-                m_ok.append(ok)
+                u_ids.append(op.user_id)
+                u_sent.append(sent)
+                u_answered.append(answered)
+                u_by.append(-int(op.amount or 0))
+                u_ok.append(ok)
                 c_order.append(op.order_id)
                 c_sent.append(sent)
                 c_answered.append(answered)
                 c_ok.append(ok)
         elif kind == ADD_FUNDS:
-            m_of.append(USER)
-            m_ids.append(op.user_id)
-            m_sent.append(op.invoke_ns)
-            m_answered.append(op.complete_ns)
-            m_by.append(int(op.amount or 0))
-            m_ok.append(outcome == OK)
+            u_ids.append(op.user_id)
+            u_sent.append(op.invoke_ns)
+            u_answered.append(op.complete_ns)
+            u_by.append(int(op.amount or 0))
+            u_ok.append(outcome == OK)
         elif kind == CREATE_ITEM and outcome == OK and op.items:
             rows.items.append(op.items[0][0])
         elif kind == CREATE_USER and outcome == OK:
@@ -229,31 +216,27 @@ def _collect(history: list[Op]) -> _Columns:
     items = {item: n for n, item in enumerate(dict.fromkeys(rows.items))}
     users = {user: len(items) + n for n, user in enumerate(dict.fromkeys(rows.users))}
     n_keys = len(items) + len(users)
-    writes = rows.moves.indexed({ITEM: items, USER: users})
-    rows.moves = None   # the ids of every write: not needed once indexed
+    writes = _writes([(rows.stock, items), (rows.credit, users)])
     c_order, c_sent, c_answered, c_ok = rows.checkouts
     orders: dict = {}
-    order_of = np.fromiter((orders.setdefault(order, len(orders)) for order in c_order), dtype=np.int64,
-                           count=len(c_order))
-    answered_ok = _column(c_ok).view(bool)
-    paid_by = _earliest(order_of[answered_ok], len(orders), _column(c_answered)[answered_ok])
-    sent_by = _earliest(order_of, len(orders), _column(c_sent))
+    order_of = _ints([orders.setdefault(order, len(orders)) for order in c_order])
+    answered_ok = np.array(c_ok, dtype=bool)
+    paid_by = _earliest(order_of[answered_ok], len(orders), _ints(c_answered)[answered_ok])
+    sent_by = _earliest(order_of, len(orders), _ints(c_sent))
     # Each read's balance (or order) index, and a record index: orders no checkout was sent for get
     # theirs after every other.
     r_of, r_id, r_inv, r_cmp, r_value = rows.reads
-    of = _column(r_of)
+    of = np.array(r_of, dtype=np.int8)
     index = {ITEM: items, USER: users, ORDER: orders}
-    key = np.fromiter((index[o].get(i, -1) for o, i in zip(r_of, r_id)), dtype=np.int64, count=len(r_id))
+    key = _ints([index[o].get(i, -1) for o, i in zip(r_of, r_id)])
     record = np.where(of == ORDER, n_keys + key, key)
     unchecked: dict = {}
     never = np.flatnonzero((of == ORDER) & (key < 0))
     record[never] = n_keys + len(orders) + _ints([unchecked.setdefault(r_id[i], len(unchecked)) for i in never.tolist()])
     keep = np.flatnonzero((of == ORDER) | (key >= 0))
-    if len(keep) == len(r_id):
-        return _Columns(n_keys, writes, of, key, record, r_id, _column(r_inv), _column(r_cmp), _column(r_value), paid_by,
-                        sent_by)
-    return _Columns(n_keys, writes, of[keep], key[keep], record[keep], [r_id[i] for i in keep.tolist()],
-                    _column(r_inv)[keep], _column(r_cmp)[keep], _column(r_value)[keep], paid_by, sent_by)
+    ids = r_id if len(keep) == len(r_id) else [r_id[i] for i in keep.tolist()]
+    return _Columns(n_keys, writes, of[keep], key[keep], record[keep], ids, _ints(r_inv)[keep], _ints(r_cmp)[keep],
+                    _ints(r_value)[keep], paid_by, sent_by)
 
 
 def _search(keys: np.ndarray, queries: np.ndarray, side: str) -> np.ndarray:
