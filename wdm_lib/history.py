@@ -154,14 +154,22 @@ class _NoFault(dict):
 NO_FAULT = _NoFault()
 
 
-def _lines(items, text, line):
+def _lines(written: str, text, line, one_line: dict):
     """An order's lines as read back: a tuple of shared `(item_id, quantity)` pairs, itself shared
-    when it is one line (a read's item, an addition of stock); anything else a row holds in `items`
-    as it was written."""
+    when it is one line (a read's item, an addition of stock: `one_line` keeps those by their JSON,
+    read once); anything else a row holds in `items` as it was written."""
+    if written == "[]":
+        return ()
+    found = one_line.get(written)
+    if found is not None:
+        return found
+    items = json.loads(written)
     try:
         if type(items) is list and all(type(pair) is list and len(pair) == 2 for pair in items):
             lines = tuple(line(pair, pair) for pair in ((text(i, i) if type(i) is str else i, q) for i, q in items))
-            return line(lines, lines) if len(lines) == 1 else lines
+            if len(lines) == 1:
+                lines = one_line[written] = line(lines, lines)
+            return lines
     except TypeError:   # a quantity that is no number (unhashable): kept as written
         pass
     return items
@@ -178,6 +186,7 @@ def read_ops(path: str | Path) -> list[Op]:
     ops: list[Op] = []
     texts: dict[str, str] = {}
     lines: dict[tuple, tuple] = {}
+    one_line: dict[str, tuple] = {}
     numbers: dict[int | None, int | None] = {}
     text, line, number = texts.setdefault, lines.setdefault, numbers.setdefault
     with open(path, newline="", encoding="utf-8") as f:
@@ -201,7 +210,7 @@ def read_ops(path: str | Path) -> list[Op]:
                     amount = None if amount == "" else int(amount)
                     status = None if status == "" else int(status)
                     ops.append(Op(int(op_id), text(kind, kind), text(order_id, order_id), text(user_id, user_id),
-                                  () if items == "[]" else _lines(json.loads(items), text, line),
+                                  _lines(items, text, line, one_line),
                                   number(amount, amount), invoke_ns if intended == invoke else int(intended),
                                   invoke_ns, int(complete), number(status, status), text(outcome, outcome),
                                   text(error, error), json.loads(fault) if fault not in ("", "{}") else NO_FAULT))
