@@ -343,17 +343,14 @@ def _timeline(c: _Columns, clock: _Clock, read_sent: np.ndarray,
         return np.cumsum(running, out=running)
 
     up = by > 0
+    # The certain parts are needed only at the reads' moments: each is taken there and let go.
     certain = summed(reply & up)
     lower = certain[at_sent] - certain[at_reply]
-    low = summed(~reply & ~up)
-    low += certain
-    del certain
-    lower += low[at_reply]
     certain = summed(reply & ~up)
     upper = certain[at_sent] - certain[at_reply]
-    high = summed(~reply & up)
-    high += certain
     del certain
+    low, high = summed(reply == up), summed(reply != up)   # pc + n, nc + p: their events apart
+    lower += low[at_reply]
     upper += high[at_reply]
     return _Timeline(key, first, low, high), at_reply, lower, upper
 
