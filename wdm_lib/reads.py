@@ -481,7 +481,8 @@ def _judge_balances(c: _Columns, rows: np.ndarray, out: Reads) -> None:
     balance = c.r_key[rows]
     inv, cmp, value = out.invoke_ns[rows], out.complete_ns[rows], out.value[rows]
     clock = _Clock([c.writes.sent, c.writes.answered + 1, inv, cmp], c.n_keys)
-    t, at_reply, lower, upper = _timeline(c, clock, clock.key(balance, clock(inv), 1), clock.key(balance, clock(cmp), 1))
+    t, at_reply, lower, upper = _timeline(c, clock, clock.key(balance, clock(inv), 1),
+                                          clock.key(balance, clock(cmp), 1))
     low, high, first = t.low, t.high, t.first[balance]
     last = _last_possible(low, high, at_reply, value, first)
     fine = (lower <= value) & (value <= upper)
