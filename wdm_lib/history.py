@@ -66,7 +66,7 @@ class Op:
     status: int | None = None
     outcome: str = ""
     error: str = ""
-    fault: dict = field(default_factory=dict)   # a fault schedule's step: name, step, what (read back: NO_FAULT if none)
+    items: list = field(default_factory=list)   # [[item_id, quantity], ...]; read back: a tuple of pairs
 
 
 def unknown_cause(op: Op) -> str:
