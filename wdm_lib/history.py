@@ -57,7 +57,7 @@ class Op:
                                     # add_item, checkout, find_item, find_user, find_order, or FAULT
     order_id: str = ""
     user_id: str = ""
-    items: list = field(default_factory=list)   # [[item_id, quantity], ...]; read back: ((item_id, quantity), ...)
+    items: list = field(default_factory=list)   # [[item_id, quantity], ...]; read back: a tuple of pairs
     amount: int | None = None       # price, stock or credit added, the checkout's total cost, or
                                     # what a read read (stock, credit, paid 1/0)
     intended_ns: int = 0
@@ -66,7 +66,7 @@ class Op:
     status: int | None = None
     outcome: str = ""
     error: str = ""
-    items: list = field(default_factory=list)   # [[item_id, quantity], ...]; read back: a tuple of pairs
+    fault: dict = field(default_factory=dict)   # a fault schedule's step: name, step, what (NO_FAULT read back)
 
 
 def unknown_cause(op: Op) -> str:
