@@ -8,8 +8,13 @@
    scenario sized to make that many, played against an in-memory shop that is correct (with one
    operation in a hundred of unknown outcome, half of those applied), then every consistency
    checker timed over the history and the state. Target: under 5 s.
+3. What the reads cost the run (`--parts reads`): `wdm consistency --workload mixed --quiet 0` with
+   --reads-orders orders and `--read-weight 1` against the same with `--read-weight 0`,
+   interleaved, a seed per repeat: the load phase's time (summary.json's phases_s.checkouts) and,
+   from the history, the reads made and their round trips. Target: the reads add to the load no
+   more than their own round trips take of its in-flight slots (their summed latency / concurrency).
 
-    python bench/bench_mixed.py [--repeat 5] [--ops 100000]
+    python bench/bench_mixed.py [--repeat 5] [--ops 100000] [--parts e2e,checkers,reads]
 """
 
 from __future__ import annotations
@@ -39,6 +44,35 @@ def end_to_end(repeat: int) -> dict[str, list[float]]:
                                 "--runs-dir", runs], check=True, stdout=subprocess.DEVNULL)
                 times[workload].append(time.perf_counter() - start)
     return times
+
+
+def read_cost(repeat: int, n_orders: int) -> tuple[dict[float, list[tuple]], int]:
+    """Per read weight (0, 1): per run, (load phase s, operations of the load, reads, the reads'
+    summed latency s); and the operations in flight at most."""
+    import csv
+    import glob
+    import json
+
+    from wdm_lib.history import READS
+
+    sc = ConsistencyScenario(workload="mixed")
+    found: dict[float, list[tuple]] = {0.0: [], 1.0: []}
+    with tempfile.TemporaryDirectory() as runs:
+        for rep in range(repeat):
+            for weight in found:
+                folder = os.path.join(runs, f"{weight}-{rep}")
+                subprocess.run([sys.executable, "-m", "wdm_lib", "consistency", "--workload", "mixed", "--quiet", "0",
+                                "--n-orders", str(n_orders), "--seed", str(11 + rep), "--read-weight", str(weight),
+                                "--runs-dir", folder], check=True, stdout=subprocess.DEVNULL)
+                run = glob.glob(os.path.join(folder, "*", ""))[0]
+                with open(os.path.join(run, "summary.json"), encoding="utf-8") as f:
+                    load_s = json.load(f)["phases_s"]["checkouts"]
+                with open(os.path.join(run, "history.csv"), newline="", encoding="utf-8") as f:
+                    rows = [r for r in csv.DictReader(f) if r["kind"] in (CHECKOUT, ADD_FUNDS, ADD_STOCK) + READS]
+                reads = [r for r in rows if r["kind"] in READS]
+                found[weight].append((load_s, len(rows), len(reads),
+                                      sum(int(r["complete_ns"]) - int(r["invoke_ns"]) for r in reads) / 1e9))
+    return found, sc.concurrency
 
 
 def played(sc: ConsistencyScenario, unknown_share: float = 0.01) -> tuple[list[Op], dict]:
@@ -121,6 +155,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--ops", type=int, default=100_000)
     ap.add_argument("--parts", default="e2e,checkers")
+    ap.add_argument("--reads-orders", type=int, default=2000, help="orders of the runs that --parts reads makes")
     args = ap.parse_args()
     parts = args.parts.split(",")
     if "e2e" in parts:
@@ -133,6 +168,16 @@ def main() -> None:
         n, times, valid = checkers(args.ops, args.repeat)
         print(f"checkers over a mixed history of {n:,} operations: median {statistics.median(times):.2f} s "
               f"(runs: {', '.join(f'{t:.2f}' for t in times)}), verdict valid={valid}")
+    if "reads" in parts:
+        found, concurrency = read_cost(args.repeat, args.reads_orders)
+        med = {w: [statistics.median(run[k] for run in runs) for k in range(4)] for w, runs in found.items()}
+        for w, (load_s, ops, reads, latency_s) in med.items():
+            print(f"--read-weight {w:g}: load phase median {load_s:.2f} s for {ops:,.0f} operations, {reads:,.0f} of "
+                  f"them reads, whose round trips sum to {latency_s:.1f} s (runs: "
+                  f"{', '.join(f'{run[0]:.2f}' for run in found[w])})")
+        added, share = med[1.0][0] - med[0.0][0], med[1.0][3] / concurrency
+        print(f"  the reads add {added:.2f} s to the load; their round trips take {share:.2f} s of its {concurrency} "
+              f"in-flight slots")
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
 
 

@@ -316,6 +316,8 @@ def test_last_at_least(monkeypatch, block):
         hi, threshold = rng.integers(-1, len(values), 100), rng.integers(-25, 25, 100)
         want = [max([j for j in range(h + 1) if values[j] >= t], default=-1) for h, t in zip(hi, threshold)]
         assert reads.last_at_least(values, hi, threshold).tolist() == want
+        want = [max([j for j in range(h + 1) if values[j] <= t], default=-1) for h, t in zip(hi, threshold)]
+        assert reads.last_at_least(values, hi, threshold, most=True).tolist() == want
 
 
 # --- what reads do to the verdict --------------------------------------------------------------------

@@ -4,6 +4,7 @@ keeps every operation it made. Checkers read it back as `Op` records, notebooks 
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import time
 from dataclasses import dataclass, field
@@ -56,7 +57,7 @@ class Op:
                                     # add_item, checkout, find_item, find_user, find_order, or FAULT
     order_id: str = ""
     user_id: str = ""
-    items: list = field(default_factory=list)   # [[item_id, quantity], ...]
+    items: list = field(default_factory=list)   # [[item_id, quantity], ...]; read back: a tuple of pairs
     amount: int | None = None       # price, stock or credit added, the checkout's total cost, or
                                     # what a read read (stock, credit, paid 1/0)
     intended_ns: int = 0
@@ -65,7 +66,7 @@ class Op:
     status: int | None = None
     outcome: str = ""
     error: str = ""
-    fault: dict = field(default_factory=dict)   # a fault schedule's step: name, step, what
+    fault: dict = field(default_factory=dict)   # a fault schedule's step: name, step, what (NO_FAULT read back)
 
 
 def unknown_cause(op: Op) -> str:
@@ -140,27 +141,89 @@ def _blank(v):
     return "" if v is None else v
 
 
-def _int_or_none(v: str) -> int | None:
-    return int(v) if v != "" else None
+class _NoFault(dict):
+    """An empty dict that stays empty: what every row read back without a fault step holds in
+    `fault`, one for all (a dict per row would be 64 bytes times millions of rows)."""
+
+    def _shared(self, *_args, **_kwargs):
+        raise TypeError("NO_FAULT is shared by every row read back: it is never changed")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _shared
+
+
+NO_FAULT = _NoFault()
+
+
+def _lines(written: str, text, line, one_line: dict):
+    """An order's lines as read back: a tuple of shared `(item_id, quantity)` pairs, itself shared
+    when it is one line (a read's item, an addition of stock: `one_line` keeps those by their JSON,
+    read once); anything else a row holds in `items` as it was written."""
+    if written == "[]":
+        return ()
+    found = one_line.get(written)
+    if found is not None:
+        return found
+    items = json.loads(written)
+    try:
+        if type(items) is list and all(type(pair) is list and len(pair) == 2 for pair in items):
+            lines = tuple(line(pair, pair) for pair in ((text(i, i) if type(i) is str else i, q) for i, q in items))
+            if len(lines) == 1:
+                lines = one_line[written] = line(lines, lines)
+            return lines
+    except TypeError:   # a quantity that is no number (unhashable): kept as written
+        pass
+    return items
 
 
 def read_ops(path: str | Path, keep: Callable[[int, str], bool] | None = None) -> list[Op]:
     """Every complete row of a history (a torn last line from a crash is skipped); with `keep`, only
     the rows whose (op_id, kind) it keeps, the others never built (a verdict at 100,000 orders need
-    not hold the rows that built them)."""
-    ops = []
+    not hold the rows that built them).
+
+    A history of millions of rows must fit in memory beside the checkers, so the rows share what
+    they repeat: one string per distinct kind, outcome, error and id, one int per distinct amount
+    and status, one `(item_id, quantity)` tuple per distinct line (`items` is a tuple of them,
+    read-only), one int for `intended_ns` when it equals `invoke_ns`, and `NO_FAULT` for rows that
+    are no fault step."""
+    ops: list[Op] = []
+    texts: dict[str, str] = {}
+    lines: dict[tuple, tuple] = {}
+    one_line: dict[str, tuple] = {}
+    numbers: dict[int | None, int | None] = {}
+    text, line, number = texts.setdefault, lines.setdefault, numbers.setdefault
     with open(path, newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            try:
-                op_id = int(row["op_id"])
-                if keep is not None and not keep(op_id, row["kind"]):
+        rows = csv.reader(f)
+        header = next(rows, [])
+        try:
+            at = [header.index(c) for c in COLUMNS[:-1]]
+        except ValueError:   # a column missing: no row is complete
+            return ops
+        fault_at = header.index("fault") if "fault" in header else None
+        # Millions of objects that make no cycle: collecting while they are made only costs time.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            for row in rows:
+                try:
+                    (op_id, kind, order_id, user_id, items, amount, intended, invoke, complete, status, outcome,
+                     error) = [row[i] for i in at]
+                    op_id = int(op_id)
+                    if keep is not None and not keep(op_id, kind):
+                        continue
+                    fault = row[fault_at] if fault_at is not None and fault_at < len(row) else ""
+                    invoke_ns = int(invoke)
+                    amount = None if amount == "" else int(amount)
+                    status = None if status == "" else int(status)
+                    ops.append(Op(op_id, text(kind, kind), text(order_id, order_id), text(user_id, user_id),
+                                  _lines(items, text, line, one_line),
+                                  number(amount, amount), invoke_ns if intended == invoke else int(intended),
+                                  invoke_ns, int(complete), number(status, status), text(outcome, outcome),
+                                  text(error, error), json.loads(fault) if fault not in ("", "{}") else NO_FAULT))
+                except (TypeError, ValueError, IndexError):
                     continue
-                ops.append(Op(op_id, row["kind"], row["order_id"], row["user_id"],
-                              json.loads(row["items"]), _int_or_none(row["amount"]), int(row["intended_ns"]),
-                              int(row["invoke_ns"]), int(row["complete_ns"]), _int_or_none(row["status"]),
-                              row["outcome"], row["error"] or "", json.loads(row.get("fault") or "{}")))
-            except (TypeError, ValueError, KeyError):
-                continue
+        finally:
+            if collecting:
+                gc.enable()
     return ops
 
 

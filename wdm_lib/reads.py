@@ -96,12 +96,25 @@ class _Moves:
     def __init__(self):
         self.ids, self.sent, self.answered, self.by, self.ok = [], [], [], [], []
 
-    def indexed(self, index: dict) -> _Writes:
-        """As balance indexes, the entries of records never created left out."""
-        key = _ints([index.get(id_, -1) for id_ in self.ids])
-        known = key >= 0
-        return _Writes(key[known], _ints(self.sent)[known], _ints(self.answered)[known], _ints(self.by)[known],
-                       np.array(self.ok, dtype=bool)[known])
+
+def _writes(moved: list[tuple[_Moves, dict]]) -> _Writes:
+    """The writes of every kind of balance (with the index of its records) as columns, the entries
+    of records never created left out. Each list goes as soon as its column is made: all the lists
+    and all the columns at once were once the pass's peak of memory."""
+    def column(name: str, made) -> np.ndarray:
+        parts = []
+        for moves, index in moved:
+            parts.append(made(getattr(moves, name), index))
+            setattr(moves, name, None)
+        return np.concatenate(parts)
+
+    key = column("ids", lambda ids, index: _ints([index.get(id_, -1) for id_ in ids]))
+    sent, answered, by = (column(name, lambda values, _: _ints(values)) for name in ("sent", "answered", "by"))
+    ok = column("ok", lambda values, _: np.array(values, dtype=bool))
+    known = key >= 0
+    if known.all():
+        return _Writes(key, sent, answered, by, ok)
+    return _Writes(key[known], sent[known], answered[known], by[known], ok[known])
 
 
 @dataclass
@@ -111,7 +124,7 @@ class _Columns:
     order its index among the orders a checkout was sent for (-1: none was); its `record` an index
     unique to what it read (balances first, then orders)."""
     n_keys: int
-    writes: _Writes
+    writes: _Writes | None  # let go once the timeline is made of them (_timeline)
     r_of: np.ndarray
     r_key: np.ndarray
     r_record: np.ndarray
@@ -203,8 +216,7 @@ def _collect(history: list[Op]) -> _Columns:
     items = {item: n for n, item in enumerate(dict.fromkeys(rows.items))}
     users = {user: len(items) + n for n, user in enumerate(dict.fromkeys(rows.users))}
     n_keys = len(items) + len(users)
-    moved = [rows.stock.indexed(items), rows.credit.indexed(users)]
-    writes = _Writes(*(np.concatenate([getattr(m, f) for m in moved]) for f in ("key", "sent", "answered", "by", "ok")))
+    writes = _writes([(rows.stock, items), (rows.credit, users)])
     c_order, c_sent, c_answered, c_ok = rows.checkouts
     orders: dict = {}
     order_of = _ints([orders.setdefault(order, len(orders)) for order in c_order])
@@ -243,12 +255,15 @@ class _Clock:
     rank among all times when keys × span would not fit in 62 bits), so that (balance, time) is
     one int64 that sorts as the pair does."""
 
-    def __init__(self, times: np.ndarray, n_keys: int):
-        self.t0 = int(times.min()) if len(times) else 0
-        span = (int(times.max()) - self.t0 + 2) if len(times) else 2
+    def __init__(self, times: list[np.ndarray], n_keys: int):
+        """`times`: every time to be told apart, in arrays (kept apart: one array of them all would
+        be the pass's largest for a moment)."""
+        times = [t for t in times if len(t)]
+        self.t0 = min(int(t.min()) for t in times) if times else 0
+        span = (max(int(t.max()) for t in times) - self.t0 + 2) if times else 2
         self.ranks = None
         if (n_keys + 1) * span * 2 >= 1 << 62:
-            self.ranks = np.unique(times)
+            self.ranks = np.unique(np.concatenate(times))
             span = len(self.ranks) + 2
         self.span = span
 
@@ -278,54 +293,80 @@ class _Clock:
 @dataclass
 class _Timeline:
     """Every balance's moments, sorted by (balance, time): moment j starts at event j (a record's
-    creation, a write's sending, or just after a 2xx write's reply) and lasts to event j+1; pc, nc,
-    p, n are the four sums its bounds are made of, up to event j (2xx additions and subtractions
-    answered, additions and subtractions sent): L = pc + n, U = nc + p. Only the sorted keys are
-    kept of the events: a moment's balance and start come from its key (the clock's)."""
+    creation, a write's sending, or just after a 2xx write's reply) and lasts to event j+1, and
+    allows the values [low[j], high[j]]: L = pc + n and U = nc + p, of four sums up to event j, pc
+    and nc of the 2xx additions and subtractions answered, p and n of the additions and subtractions
+    sent. Only the sorted keys are kept of the events: a moment's balance and start come from its
+    key (the clock's)."""
     key: np.ndarray
     first: np.ndarray        # per balance: index of its creation event
-    pc: np.ndarray
-    nc: np.ndarray
-    p: np.ndarray
-    n: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
 
 
-def _timeline(c: _Columns, clock: _Clock) -> _Timeline:
-    """The events of every balance and the interval after each. A 2xx write's reply takes effect
-    just after it (it had taken effect before a read sent later), its sending at once (a read
-    answered at that very moment may see it); at one time, replies narrow the interval before
-    sendings widen it, so no moment in between allows more than either side."""
-    w, done = c.writes, c.writes.ok
+def _timeline(c: _Columns, clock: _Clock, read_sent: np.ndarray,
+              read_answered: np.ndarray) -> tuple[_Timeline, np.ndarray, np.ndarray, np.ndarray]:
+    """The events of every balance and the interval after each; and for the reads whose keys
+    (clock.key(balance, time, 1)) at their sending and reply are given, the moment each was answered
+    in and its bounds: L's certain part at its sending plus every subtraction sent by its reply, and
+    U likewise. A 2xx write's reply takes effect just after it (it had taken effect before a read
+    sent later), its sending at once (a read answered at that very moment may see it); at one time,
+    replies narrow the interval before sendings widen it, so no moment in between allows more than
+    either side.
+
+    The columns here are the longest of the pass (one entry per event: two per write), so each goes
+    as soon as it has served: the writes' own (c.writes is let go), and the four sums one at a time."""
+    writes, c.writes = c.writes, None
+    done = writes.ok
     creations = np.arange(c.n_keys, dtype=np.int64)
-    key = np.concatenate([clock.key(creations, 0, 0), clock.key(w.key, clock(w.sent), 1),
-                          clock.key(w.key[done], clock(w.answered[done] + 1), 0)])
+    key = np.concatenate([clock.key(creations, 0, 0), clock.key(writes.key, clock(writes.sent), 1),
+                          clock.key(writes.key[done], clock(writes.answered[done] + 1), 0)])
+    by = np.concatenate([np.zeros_like(creations), writes.by, writes.by[done]])
+    sendings = len(creations) + len(writes.by)
+    del writes, done
     order = np.argsort(key)
     key = key[order]
+    by = by[order]
+    reply = order >= sendings
+    del order
     first = np.searchsorted(key, clock.key(creations, 0, 0))
-    by = np.concatenate([np.zeros_like(creations), w.by, w.by[done]])[order]
-    reply, up = order >= len(creations) + len(w.by), by > 0
-    ends = np.diff(np.append(first, len(key)))
+    at_sent = _search(key, read_sent, "right") - 1
+    at_reply = _search(key, read_answered, "right") - 1
 
     def summed(events: np.ndarray) -> np.ndarray:
-        """Per balance from its creation on, the running sum of what those events add."""
-        running = np.where(events, by, 0).cumsum()
-        running -= np.repeat(running[first], ends)
-        return running
+        """Per balance from its creation on, the running sum of what those events add. Each
+        balance's events start with its creation (balance 0's at event 0), so one running sum over
+        all events restarts at each creation once the creation takes away the balance before's sum."""
+        running = np.where(events, by, 0)
+        if len(first):
+            running[first[1:]] -= np.add.reduceat(running, first)[:-1]
+        return np.cumsum(running, out=running)
 
-    return _Timeline(key, first, pc=summed(reply & up), nc=summed(reply & ~up), p=summed(~reply & up),
-                     n=summed(~reply & ~up))
+    up = by > 0
+    # The certain parts are needed only at the reads' moments: each is taken there and let go.
+    certain = summed(reply & up)
+    lower = certain[at_sent] - certain[at_reply]
+    certain = summed(reply & ~up)
+    upper = certain[at_sent] - certain[at_reply]
+    del certain
+    low, high = summed(reply == up), summed(reply != up)   # pc + n, nc + p: their events apart
+    lower += low[at_reply]
+    upper += high[at_reply]
+    return _Timeline(key, first, low, high), at_reply, lower, upper
 
 
-def _last_in_windows(values: np.ndarray, start: np.ndarray, stop: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """Per query: the last index in [start, stop] (at most BLOCK of them) with a value ≥ threshold,
-    -1 if none. Every query steps back from its stop at once, and leaves as soon as it is answered:
-    most are within a step or two."""
+def _last_in_windows(values: np.ndarray, start: np.ndarray, stop: np.ndarray, threshold: np.ndarray,
+                     most: bool) -> np.ndarray:
+    """Per query: the last index in [start, stop] (at most BLOCK of them) with a value ≥ threshold
+    (≤ it if `most`), -1 if none. Every query steps back from its stop at once, and leaves as soon
+    as it is answered: most are within a step or two."""
+    reaches = np.less_equal if most else np.greater_equal
     out = np.full(len(start), -1, dtype=np.int64)
     at = stop.copy()
     pending = np.flatnonzero((at >= start) & (at >= 0))
     while len(pending):
         here = at[pending]
-        hit = values[here] >= threshold[pending]
+        hit = reaches(values[here], threshold[pending])
         out[pending[hit]] = here[hit]
         pending = pending[~hit]
         at[pending] -= 1
@@ -333,37 +374,38 @@ def _last_in_windows(values: np.ndarray, start: np.ndarray, stop: np.ndarray, th
     return out
 
 
-def last_at_least(values: np.ndarray, hi: np.ndarray, threshold: np.ndarray) -> np.ndarray:
-    """Per query q: the largest j ≤ hi[q] with values[j] ≥ threshold[q], or -1. Each query looks at
-    hi, then scans back through its own block, then asks the same of the blocks' maxima for the last
-    earlier block that holds one, and scans that block: at most BLOCK values per query per level,
-    log_BLOCK(n) levels. The queries go in the order of their hi, so the values are read in passing,
-    not at random."""
+def last_at_least(values: np.ndarray, hi: np.ndarray, threshold: np.ndarray, most: bool = False) -> np.ndarray:
+    """Per query q: the largest j ≤ hi[q] with values[j] ≥ threshold[q] (with `most`, ≤ it), or -1.
+    Each query looks at hi, then scans back through its own block, then asks the same of the
+    blocks' maxima (minima) for the last earlier block that holds one, and scans that block: at
+    most BLOCK values per query per level, log_BLOCK(n) levels. The queries go in the order of their
+    hi, so the values are read in passing, not at random. (`most` spares a negated copy of values
+    the size of the history.)"""
     hi = np.asarray(hi, dtype=np.int64)
     order = np.argsort(hi)
     found = np.empty(len(hi), dtype=np.int64)
-    found[order] = _last_at_least_sorted(values, hi[order], np.asarray(threshold, dtype=np.int64)[order])
+    found[order] = _last_at_least_sorted(values, hi[order], np.asarray(threshold, dtype=np.int64)[order], most)
     return found
 
 
-def _last_at_least_sorted(values: np.ndarray, hi: np.ndarray, threshold: np.ndarray) -> np.ndarray:
+def _last_at_least_sorted(values: np.ndarray, hi: np.ndarray, threshold: np.ndarray, most: bool) -> np.ndarray:
     """last_at_least of queries sorted by hi."""
     found = np.full(len(hi), -1, dtype=np.int64)
     valid = np.flatnonzero(hi >= 0)
-    found[valid] = np.where(values[hi[valid]] >= threshold[valid], hi[valid], -1)
+    reaches = np.less_equal if most else np.greater_equal
+    found[valid] = np.where(reaches(values[hi[valid]], threshold[valid]), hi[valid], -1)
     rest = valid[found[valid] < 0]
     if not len(rest):
         return found
     hi, threshold = hi[rest], threshold[rest]
-    found[rest] = in_block = _last_in_windows(values, (hi // BLOCK) * BLOCK, hi - 1, threshold)
+    found[rest] = in_block = _last_in_windows(values, (hi // BLOCK) * BLOCK, hi - 1, threshold, most)
     up = np.flatnonzero((in_block < 0) & (hi >= BLOCK))
     if len(up):
-        padded = np.full(-(-len(values) // BLOCK) * BLOCK, _NONE, dtype=np.int64)
-        padded[:len(values)] = values
-        block = _last_at_least_sorted(padded.reshape(-1, BLOCK).max(axis=1), hi[up] // BLOCK - 1, threshold[up])
+        extreme = (np.minimum if most else np.maximum).reduceat(values, np.arange(0, len(values), BLOCK))
+        block = _last_at_least_sorted(extreme, hi[up] // BLOCK - 1, threshold[up], most)
         some = block >= 0
         found[rest[up[some]]] = _last_in_windows(values, block[some] * BLOCK, block[some] * BLOCK + BLOCK - 1,
-                                                 threshold[up[some]])
+                                                 threshold[up[some]], most)
     return found
 
 
@@ -376,7 +418,7 @@ def _last_possible(low: np.ndarray, high: np.ndarray, at: np.ndarray, value: np.
     out = at.copy()
     above, below = value > high[at], value < low[at]
     out[above] = last_at_least(high, at[above], value[above])
-    out[below] = last_at_least(-low, at[below], -value[below])
+    out[below] = last_at_least(low, at[below], value[below], most=True)
     return np.where(out >= first, out, -1)
 
 
@@ -385,11 +427,16 @@ def _last_not_possible(low: np.ndarray, high: np.ndarray, key: np.ndarray, befor
     """Per read: the last moment up to `before` that lasted and did not allow its value (U below
     it, or L above it), -1 if none. A moment between two events of one balance at the same time
     (the same key but for the event's order) never lasted: a reply and a sending at one instant
-    leave no gap between what was possible before and after."""
-    instant = np.append(key[1:] // 2 == key[:-1] // 2, False)
-    low, high = np.where(instant, _NONE, low), np.where(instant, -_NONE - 1, high)
+    leave no gap between what was possible before and after. Such moments' low and high are
+    overwritten (to allow every value): the caller needs them no more, and copies of the two would
+    be the largest columns of the pass."""
+    at_time = key // 2
+    instant = np.append(at_time[1:] == at_time[:-1], False)
+    del at_time
+    low[instant], high[instant] = _NONE, -_NONE - 1
+    del instant
     safe = np.maximum(before, 0)
-    under = last_at_least(-high, safe, 1 - value)
+    under = last_at_least(high, safe, value - 1, most=True)
     over = last_at_least(low, safe, value + 1)
     return np.where(before >= 0, np.maximum(under, over), -1)
 
@@ -433,12 +480,10 @@ def _judge_balances(c: _Columns, rows: np.ndarray, out: Reads) -> None:
         return
     balance = c.r_key[rows]
     inv, cmp, value = out.invoke_ns[rows], out.complete_ns[rows], out.value[rows]
-    clock = _Clock(np.concatenate([c.writes.sent, c.writes.answered + 1, inv, cmp]), c.n_keys)
-    t = _timeline(c, clock)
-    at_sent = _search(t.key, clock.key(balance, clock(inv), 1), "right") - 1
-    at_reply = _search(t.key, clock.key(balance, clock(cmp), 1), "right") - 1
-    lower, upper = t.pc[at_sent] + t.n[at_reply], t.nc[at_sent] + t.p[at_reply]
-    low, high, first = t.pc + t.n, t.nc + t.p, t.first[balance]
+    clock = _Clock([c.writes.sent, c.writes.answered + 1, inv, cmp], c.n_keys)
+    t, at_reply, lower, upper = _timeline(c, clock, clock.key(balance, clock(inv), 1),
+                                          clock.key(balance, clock(cmp), 1))
+    low, high, first = t.low, t.high, t.first[balance]
     last = _last_possible(low, high, at_reply, value, first)
     fine = (lower <= value) & (value <= upper)
     status = np.where(fine, FINE, np.where(last >= 0, STALE, IMPOSSIBLE))
