@@ -226,8 +226,13 @@ def test_consistency_notebook_of_a_mixed_load_shows_its_operations_and_no_origin
     assert shown == {kind: [n["ok"], n["fail"], n["unknown"]] for kind, n in summary["operations"].items()}
     assert "recheckout" in shown and "add_funds" in shown and "find_order" in shown
     findings = {row[0]: row for label, row in tables(nb, "findings")[0].items() if label != "columns"}
-    half = next(a for a in summary["anomalies"] if a["name"] == "half-applied-recheckout")
-    assert findings["half-applied-recheckout"][3] == f"{half['over']['ids']} ids, {half['over']['by']:+d}"
+    # Each finding's "over" as ids and by how much. (Which of the bug's anomalies a run of 150 orders
+    # shows depends on how its re-checkouts race: half-applied-recheckout in some runs, not all.)
+    over = [a for a in summary["anomalies"] if (a.get("over") or {}).get("ids")]
+    assert {"stock-mismatch"} <= {a["name"] for a in over}, summary["anomalies"]
+    for a in over:
+        ids = a["over"]["ids"]
+        assert findings[a["name"]][3] == f"{ids} id{'s' * (ids != 1)}, {a['over']['by']:+d}", (a, findings[a["name"]])
     assert summary["original"] is None and cell(nb, "original").outputs == []
     # The reads made during the load: the terminal's line, a chart of how stale each was, the worst records.
     from wdm_lib.reads import reads_line

@@ -277,7 +277,15 @@ def stop_test(environment, sentence: str) -> None:
     environment.wdm_stopped = sentence
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
-        runner.send_message(STOP_MESSAGE, sentence)
+        # Not at once: this runs inside the request that said why, whose failure is counted when
+        # it ends. Then a stats report (with its raw rows) before the stop, on the one socket to
+        # the master, in order: else the master could end the test without this worker's last
+        # figures, the failure among them.
+        def tell_master():
+            gevent.sleep(0)
+            runner._send_stats()  # Locust's own report to the master, sent now rather than in 3 s
+            runner.send_message(STOP_MESSAGE, sentence)
+        gevent.spawn(tell_master)
         return
     logging.getLogger("wdm").error(STOPPED + sentence)
     environment.process_exit_code = 2  # as wdm's own "the run could not be made"
