@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from wdm_lib import cli
+from wdm_lib.errors import WorkbenchError
 from wdm_lib.ports import free_port
 from wdm_lib.reference.process import ReferenceShopProcess
 from wdm_lib.runs import Run
@@ -349,7 +350,7 @@ def test_a_web_ui_run_stops_at_once_on_ctrl_c_or_a_kill_says_interrupted_and_ren
                 form = urllib.parse.urlencode({"user_count": 2, "spawn_rate": 2, "host": host}).encode()
                 urllib.request.urlopen(f"http://127.0.0.1:{port}/swarm", form, timeout=5).read()
                 break
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, WorkbenchError):  # no run folder, or no manifest in it, yet
                 time.sleep(0.2)
         _wait_for_file(tmp_path / "runs", "*/requests-*.csv", proc)
         time.sleep(1.0)
