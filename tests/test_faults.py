@@ -603,7 +603,7 @@ def test_a_shop_that_answers_out_of_stock_while_its_stock_service_is_dead_shows_
     # after the recover step: the checkouts it takes again answer a second later.)
     assert fault["no_answer_gap_s"] < 1.0 + 0.5 and fault["masked_outage"] and not fault["tested_nothing"]
     # (Before: a checkout due just before the fault that a busy client sends after it meets it.)
-    assert fault["refusal_share"]["before"] < 0.02 and fault["refusal_share"]["during"] > 0.9, fault
+    assert fault["refusal_share"]["before"] < 0.05 and fault["refusal_share"]["during"] > 0.9, fault
     assert 1.6 < fault["outage_s"] < 2.6, fault
     # Back at once, as it was: the clean recovery, counted from the first replies that could come
     # back after the recover step (the shop's own second later).
@@ -632,9 +632,10 @@ def test_a_shop_frozen_for_3_s_that_comes_back_20_times_slower_has_a_gap_an_outa
     assert 3.0 <= frozen_s and fault["no_answer_gap_s"] == pytest.approx(frozen_s, abs=0.35), fault
     assert fault["outage_s"] == pytest.approx(frozen_s, abs=0.45), fault
     assert not fault["masked_outage"] and fault["latency_ms"]["during"]["p99"] > 2000
-    # Its rate came back, its latency did not: not recovered within the run.
+    # Its rate came back, its latency did not: every checkout 100 ms slower (20 times the few ms of a
+    # quiet machine; on a busy one its p50 before is tens of ms already), not recovered within the run.
     before, after = fault["latency_ms"]["before"]["p50"], fault["latency_ms"]["after"]["p50"]
-    assert after > 100 and after > 10 * before, fault["latency_ms"]
+    assert after > 100 and after >= before + 80, fault["latency_ms"]
     assert fault["recovered_s"] is None, fault
 
 
