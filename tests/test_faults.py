@@ -626,11 +626,12 @@ def test_a_shop_frozen_for_3_s_that_comes_back_20_times_slower_has_a_gap_an_outa
     [fault] = summary["faults"]
     # Every checkout due while it was frozen completed late with 200: no refusal, yet nothing for 3 s.
     assert fault["requests"]["ok"] > 250 and fault["requests"]["fail"] == 0
-    # As long as it was frozen: from the inject step to the end of the recover step, 3 s as written
-    # and more when a busy machine starts `rm` late.
+    # As long as it was frozen (from the inject step to the end of the recover step: 3 s as written,
+    # more when a busy machine starts `rm` late), and no longer than it took the shop to answer the
+    # first checkout it let go (0.05 s on a quiet machine, 0.7 s beside another suite).
     frozen_s = fault["recover_step_s"] - fault["started_s"]
-    assert 3.0 <= frozen_s and fault["no_answer_gap_s"] == pytest.approx(frozen_s, abs=0.35), fault
-    assert fault["outage_s"] == pytest.approx(frozen_s, abs=0.45), fault
+    assert 3.0 <= frozen_s and frozen_s - 0.35 <= fault["no_answer_gap_s"] <= frozen_s + 1.0, fault
+    assert frozen_s - 0.45 <= fault["outage_s"] <= frozen_s + 1.0, fault
     assert not fault["masked_outage"] and fault["latency_ms"]["during"]["p99"] > 2000
     # Its rate came back, its latency did not: every checkout 100 ms slower (20 times the few ms of a
     # quiet machine; on a busy one its p50 before is tens of ms already), not recovered within the run.
