@@ -602,8 +602,10 @@ def test_a_shop_that_answers_out_of_stock_while_its_stock_service_is_dead_shows_
     # It answered all along, every answer a refusal: what "downtime 0.00 s" hid. (The one silence is
     # after the recover step: the checkouts it takes again answer a second later.)
     assert fault["no_answer_gap_s"] < 1.0 + 0.5 and fault["masked_outage"] and not fault["tested_nothing"]
-    # (Before: a checkout due just before the fault that a busy client sends after it meets it.)
-    assert fault["refusal_share"]["before"] < 0.05 and fault["refusal_share"]["during"] > 0.9, fault
+    # (Before: a checkout due just before the fault that a busy client sends after it meets it.
+    # During: the window lasts to the end of the recover step, which a busy machine ends up to 0.4 s
+    # after `rm` removed the flag, so some checkouts due in it succeed.)
+    assert fault["refusal_share"]["before"] < 0.05 and fault["refusal_share"]["during"] > 0.8, fault
     assert 1.6 < fault["outage_s"] < 2.6, fault
     # Back at once, as it was: the clean recovery, counted from the first replies that could come
     # back after the recover step (the shop's own second later).
