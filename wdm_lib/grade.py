@@ -30,7 +30,7 @@ CSV_COLUMNS = (*COLUMNS, "stress measured", "error")
 NUMBER_COLUMNS = ("rank", "p50 ms", "p99 ms", "requests/s", "fault outage s")  # right-aligned, as figures are
 FIGURES = ("p50 ms", "p99 ms", "requests/s")
 # Consistent first (warnings after none), then inconsistent, then no verdict; the same order for stress.
-ORDER = {"pass": 0, "warn": 1, "fail": 2, "none": 3}
+ORDER = {summaries.PASS: 0, summaries.WARN: 1, summaries.FAIL: 2, summaries.NONE: 3}
 
 
 @dataclass
@@ -87,7 +87,7 @@ def measured(run: runs.Run | None, summary: dict | None) -> str:
     replies that were all errors, are no speed of the system, and a league must not rank them."""
     if summary is None:
         return "no figures"
-    if run is not None and run.status not in (runs.COMPLETED, runs.DEGRADED) or summaries.verdict_class(summary) == "none":
+    if run is not None and run.status not in (runs.COMPLETED, runs.DEGRADED) or summaries.verdict_class(summary) == summaries.NONE:
         status = run.status if run is not None else "ended"
         duration = summary.get("duration_s")
         return f"{status} after {duration:.1f} s" if duration else status
@@ -137,7 +137,7 @@ def league_cells(row: TeamRow) -> dict:
                         for kind, summary, outcome in (("consistency", c, row.consistency), ("stress", s, row.stress))
                         if outcome is not None}
     if cells.get("stress measured") == "no":
-        cells["classes"]["stress"] = "none"
+        cells["classes"]["stress"] = summaries.NONE
     return cells
 
 
@@ -148,7 +148,7 @@ def ranked(rows: list[TeamRow]) -> list[TeamRow]:
     def key(row: TeamRow):
         classes, cells = row.cells.get("classes", {}), row.cells
         shown = cells.get("stress measured") == "yes"
-        return (ORDER[classes.get("consistency", "none")], ORDER[classes.get("stress", "none")], not shown,
+        return (ORDER[classes.get("consistency", summaries.NONE)], ORDER[classes.get("stress", summaries.NONE)], not shown,
                 cells.get("p99 ms") if shown and cells.get("p99 ms") is not None else float("inf"),
                 -(cells.get("requests/s") or 0) if shown else 0, row.team)
 

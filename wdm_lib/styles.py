@@ -11,12 +11,12 @@ import html
 import math
 import numbers
 
+from wdm_lib.summaries import FAIL, NONE, PASS, WARN
 
 # green: consistent or gates passed; amber: with warnings; red: inconsistent or gates failed;
 # grey: no verdict (interrupted, crashed, failed). Every page colours a verdict so.
-COLORS = {"pass": ("#1a7f37", "#e6f4ea"), "warn": ("#9a6700", "#fff8e1"), "fail": ("#c62828", "#fdecea"),
-          "none": ("#57606a", "#f0f1f3")}
-PASS, WARN, FAIL, NONE = "pass", "warn", "fail", "none"  # the classes summaries.verdict_class gives
+COLORS = {PASS: ("#1a7f37", "#e6f4ea"), WARN: ("#9a6700", "#fff8e1"), FAIL: ("#c62828", "#fdecea"),
+          NONE: ("#57606a", "#f0f1f3")}
 TICK, CROSS = "✓", "✗"
 LONG_TEXT = 90  # characters: a cell longer than this (or of several lines) shows its first line, the rest disclosed
 

@@ -208,16 +208,20 @@ def verdict(summary: dict | None) -> str:
     return "" if summary is None else summary["verdict"]
 
 
+# A verdict's class, as every page colours it (styles.COLORS) and the league ranks it.
+PASS, WARN, FAIL, NONE = "pass", "warn", "fail", "none"
+
+
 def verdict_class(summary: dict | None) -> str:
-    """pass, warn, fail or none (no verdict), as every page colours a verdict."""
+    """PASS, WARN, FAIL or NONE (no verdict), as every page colours a verdict."""
     if summary is None:
-        return "none"
+        return NONE
     if summary["kind"] == "consistency":
         if summary.get("valid") is None:  # no verdict: the run ended early, or a checker failed
-            return "none"
-        return "fail" if not summary["valid"] else "warn" if summary.get("warnings") else "pass"
+            return NONE
+        return FAIL if not summary["valid"] else WARN if summary.get("warnings") else PASS
     if "passed" not in summary:  # figures of a stress run that ended before it was judged
-        return "none"
+        return NONE
     if not summary["passed"]:
-        return "fail"
-    return "warn" if (summary.get("rate") or {}).get("warning") else "pass"
+        return FAIL
+    return WARN if (summary.get("rate") or {}).get("warning") else PASS
