@@ -6,18 +6,15 @@ no test is tuned to one."""
 import pytest
 
 import behind_proxy
-from shop_proxy import Misbehaviour, ShopProxy
-from wdm_lib.runner import run_consistency
-from wdm_lib.workloads.consistency import ConsistencyScenario
+from shop_proxy import Misbehaviour
 
 # 50 orders for 2 items of 15 units: 30 checkouts succeed, 20 are refused.
 SMALL = dict(n_items=2, item_stock=15, n_users=50, user_credit=2, n_orders=50, seed=5)
 
 
-def run_behind(shop, tmp_path, write_urls, misbehaviour, **scenario):
-    with ShopProxy(shop.base_url, misbehaviour) as proxy:
-        return run_consistency(ConsistencyScenario(**{**SMALL, **scenario}), urls=write_urls(proxy.urls()),
-                               runs_dir=tmp_path)[1]
+def run_behind(shop, tmp_path, misbehaviour, **scenario):
+    """One run's summary, in this process."""
+    return behind_proxy.run_behind(shop.base_url, misbehaviour, tmp_path, "urls.json", {**SMALL, **scenario})
 
 
 def side_by_side(shop, tmp_path, cases, base=SMALL):
@@ -94,8 +91,8 @@ def test_a_5xx_after_commit_warns_and_a_dropped_connection_after_commit_does_not
     assert dropped["unknown_by_cause"] == {"reset": {"happened": lost, "not_happened": 0, "unresolved": 0}}
 
 
-def test_a_state_that_never_goes_quiet_is_judged_as_it_was_and_said_so(shop, tmp_path, write_urls):
-    summary = run_behind(shop, tmp_path, write_urls, Misbehaviour(drift_every_s=0.3), quiet_s=1.5, settle_s=3)
+def test_a_state_that_never_goes_quiet_is_judged_as_it_was_and_said_so(shop, tmp_path):
+    summary = run_behind(shop, tmp_path, Misbehaviour(drift_every_s=0.3), quiet_s=1.5, settle_s=3)
     assert summary["settled"] is False
     assert summary["read_back"]["reads"] >= 2
     assert any("never stayed unchanged for --quiet 1.5 s" in n for n in summary["notes"])
@@ -132,11 +129,11 @@ def test_a_reader_that_flaps_to_a_stale_copy_is_caught_in_nine_runs_of_ten(shop,
     assert all(s["settled"] is False or s["regressed"] for s in caught)
 
 
-def test_a_pass_longer_than_settle_still_gets_its_quiet_window_and_exactly_two_passes(shop, tmp_path, write_urls):
+def test_a_pass_longer_than_settle_still_gets_its_quiet_window_and_exactly_two_passes(shop, tmp_path):
     # A slow target (two requests at a time, 20 ms each): one whole read of the 102 records takes
     # about a second, twice --settle. Nothing changes after the last reply, so the state is quiet:
     # two passes with the quiet window between them, not "never quiet".
-    summary = run_behind(shop, tmp_path, write_urls, Misbehaviour(serve_at_once=2, serve_s=0.02),
+    summary = run_behind(shop, tmp_path, Misbehaviour(serve_at_once=2, serve_s=0.02),
                          quiet_s=0.3, settle_s=0.5)
     rb = summary["read_back"]
     assert rb["pass_s"] > 0.5, rb
