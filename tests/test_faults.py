@@ -110,6 +110,19 @@ def test_a_dead_dependency_answered_as_400_out_of_stock_is_a_masked_outage():
     assert "masked outage: fault 'f': errors turned into refusals" in lines
 
 
+def test_checkouts_due_before_a_fault_that_a_busy_client_sent_after_it_are_not_its_before():
+    # Due every 10 ms; those due in the 0.5 s before the fault at 4 s went out only at 4.0-4.5 s
+    # (a starved client) and met the dead dependency's refusals like every checkout during it.
+    due = [i * 10_000_000 for i in range(1200)]
+    sent = [t + 500_000_000 if 3.5 * S <= t < 4 * S else t for t in due]
+    statuses = [400 if 4 * S <= t < 8.5 * S else 200 for t in sent]
+    reqs = Requests.of(due, sent, [t + 1_000_000 for t in sent], statuses,
+                       ["ok" if s == 200 else "fail" for s in statuses])
+    m = measure_fault("f", step("f", "inject", 4.0), step("f", "recover", 8.0, 0.2), reqs, 0, 12 * S)
+    # The shop refused nothing before the fault: every refusal due before it was sent after it.
+    assert m["refusal_share"]["before"] == 0.0 and m["masked_outage"], m["refusal_share"]
+
+
 def test_a_frozen_service_whose_checkouts_all_complete_late_has_a_no_answer_gap_and_an_outage():
     # Payment frozen from 4.0 to 7.0 s: every checkout due then completes at 7.0 s with 200.
     reqs = requests_every(10, 12, lambda t: 200, lambda t: (7.0 - t) * 1000 if 4.0 <= t < 7.0 else 1.0)
@@ -239,6 +252,7 @@ def test_credit_spent_before_a_fault_is_tested_nothing_too():
 # --- end to end on the embedded shop -----------------------------------------------------------------
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_the_embedded_shop_killed_and_restarted_mid_run_stays_consistent(tmp_path):
     faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 1s\n    action: kill shop\n"
                                 "    recover_after: 1s\n")
@@ -269,6 +283,7 @@ def test_the_embedded_shop_killed_and_restarted_mid_run_stays_consistent(tmp_pat
 
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_a_shop_that_keeps_its_state_in_memory_loses_it_to_a_restart_and_the_verdict_names_what(tmp_path):
     faults = schedule(tmp_path, "faults:\n  - name: restart\n    at: 1s\n    action: restart shop\n")
     run, summary = run_consistency(ConsistencyScenario(**PACED), anomaly="volatile", runs_dir=tmp_path / "runs",
@@ -283,6 +298,7 @@ def test_a_shop_that_keeps_its_state_in_memory_loses_it_to_a_restart_and_the_ver
 
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_a_pause_longer_than_the_timeout_leaves_unknowns_that_are_resolved(tmp_path):
     # The client gives up after 3 s (seeding, before the pause, must fit in that on a busy machine),
     # the pause lasts 5 s: the checkouts sent into it time out.
@@ -370,6 +386,7 @@ STRESS = ["--n-items", "200", "--n-users", "200", "--n-orders", "200", "--rate",
 
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_a_stress_run_with_the_shop_killed_measures_the_outage_from_its_raw_rows(tmp_path, wdm):
     faults = schedule(tmp_path, "faults:\n  - name: shop killed\n    at: 3s\n    action: kill shop\n"
                                 "    recover_after: 1s\n")
@@ -430,6 +447,7 @@ SERVICES_SCENARIO = dict(n_items=8, item_stock=60, n_users=100, user_credit=4, n
 
 
 @pytest.mark.long
+@pytest.mark.timing
 @pytest.mark.parametrize("anomaly, schedule_text, caught", [
     (None, BOTH, set()),
     # The saga holds the stock it takes until the payment is confirmed (readers still see it), so the
@@ -582,6 +600,7 @@ def _flag_schedule(tmp_path, flag, down_s, at_s=3):
 
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_a_shop_that_answers_out_of_stock_while_its_stock_service_is_dead_shows_a_masked_outage(
         tmp_path, shop, wdm, write_urls):
     from shop_proxy import Misbehaviour, ShopProxy
@@ -614,6 +633,7 @@ def test_a_shop_that_answers_out_of_stock_while_its_stock_service_is_dead_shows_
 
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_a_shop_frozen_for_3_s_that_comes_back_20_times_slower_has_a_gap_an_outage_and_no_recovery(
         tmp_path, shop, write_urls):
     from shop_proxy import Misbehaviour, ShopProxy

@@ -116,6 +116,7 @@ def test_gzip_a_read_limiter_and_shuffled_lines_leave_a_correct_shop_consistent_
 
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_a_reader_that_flaps_to_a_stale_copy_is_caught_in_nine_runs_of_ten(shop, tmp_path):
     # 0.4 s of every 4 s the reader serves the first copy it ever served (the state before the
     # checkouts): a pass that lands there sees the stock and credit unspent.

@@ -380,6 +380,7 @@ def _through(tmp_path, write_urls, misbehaviour, **scenario):
 
 
 @pytest.mark.long
+@pytest.mark.timing
 @pytest.mark.parametrize("lag_s", [0.5, 2.0])
 def test_a_replica_that_lags_is_caught_and_its_lag_measured(tmp_path, write_urls, lag_s):
     run, summary = _through(tmp_path, write_urls, Misbehaviour(replica_lag_s=lag_s), quiet_s=lag_s + 1, seed=1)

@@ -291,7 +291,10 @@ def measure_fault(name: str, inject: Op, recover: Op | None, requests: Requests,
     after = (r.intended_ns > window_end) & (r.intended_ns <= horizon)
     if baseline == "before":
         baseline = baseline_span(t0_ns, start, t0_ns)
-    before = (r.intended_ns >= baseline[0]) & (r.intended_ns < baseline[1]) if baseline else np.zeros(len(r), bool)
+    # Before it: due in the baseline and sent before it began. A checkout due just before the fault
+    # that a busy client sent only after it met the fault, and is no figure of the shop before it.
+    before = ((r.intended_ns >= baseline[0]) & (r.intended_ns < baseline[1]) & (r.invoke_ns < start)
+              if baseline else np.zeros(len(r), bool))
     rate_before = _median_successes(r, baseline) if baseline else None
     latency = {"before": _latency(r, before), "during": _latency(r, during), "after": _latency(r, after)}
     refusal = {"before": _refusal_share(r, before), "during": _refusal_share(r, during)}
