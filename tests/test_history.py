@@ -91,3 +91,18 @@ def test_a_torn_last_row_and_rows_that_are_no_rows_are_skipped(tmp_path):
     # One without a column every row needs has no complete row.
     (tmp_path / "no-kind.csv").write_text(whole.replace("op_id,kind,", "op_id,sort,", 1), encoding="utf-8")
     assert read_ops(tmp_path / "no-kind.csv") == []
+
+
+@pytest.mark.parametrize("items", ['[["item-7", 2, 9]]', '[["item-7", "2"]]', '[["item-7", 2.5]]', '{"item-7": 2}',
+                                   '[["item-7"]]', '[[["item-7"], 2]]'])
+def test_a_row_whose_lines_are_no_item_and_quantity_pairs_is_skipped_like_any_damaged_row(tmp_path, items):
+    # Someone else's run folder: a row edited to hold lines no run writes would crash the checkers
+    # that add quantities up (a three-element line did). It is skipped, like a row whose numbers are
+    # not numbers; every other row reads back.
+    path = _written(tmp_path)
+    header, *rows = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    damaged = rows[1].replace('"[[""item-7"", 2], [""item-8"", 1], [""item-7"", 2]]"', json.dumps(
+        items.replace('"', '""')).replace('\\"', '"'), 1)
+    assert damaged != rows[1]
+    path.write_text(header + rows[0] + damaged + "".join(rows[2:]), encoding="utf-8")
+    assert [op.op_id for op in read_ops(path)] == [0] + list(range(2, 8))

@@ -54,6 +54,7 @@ def test_a_saga_that_compensates_after_it_replied_is_caught(shop, tmp_path):
 
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_a_queue_that_works_after_the_client_gave_up_is_judged_on_its_work(shop, tmp_path):
     # The client gives up after 4 s (seeding through the front must fit in that on a busy machine);
     # the queue works the checkouts off later, correctly, or (the last case) takes the stock and
@@ -116,7 +117,6 @@ def test_gzip_a_read_limiter_and_shuffled_lines_leave_a_correct_shop_consistent_
 
 
 @pytest.mark.long
-@pytest.mark.timing
 def test_a_reader_that_flaps_to_a_stale_copy_is_caught_in_nine_runs_of_ten(shop, tmp_path):
     # 0.4 s of every 4 s the reader serves the first copy it ever served (the state before the
     # checkouts): a pass that lands there sees the stock and credit unspent.

@@ -230,6 +230,7 @@ def _wait_for_checkouts(runs_dir, at_least: int):
 
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_an_interrupted_run_is_reported_with_what_it_recorded_its_faults_and_its_in_flight_checkouts(tmp_path):
     import signal
     import time

@@ -254,6 +254,7 @@ def test_workers_that_never_connect_are_one_sentence_naming_the_options(tmp_path
 
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_step_load_over_two_processes(tmp_path, capsys):
     # Locust's default master port is taken, as by another run on this machine: each run has its own.
     held = _hold_port(5557)

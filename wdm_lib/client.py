@@ -242,7 +242,13 @@ async def _read_capped(resp: aiohttp.ClientResponse, keep_all: bool) -> bytes:
     and dropped), or _TooLong as soon as it runs past MAX_BODY, decoded."""
     if resp.content_length is not None and resp.content_length > MAX_BODY:
         raise _TooLong
-    decoder = _Decoder(resp.headers.get("Content-Encoding"))
+    encoding = resp.headers.get("Content-Encoding")
+    if encoding is None and resp.content_length is not None:
+        # The common reply, plain and of a stated length under the cap: read whole at once, without
+        # the chunk loop below (which a compressed or unsized body needs).
+        data = await resp.read()
+        return data if keep_all else data[:BODY_EXCERPT]
+    decoder = _Decoder(encoding)
     kept, size = bytearray(), 0
     async for raw in resp.content.iter_any():
         chunk = decoder.feed(raw, MAX_BODY - size)

@@ -157,22 +157,22 @@ NO_FAULT = _NoFault()
 def _lines(written: str, text, line, one_line: dict):
     """An order's lines as read back: a tuple of shared `(item_id, quantity)` pairs, itself shared
     when it is one line (a read's item, an addition of stock: `one_line` keeps those by their JSON,
-    read once); anything else a row holds in `items` as it was written."""
+    read once). Anything but [[id, integer quantity], ...] is ValueError: wdm writes only those
+    (client.ORDER holds a shop's reply to them), so another shape is a damaged or edited row,
+    skipped like a row whose numbers are not numbers."""
     if written == "[]":
         return ()
     found = one_line.get(written)
     if found is not None:
         return found
     items = json.loads(written)
-    try:
-        if type(items) is list and all(type(pair) is list and len(pair) == 2 for pair in items):
-            lines = tuple(line(pair, pair) for pair in ((text(i, i) if type(i) is str else i, q) for i, q in items))
-            if len(lines) == 1:
-                lines = one_line[written] = line(lines, lines)
-            return lines
-    except TypeError:   # a quantity that is no number (unhashable): kept as written
-        pass
-    return items
+    if not (type(items) is list and all(type(pair) is list and len(pair) == 2 and type(pair[0]) in (str, int)
+                                        and type(pair[1]) is int for pair in items)):
+        raise ValueError(f"items {written[:80]!r} are not [[item_id, quantity], ...]")
+    lines = tuple(line(pair, pair) for pair in ((text(i, i) if type(i) is str else i, q) for i, q in items))
+    if len(lines) == 1:
+        lines = one_line[written] = line(lines, lines)
+    return lines
 
 
 def read_ops(path: str | Path, keep: Callable[[int, str], bool] | None = None) -> list[Op]:
