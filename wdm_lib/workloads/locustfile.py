@@ -53,7 +53,7 @@ from locust import FastHttpUser, HttpUser, LoadTestShape, events
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 import locust.stats
 # Beside this file, here and in the Kubernetes ConfigMap: the one definition of the row's columns.
-from shop_rows import MAX_BODY, RAW_COLUMNS, STOPPED, outcome
+from shop_rows import MAX_BODY, RAW_COLUMNS, STEPS_STARTED, STOPPED, outcome
 
 RAW_KEY = "wdm_raw"  # where a worker's rows ride in its stats report to the master
 # How often Locust rewrites its CSVs (its writer reads this at every tick; set before it starts).
@@ -327,6 +327,19 @@ class StepShape(LoadTestShape):
 
     abstract = not _STEPS
     steps = _STEPS
+
+    def reset_time(self):
+        """The shape starts (the runner calls this as the test starts): its clock is written beside
+        the raw rows (shop_rows.STEPS_STARTED), so the figures split requests by its steps."""
+        super().reset_time()
+        o = self.runner.environment.parsed_options if self.runner is not None else None
+        folder = getattr(o, "wdm_raw_dir", "") if o is not None else ""
+        if folder:
+            try:
+                with open(os.path.join(folder, STEPS_STARTED), "w") as f:
+                    f.write(f"{time.time_ns()}\n")
+            except OSError as e:  # the figures fall back to the first request's start
+                logging.getLogger("wdm").warning(f"cannot write {STEPS_STARTED} in {folder}: {e}")
 
     def tick(self):
         o = self.runner.environment.parsed_options
