@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from wdm_lib import runs, summaries
-from wdm_lib.workloads.shop_rows import STEPS_STARTED
+from wdm_lib.workloads.shop_rows import LOAD_STARTED
 from wdm_lib.workloads.stress.run import judge
 from wdm_lib.workloads.stress.scenario import StressScenario
 
@@ -71,8 +71,8 @@ def make_stress_run(path: Path, rows: int = 5000, duration_s: int = 20, steps: l
                  ).to_csv(path / "locust_stats.csv", index=False)
     (path / "locust_failures.csv").write_text("Method,Name,Error,Occurrences\n")
     if steps:
-        # The shape's clock, as the locustfile writes it: the shape started before the first request.
-        (path / STEPS_STARTED).write_text(f"{t0_ns - 800_000_000}\n")
+        # The load's clock, as the locustfile writes it: the load started before the first request.
+        (path / LOAD_STARTED).write_text(f"{t0_ns - 800_000_000}\n")
 
     # The summary is the stress workload's own, so the tests hold the notebooks to what it writes.
     scenario = StressScenario(users=50 if not steps else max(steps), run_time=duration_s, processes=processes,

@@ -216,20 +216,20 @@ def test_step_figures_split_requests_by_step_time():
 def test_step_figures_agree_with_the_summarys_steps(tmp_path):
     run = make_stress_run(tmp_path, rows=2000, duration_s=8, steps=[5, 10, 20, 40])
     requests = analysis.load_requests(run)
-    steps = analysis.step_figures(requests, [5, 10, 20, 40], 2.0, analysis.steps_started_ns(run, requests))
+    steps = analysis.step_figures(requests, [5, 10, 20, 40], 2.0, analysis.load_started_ns(run, requests))
     summary = json.loads((run / "summary.json").read_text())
     assert steps[["users", "requests", "throughput_rps", "p99_ms"]].to_dict("records") == summary["steps"]
 
 
 def test_steps_are_counted_by_the_shapes_clock_when_the_first_request_came_late(tmp_path):
-    # The shape started at 0; the busy generator's first request came at 2.5 s, in the second step
+    # The load started at 0; the busy generator's first request came at 2.5 s, in the second step
     # of 2 s. Counted from that request, every request would fall in step 1 and step 2 look empty.
     s = 10**9
     start = [int(2.5 * s), 3 * s, int(3.5 * s), int(4.5 * s)]
     requests = pd.DataFrame({"start_ns": start, "t_s": [(t - start[0]) / s for t in start],
                              "latency_ms": [1.0, 2.0, 3.0, 4.0]})
-    (tmp_path / "steps-started.txt").write_text("0\n")
-    started = analysis.steps_started_ns(tmp_path, requests)
+    (tmp_path / "load-started.txt").write_text("0\n")
+    started = analysis.load_started_ns(tmp_path, requests)
     assert started == 0
     steps = analysis.step_figures(requests, [1, 3, 5], 2.0, started)
     assert steps["requests"].tolist() == [0, 3, 1]
@@ -245,5 +245,5 @@ def test_steps_are_counted_by_the_shapes_clock_when_the_first_request_came_late(
 def test_a_step_clock_from_a_run_folder_is_taken_only_when_it_is_a_time_of_that_run(tmp_path, written, expected):
     requests = pd.DataFrame({"start_ns": [10**9 * 20_000, 10**9 * 20_001], "t_s": [0.0, 1.0], "latency_ms": [1.0, 1.0]})
     if written is not None:
-        (tmp_path / "steps-started.txt").write_text(written)
-    assert analysis.steps_started_ns(tmp_path, requests) == expected
+        (tmp_path / "load-started.txt").write_text(written)
+    assert analysis.load_started_ns(tmp_path, requests) == expected

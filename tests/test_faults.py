@@ -406,6 +406,30 @@ def test_a_stress_run_with_the_shop_killed_measures_the_outage_from_its_raw_rows
 
 
 @pytest.mark.long
+@pytest.mark.timing
+def test_a_stress_runs_schedule_counts_from_the_loads_start_not_from_locusts_launch(tmp_path, wdm):
+    # Locust takes a second to start on a quiet machine and several on a busy one: a fault "at 1s"
+    # must come a second after the load began, whenever that was.
+    stamp = tmp_path / "stamp"
+    faults = schedule(tmp_path, f"faults:\n  - name: stamp\n    at: 1s\n    run: date +%s%N > {stamp}\n")
+    r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS[:-1], "3s", "--faults", str(faults))
+    assert r.returncode == 0, r.stderr
+    [run_dir] = (tmp_path / "runs").iterdir()
+    load_started = int((run_dir / "load-started.txt").read_text())
+    [inject] = [op for op in read_ops(run_dir / "history.csv") if op.kind == FAULT]
+    assert inject.intended_ns == load_started + 10**9
+    # It ran then, give or take the 0.1 s in which the run notices the load began.
+    assert 0.95 <= (int(stamp.read_text()) - load_started) / 1e9 <= 1.5
+
+
+def test_a_stress_schedule_needs_the_raw_rows(tmp_path, wdm):
+    faults = schedule(tmp_path, "faults:\n  - name: f\n    at: 1s\n    run: 'true'\n")
+    r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--no-raw-latencies", "--faults",
+            str(faults))
+    assert r.returncode == 2 and "--faults measures each fault from the raw rows" in r.stderr, r.stderr
+
+
+@pytest.mark.long
 def test_a_stress_run_whose_fault_command_fails_ends_with_exit_2_and_keeps_what_was_measured(tmp_path, wdm):
     faults = schedule(tmp_path, "faults:\n  - name: breaks\n    at: 2s\n    run: exit 4\n")
     r = wdm("stress", "run", "--runs-dir", str(tmp_path / "runs"), *STRESS, "--faults", str(faults))

@@ -272,8 +272,8 @@ def test_step_load_over_two_processes(tmp_path, capsys):
     summary = run.read_json("summary.json")
     steps = summary["steps"]
     assert [s["users"] for s in steps] == [1, 3]
-    # The steps are counted by the shape's own clock, which the master wrote as it started.
-    assert (run.path / "steps-started.txt").is_file()
+    # The steps are counted by the load's own clock, which the master wrote as it started.
+    assert (run.path / "load-started.txt").is_file()
     assert all(s["requests"] > 0 and s["p99_ms"] > 0 for s in steps), steps
     # more users, more throughput, at this tiny scale
     assert steps[1]["throughput_rps"] > steps[0]["throughput_rps"], steps

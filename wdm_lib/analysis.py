@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from wdm_lib.history import CHECKOUT, OUTCOMES
-from wdm_lib.workloads.shop_rows import STEPS_STARTED
+from wdm_lib.workloads.shop_rows import LOAD_STARTED
 from wdm_lib.workloads.stress import locust_csv
 
 PERCENTILES = (50, 90, 95, 99, 99.9)
@@ -460,35 +460,41 @@ def stress_percentiles(requests, locust_stats):
     return table
 
 
-# How long before its first request a step load's shape may have started (workers connecting,
-# users spawning on a busy machine); a clock further off is no clock of this run.
-STEPS_STARTED_MAX_LEAD_S = 3600
+# How long before its first request a load may have started (workers connecting, users spawning on
+# a busy machine); a clock further off is no clock of this run.
+LOAD_STARTED_MAX_LEAD_S = 3600
 
 
-def steps_started_ns(run_path, requests) -> int | None:
-    """When the step load's shape started (shop_rows.STEPS_STARTED, written by the locustfile), as
-    the origin of its steps; None when the run has no such file or it holds no plausible time (a run
-    folder is anyone's input). Never after the first request: a master whose clock runs ahead of
-    its workers' would otherwise leave their first requests before step 1."""
+def read_load_started_ns(run_path) -> int | None:
+    """When the load started, as the locustfile wrote it (shop_rows.LOAD_STARTED); None when the run
+    folder has no such file or it holds no whole number (a run folder is anyone's input)."""
     from pathlib import Path
 
     try:
-        with open(Path(run_path) / STEPS_STARTED, "rb") as f:
+        with open(Path(run_path) / LOAD_STARTED, "rb") as f:
             text = f.read(40).decode("ascii").strip()
     except (OSError, UnicodeDecodeError):
         return None
-    if not (text.isdigit() and len(requests)):
+    return int(text) if text.isdigit() else None
+
+
+def load_started_ns(run_path, requests) -> int | None:
+    """When the load started, as the origin of a step load's steps: read_load_started_ns, kept only
+    when it is a time of this run (at most LOAD_STARTED_MAX_LEAD_S before its first request), and
+    never after the first request (a clock a little off would leave that request before step 1)."""
+    started = read_load_started_ns(run_path)
+    if started is None or not len(requests):
         return None
-    started, first = int(text), int(requests["start_ns"].min())
-    if not first - STEPS_STARTED_MAX_LEAD_S * 10**9 <= started:
+    first = int(requests["start_ns"].min())
+    if started < first - LOAD_STARTED_MAX_LEAD_S * 10**9:
         return None
     return min(started, first)
 
 
 def step_figures(requests, steps: list[int], step_time_s: float, started_ns: int | None = None):
     """Throughput and exact p99 in each step of a step load: step i holds the requests that started
-    in [i * step_time, (i + 1) * step_time) after `started_ns` (when the shape started, see
-    steps_started_ns), or after the first request when that is not known; later ones are left out."""
+    in [i * step_time, (i + 1) * step_time) after `started_ns` (when the load started, see
+    load_started_ns), or after the first request when that is not known; later ones are left out."""
     import numpy as np
     import pandas as pd
 

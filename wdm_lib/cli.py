@@ -373,7 +373,7 @@ def _add_stress(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--init", action="store_true",
                    help="batch-initialise the target first (always done for the embedded shop)")
     p.add_argument("--faults", default=None, metavar="FILE",
-                   help="a fault schedule (YAML) to run during the load, timed from Locust's start (shipped "
+                   help="a fault schedule (YAML) to run during the load, timed from the load's start (shipped "
                         "examples: faults/embedded-shop.yaml and others, see `wdm notebooks`)")
     p.add_argument("--timeout", dest="timeout_s", type=float, default=d.timeout_s, metavar="SECONDS",
                    help=f"per batch-init call and --verify read (default {d.timeout_s:g})")

@@ -67,12 +67,16 @@ class Nemesis:
         self._groups: dict[int, reaper.Guard] = {}
 
     # --- what the workload's load runs alongside -----------------------------------------------------
-    async def alongside(self, load: Awaitable) -> None:
-        """Run the load with the schedule beside it. A step that fails stops the load (its in-flight
-        requests are recorded as they end) and raises FaultFailed. When the load ends, faults not yet
-        due never happen, and every fault injected recovers at once if it has not yet, so the final
-        state can be read; the same on Ctrl-C, so a user's containers are not left down."""
+    async def alongside(self, load: Awaitable, started_ns: int | None = None) -> None:
+        """Run the load with the schedule beside it, its times counted from now or from `started_ns`
+        (wall clock), when the load started a moment before we heard of it. A step that fails stops
+        the load (its in-flight requests are recorded as they end) and raises FaultFailed. When the
+        load ends, faults not yet due never happen, and every fault injected recovers at once if it
+        has not yet, so the final state can be read; the same on Ctrl-C, so a user's containers are
+        not left down."""
         self._t0, self._t0_ns = time.monotonic(), time.time_ns()
+        if started_ns is not None and started_ns <= self._t0_ns:
+            self._t0, self._t0_ns = self._t0 - (self._t0_ns - started_ns) / 1e9, started_ns
         self._load_ended = asyncio.Event()
         self._failure = asyncio.get_running_loop().create_future()
         load_task = asyncio.ensure_future(load)
@@ -277,6 +281,7 @@ class NemesisThread:
     def __init__(self, nemesis: Nemesis):
         self.nemesis = nemesis
         self.error: BaseException | None = None
+        self._started_ns: int | None = None
         self._ready = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ended: asyncio.Event | None = None
@@ -286,7 +291,7 @@ class NemesisThread:
         async def main() -> None:
             self._loop, self._ended = asyncio.get_running_loop(), asyncio.Event()
             self._ready.set()
-            await self.nemesis.alongside(self._ended.wait())
+            await self.nemesis.alongside(self._ended.wait(), self._started_ns)
         try:
             asyncio.run(main())
         except BaseException as e:  # handed to the load's thread by check() and stop()
@@ -294,15 +299,23 @@ class NemesisThread:
         finally:
             self._ready.set()
 
-    def start(self) -> None:
+    def start(self, started_ns: int | None = None) -> None:
+        """The load has started (at `started_ns`, wall clock, when it began before this call)."""
+        self._started_ns = started_ns
         self._thread.start()
         self._ready.wait()
+
+    @property
+    def started(self) -> bool:
+        return self._thread.ident is not None
 
     def check(self) -> None:
         if not self._thread.is_alive() and self.error is not None:
             raise self.error
 
     def stop(self) -> None:
+        if not self.started:
+            return  # the load never started: no fault was due
         if self._thread.is_alive() and self._loop is not None:
             self._loop.call_soon_threadsafe(self._ended.set)
         self._thread.join()

@@ -53,7 +53,7 @@ from locust import FastHttpUser, HttpUser, LoadTestShape, events
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 import locust.stats
 # Beside this file, here and in the Kubernetes ConfigMap: the one definition of the row's columns.
-from shop_rows import MAX_BODY, RAW_COLUMNS, STEPS_STARTED, STOPPED, outcome
+from shop_rows import LOAD_STARTED, MAX_BODY, RAW_COLUMNS, STOPPED, outcome
 
 RAW_KEY = "wdm_raw"  # where a worker's rows ride in its stats report to the master
 # How often Locust rewrites its CSVs (its writer reads this at every tick; set before it starts).
@@ -328,25 +328,27 @@ class StepShape(LoadTestShape):
     abstract = not _STEPS
     steps = _STEPS
 
-    def reset_time(self):
-        """The shape starts (the runner calls this as the test starts): its clock is written beside
-        the raw rows (shop_rows.STEPS_STARTED), so the figures split requests by its steps."""
-        super().reset_time()
-        o = self.runner.environment.parsed_options if self.runner is not None else None
-        folder = getattr(o, "wdm_raw_dir", "") if o is not None else ""
-        if folder:
-            try:
-                with open(os.path.join(folder, STEPS_STARTED), "w") as f:
-                    f.write(f"{time.time_ns()}\n")
-            except OSError as e:  # the figures fall back to the first request's start
-                logging.getLogger("wdm").warning(f"cannot write {STEPS_STARTED} in {folder}: {e}")
-
     def tick(self):
         o = self.runner.environment.parsed_options
         step = int(self.get_run_time() // o.wdm_step_time)
         if step >= len(self.steps):
             return None
         return self.steps[step], o.spawn_rate or 1
+
+
+@events.test_start.add_listener
+def note_load_start(environment, **_):
+    """The load starts (on the master, or the only process): its clock is written beside the raw
+    rows (shop_rows.LOAD_STARTED), for the fault schedule and the step figures to count from."""
+    options = environment.parsed_options
+    folder = getattr(options, "wdm_raw_dir", "") if options is not None else ""
+    if not folder or isinstance(environment.runner, WorkerRunner):
+        return
+    try:
+        with open(os.path.join(folder, LOAD_STARTED), "w") as f:
+            f.write(f"{time.time_ns()}\n")
+    except OSError as e:  # a fault schedule then starts with Locust; steps count from the first request
+        logging.getLogger("wdm").warning(f"cannot write {LOAD_STARTED} in {folder}: {e}")
 
 
 # --- raw latencies ---------------------------------------------------------------------------------

@@ -25,11 +25,12 @@ STOPPED = "wdm stopped the run: "
 # (the actual send, start_ns, in a closed loop; the pacing schedule's tick in an open loop), so the
 # response time from the intended start can be corrected for coordinated omission.
 RAW_COLUMNS = ("start_ns", "intended_ns", "name", "method", "status", "latency_us", "outcome")
-# A step load's clock: the wall time (ns, one integer) at which the shape started, written beside the
-# raw rows. Step i is [start + i * step_time, start + (i + 1) * step_time) of the shape's own clock, not
-# of the first request: a generator that starts late (workers still connecting, a busy machine)
-# would otherwise shift every step and cut the last one short.
-STEPS_STARTED = "steps-started.txt"
+# The load's clock: the wall time (ns, one integer) at which the load started (Locust's test start on
+# its master or only process), written beside the raw rows. A fault schedule's times count from it,
+# and step i of a step load is [start + i * step_time, start + (i + 1) * step_time): not Locust's
+# launch, which a busy machine takes seconds to get from to a first request, nor the first request,
+# which a generator that starts late sends seconds into the first step.
+LOAD_STARTED = "load-started.txt"
 
 
 # API.md: a 2xx happened, a 4xx did not; anything else (5xx, 3xx, no reply) is unknown.

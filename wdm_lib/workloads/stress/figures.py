@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from wdm_lib.analysis import (latency_percentiles, load_locust_history, load_locust_stats, load_requests,
-                              step_figures, steps_started_ns)
+                              step_figures, load_started_ns)
 from wdm_lib import summaries
 from wdm_lib.errors import WorkbenchError
 from wdm_lib.faults.measures import measure_faults, requests_of_raw
@@ -30,9 +30,9 @@ def read_raw(folder: str | Path):
 
 
 def summarize_raw(df, steps: list[int] | None = None, step_time: float | None = None,
-                  steps_started: int | None = None) -> dict:
+                  load_started: int | None = None) -> dict:
     """The exact figures of summary.json from the raw rows (a read_raw frame); a step load's steps
-    counted from `steps_started` (analysis.steps_started_ns) when it is known."""
+    counted from `load_started` (analysis.load_started_ns) when it is known."""
     n = len(df)
     counts = df["outcome"].astype("string").value_counts() if n else {}
     outcomes = {k: int(counts.get(k, 0)) for k in OUTCOMES}
@@ -54,7 +54,7 @@ def summarize_raw(df, steps: list[int] | None = None, step_time: float | None = 
         out["duration_s"] = round(max(float(span_ns), 1.0) / 1e9, 3)
         out["throughput_rps"] = round(n / out["duration_s"], 3)
     if steps and step_time:
-        table = step_figures(df, steps, step_time, steps_started)
+        table = step_figures(df, steps, step_time, load_started)
         out["steps"] = [{"users": int(r.users), "requests": int(r.requests),
                          "throughput_rps": round(float(r.throughput_rps), 3),
                          "p99_ms": None if r.p99_ms != r.p99_ms or r.p99_ms is None else float(r.p99_ms)}
@@ -129,7 +129,7 @@ def summarize(run_id: str, sc: StressScenario, folder: str | Path, df=None) -> d
     folder = Path(folder)
     locust = read_locust_aggregated(folder / locust_csv.STATS)
     df = read_raw(folder) if df is None else df
-    raw = summarize_raw(df, sc.steps, sc.step_time, steps_started_ns(folder, df) if sc.steps else None)
+    raw = summarize_raw(df, sc.steps, sc.step_time, load_started_ns(folder, df) if sc.steps else None)
     if not raw_files(folder) and locust is not None:
         # Raw latencies were off: the counts are Locust's, the percentiles unknown.
         raw["requests"], raw["failures"] = int(locust["requests"]), int(locust["failures"])

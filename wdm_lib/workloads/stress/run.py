@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable
 
 from wdm_lib import runs, summaries
+from wdm_lib.analysis import read_load_started_ns
 from wdm_lib.errors import WorkbenchError, interruption
 from wdm_lib.faults.nemesis import Nemesis, NemesisThread
 from wdm_lib.skeleton import Life, make_run
@@ -31,7 +32,7 @@ from wdm_lib.workloads.stress.scenario import Distributed, StressScenario
 from wdm_lib.workloads.stress.workers import degradation, read_user_counts, read_worker_events
 
 PROGRESS_EVERY_S = 3.0
-FAULT_CHECK_S = 0.5     # with a fault schedule: how soon a step that failed stops the load
+FAULT_CHECK_S = 0.1     # with a fault schedule: how soon it starts with the load, and a step that failed stops it
 
 
 class StressInitRun:
@@ -156,10 +157,14 @@ def run_stress(sc: StressScenario, urls: str | Path | None = None, anomaly: str 
     """`wdm stress run`. Without urls the embedded reference shop is started (and, being empty,
     batch-initialised) for the run. Returns the run and its summary; `summary["passed"]` is the
     verdict (gates, books, nothing lost). `faults`: a fault schedule (YAML) run during the load,
-    its times counted from Locust's start; its steps are the rows of the run's history.csv."""
+    its times counted from the load's start (Locust's test start, not its launch); its steps are the
+    rows of the run's history.csv."""
     if check and not sc.raw_latencies:
         raise WorkbenchError("--verify compares the shop's books with the requests recorded; expected a run "
                              "without --no-raw-latencies.")
+    if faults is not None and not sc.raw_latencies:
+        raise WorkbenchError("--faults measures each fault from the raw rows, and counts its times from the load's "
+                             "start that Locust writes beside them; expected a run without --no-raw-latencies.")
     if faults is not None and ui:
         raise WorkbenchError("--faults runs on a schedule from the load's start, which the web UI leaves to "
                              "its user; expected either --faults or --ui, not both.")
@@ -195,12 +200,16 @@ def _load(sc: StressScenario, run: runs.Run, locust: LocustProcess, ui: bool, di
         if now - shown[0] >= PROGRESS_EVERY_S or faults is None:
             live.show(now)
             shown[0] = now
+        if faults is not None and not faults.started:
+            # The schedule counts from the load's start, which Locust writes as it begins: not
+            # from its launch, which a busy machine takes seconds to get from to a first request.
+            load_started = read_load_started_ns(run.path)
+            if load_started is not None:
+                faults.start(load_started)
         if faults is not None:
             faults.check()
 
     try:
-        if faults is not None:
-            faults.start()
         locust.wait(bound, PROGRESS_EVERY_S if faults is None else FAULT_CHECK_S, every_few_seconds)
         code = locust.close()
         if faults is not None:
