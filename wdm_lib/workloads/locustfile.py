@@ -347,7 +347,7 @@ def note_load_start(environment, **_):
     try:
         with open(os.path.join(folder, LOAD_STARTED), "w") as f:
             f.write(f"{time.time_ns()}\n")
-    except OSError as e:  # a fault schedule then starts with Locust; steps count from the first request
+    except OSError as e:  # steps then count from the first request; a fault schedule never starts (wdm says so)
         logging.getLogger("wdm").warning(f"cannot write {LOAD_STARTED} in {folder}: {e}")
 
 

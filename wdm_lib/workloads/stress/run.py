@@ -16,6 +16,7 @@ from typing import Callable
 
 from wdm_lib import runs, summaries
 from wdm_lib.analysis import read_load_started_ns
+from wdm_lib.workloads.shop_rows import LOAD_STARTED
 from wdm_lib.errors import WorkbenchError, interruption
 from wdm_lib.faults.nemesis import Nemesis, NemesisThread
 from wdm_lib.skeleton import Life, make_run
@@ -214,6 +215,10 @@ def _load(sc: StressScenario, run: runs.Run, locust: LocustProcess, ui: bool, di
         code = locust.close()
         if faults is not None:
             faults.stop()  # recovers what is still injected before anything is read back
+            if not faults.started and (read_locust_aggregated(run.file(locust_csv.STATS)) or {}).get("requests"):
+                raise WorkbenchError(f"Locust made requests but never wrote when the load started "
+                                     f"({run.file(LOAD_STARTED)}), so no fault of the schedule ran; expected "
+                                     f"the run folder to be writable (see {run.file(LOCUST_LOG)}).")
         return code
     except KeyboardInterrupt:
         locust.interrupt()  # Locust has a process group of its own: Ctrl-C reaches it here
