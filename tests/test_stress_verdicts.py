@@ -283,9 +283,10 @@ def test_outcome_names_and_row_columns_have_one_definition():
     assert [shop_rows.outcome(s) for s in (200, 204, 400, 409, 500, 0, 302)] == \
         ["ok", "ok", "fail", "fail", "unknown", "unknown", "unknown"]
     text = LOCUSTFILE.read_text()
-    # the locustfile takes both (and the body cap) from shop_rows and spells none out itself
-    assert re.search(r"^from shop_rows import MAX_BODY, RAW_COLUMNS, STOPPED, outcome$", text, re.M)
-    assert not re.search(r"""["']unknown["']|["']latency_us["']|1 << 20""", text)
+    # the locustfile takes both (and the body cap, and the load's clock file) from shop_rows and
+    # spells none out itself
+    assert re.search(r"^from shop_rows import LOAD_STARTED, MAX_BODY, RAW_COLUMNS, STOPPED, outcome$", text, re.M)
+    assert not re.search(r"""["']unknown["']|["']latency_us["']|1 << 20|load-started""", text)
     assert client.MAX_BODY is shop_rows.MAX_BODY  # both clients cap bodies at the one figure
 
 
