@@ -23,6 +23,7 @@ def side_by_side(shop, tmp_path, cases, base=SMALL):
 
 
 @pytest.mark.long
+@pytest.mark.timing
 def test_reads_that_lag_by_seconds_are_waited_out(shop, tmp_path):
     lags = (1.5, 3.0)
     summaries = side_by_side(shop, tmp_path,
@@ -33,8 +34,11 @@ def test_reads_that_lag_by_seconds_are_waited_out(shop, tmp_path):
         points = summary["convergence"]
         # The first passes saw the stale state (a verdict on them would have been wrong) ...
         assert not points[0]["valid"] and points[0]["anomalies"]
-        # ... and it turned consistent once the lag had passed, and stayed so.
-        assert points[-1]["valid"] and summary["time_to_consistency_s"] >= lag_s / 2
+        # ... and it turned consistent once the lag had passed, and stayed so: the first consistent
+        # pass read its last record at least the lag after the last checkout reply. (A point's time is
+        # its pass's start; a pass lasts up to the longest one, over a second on a busy machine.)
+        assert points[-1]["valid"]
+        assert summary["time_to_consistency_s"] + summary["read_back"]["pass_s"] >= lag_s - 0.1, summary["read_back"]
 
 
 @pytest.mark.long
