@@ -13,7 +13,8 @@ every checkout while it is down, and a shop whose payment service is frozen answ
   the baseline, in stretches that began within the window (a stretch that goes on after the recover
   step is counted whole: the shop was still down).
 - *refusal share*: the share of requests due in the window that were refused (4xx) against the share
-  among those due before. A jump is a *masked outage*: errors turned into refusals.
+  among those due before it and sent before it began. A jump is a *masked outage*: errors turned
+  into refusals.
 - *latency*: p50 and p99 from the due time to the reply, of the requests due before, in and after
   the window that got a reply.
 - *recovered*: the first moment after the recover step from which, for 3 s, every second has a 2xx
