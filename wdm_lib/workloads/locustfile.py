@@ -422,7 +422,16 @@ class RawLatencies:
             ev.test_stop.add_listener(self.flush)
             if isinstance(runner, WorkerRunner):
                 ev.report_to_master.add_listener(self.on_report_to_master)
+                ev.test_stop.add_listener(self.report_now)
         ev.quit.add_listener(self.close)
+
+    def report_now(self, **_):
+        """On a worker, as its master's "stop" arrives: the last rows go in a report at once. Locust's
+        worker then sleeps --stop-timeout in its message loop before it reads "quit" (where it sends
+        its final report), while the master waits half a second for that report and goes: a step
+        load, which the master stops before it quits, lost its workers' last seconds of rows."""
+        if self.buffer:
+            self.environment.runner._send_stats()
 
     def raw_dir(self) -> str:
         o = self.environment.parsed_options
