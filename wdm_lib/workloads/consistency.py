@@ -208,15 +208,20 @@ def _order(r: dict | None) -> dict | None:
                                    "user_id": r["user_id"], "total_cost": r["total_cost"]}
 
 
+def _readers(client: ShopClient) -> tuple:
+    """(kind, how one record is read, what of it is kept) for items, users and orders, in the order
+    of the ids a read-back is given: what a whole pass and the watch between passes both read."""
+    return (("items", client.find_item, _item), ("users", client.find_user, _user),
+            ("orders", client.find_order, _order))
+
+
 async def read_state(client: ShopClient, item_ids: list[str], user_ids: list[str], order_ids: list[str],
                      desc: str, progress: bool | None, retry_s: float = 60.0, last: dict | None = None) -> dict:
     last = last or {}
     with bar(len(item_ids) + len(user_ids) + len(order_ids), desc, progress) as pb:
-        items, users, orders = await asyncio.gather(
-            _read_all(item_ids, client.find_item, _item, "items", pb, retry_s, client.in_flight, last.get("items")),
-            _read_all(user_ids, client.find_user, _user, "users", pb, retry_s, client.in_flight, last.get("users")),
-            _read_all(order_ids, client.find_order, _order, "orders", pb, retry_s, client.in_flight,
-                      last.get("orders")))
+        items, users, orders = await asyncio.gather(*(
+            _read_all(ids, find, shape, kind, pb, retry_s, client.in_flight, last.get(kind))
+            for ids, (kind, find, shape) in zip((item_ids, user_ids, order_ids), _readers(client))))
     state = {"items": items, "users": users}
     if order_ids:
         state["orders"] = orders
@@ -227,9 +232,7 @@ async def _watch(client: ShopClient, ids: tuple, seen: dict, until: float, rng: 
     """Read records picked at random, one every WATCH_SPACING_S, until `until` or until one shows
     anything but what the last whole pass saw: what those reads showed (kind -> {id: value}), empty
     when nothing changed. A read that is not an answer is no change (the next whole pass retries it)."""
-    kinds = [(list(every), find, kind, shape) for every, find, kind, shape in
-             ((ids[0], client.find_item, "items", _item), (ids[1], client.find_user, "users", _user),
-              (ids[2], client.find_order, "orders", _order)) if every]
+    kinds = [(list(every), find, kind, shape) for every, (kind, find, shape) in zip(ids, _readers(client)) if every]
     changed = asyncio.Event()
     changes: dict[str, dict] = {}
     if not kinds:
