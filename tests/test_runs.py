@@ -181,3 +181,21 @@ def test_a_suspended_run_is_taken_for_crashed_and_a_resumed_one_is_running_again
             os.kill(proc.pid, signal.SIGCONT)
             proc.kill()
         proc.wait()
+
+
+def test_a_state_is_written_a_record_a_line_and_reads_back_as_written_with_credentials_hidden(tmp_path, monkeypatch):
+    # More records than one piece holds, keys that are not strings, text json escapes, a URL with credentials.
+    monkeypatch.setattr(runs, "_RECORDS_A_PIECE", 3)
+    users = {str(i): {"credit": i} for i in range(10)}
+    state = {"initial": {"items": {"0": {"stock": 1, "price": 2}}, "users": users, "after_op": 5},
+             "final": {"users": users, "orders": {"o\"é": {"paid": True, "items": [["0", 1]]}}},
+             "passes": [{"at": 1, "error": "GET http://u:secret@shop/x failed"}], 7: {}, True: [], None: 1.5}
+    runs.write_json(tmp_path / "s.json", state, one_line_from=3)
+    runs.write_json(tmp_path / "all.json", state)
+    written = (tmp_path / "s.json").read_text()
+    assert json.loads(written) == json.loads((tmp_path / "all.json").read_text())
+    assert json.loads(written)["passes"][0]["error"] == "GET http://***@shop/x failed"
+    assert "secret" not in written
+    lines = written.splitlines()
+    assert '      "7": {"credit": 7},' in lines and '      "9": {"credit": 9}' in lines
+    assert sum(line.lstrip().startswith('"') and line.endswith(("},", "}")) and ": {" in line for line in lines) >= 22

@@ -82,6 +82,8 @@ _USERINFO = re.compile(r"(?i)\b(https?://)[^/@\s'\"]+@")
 
 def redact(text: str) -> str:
     """Text with the credentials of every URL in it replaced by ***."""
+    if "://" not in text:  # no URL: a plain search is some twenty times faster than the pattern's
+        return text
     return _USERINFO.sub(r"\1***@", text)
 
 

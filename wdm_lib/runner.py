@@ -16,6 +16,9 @@ from wdm_lib.summary import summarize
 from wdm_lib.target import watch_shop
 from wdm_lib.workloads.consistency import ConsistencyScenario, execute
 
+# state.json: state -> initial/final -> items/users/orders -> id: a record, one line each.
+STATE_RECORD_DEPTH = 3
+
 
 class ConvergenceWatch:
     """Judges every pass of the final read-back (the checkers are pure and fast) and keeps the
@@ -90,7 +93,7 @@ class ConsistencyRun:
                                              around_load=None if nemesis is None else nemesis.alongside),
                                      life.target, nemesis))
         state["passes"] = watch.points  # each whole pass's verdict: the read-back checker judges the sequence
-        run.write_json("state.json", state)
+        run.write_json("state.json", state, one_line_from=STATE_RECORD_DEPTH)
         ops = watch.ops(state["initial"]["after_op"])
         result = checkers.check_run(sc, ops, state)
         summary = summarize(run.id, sc, ops, state, result, phases, watch.points)

@@ -4,6 +4,7 @@ every change of status, so a folder always says whether its run completed, faile
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -14,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from wdm_lib import __version__
 from wdm_lib.config import redact
@@ -74,17 +75,60 @@ def write_atomic(path: Path, text: str) -> None:
         raise OSError(e.errno, e.strerror, str(path)) from None  # a failed close names no file
 
 
-def write_json(path: Path, obj: Any) -> None:
+# The pieces of a one-line-per-record map are joined this many records at a time: few, short strings.
+_RECORDS_A_PIECE = 10_000
+
+
+def _pieces(obj: Any, one_line_from: int | None, depth: int = 0) -> Iterator[str]:
+    """The JSON of `obj` indented by two, except that every container at depth `one_line_from`
+    or deeper is one line, written by json's C encoder: the pure-Python encoder that `indent`
+    needs spends seconds on a state of 300,000 records (3.4 s against 0.6 s for the whole state
+    compact, measured), while a record a line stays as easy to read and to grep."""
+    if one_line_from is None:
+        yield from json.JSONEncoder(indent=2, default=str).iterencode(obj)
+        return
+    encode = json.JSONEncoder(default=str).encode
+    if depth >= one_line_from or not isinstance(obj, (dict, list)) or not obj:
+        yield encode(obj)
+        return
+    inner, outer = "\n" + "  " * (depth + 1), "\n" + "  " * depth
+    opening, closing = ("{", "}") if isinstance(obj, dict) else ("[", "]")
+    # (the key as written, the value), made as they are written: a list's values have no key
+    entries = ((_key(k) + ": ", v) for k, v in obj.items()) if isinstance(obj, dict) else (("", v) for v in obj)
+    yield opening
+    if depth + 1 >= one_line_from:
+        # A map of records: every line made here, a batch at a time.
+        first = True
+        while batch := list(itertools.islice(entries, _RECORDS_A_PIECE)):
+            yield ("" if first else ",") + ",".join(inner + key + encode(value) for key, value in batch)
+            first = False
+    else:
+        for k, (key, value) in enumerate(entries):
+            yield ("," if k else "") + inner + key
+            yield from _pieces(value, one_line_from, depth + 1)
+    yield outer + closing
+
+
+_encode_str = json.encoder.encode_basestring_ascii  # as json.dumps writes a string (ensure_ascii)
+
+
+def _key(key: Any) -> str:
+    """A dict key as json writes it (a key that is not a string becomes the string of its JSON)."""
+    return _encode_str(key if isinstance(key, str) else json.dumps(key))
+
+
+def write_json(path: Path, obj: Any, one_line_from: int | None = None) -> None:
     """As write_atomic, streamed: a state of 300,000 records is never one string (and its redacted
     and encoded copies) in memory. Written a megabyte at a time, cut only between the encoder's
     pieces: a URL lies inside one JSON string, which is one piece, so redacting each part is
-    redacting the whole."""
+    redacting the whole. `one_line_from`: the depth from which containers are written on one line
+    (see _pieces); None indents everything."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             part: list[str] = []
             size = 0
-            for piece in json.JSONEncoder(indent=2, default=str).iterencode(obj):
+            for piece in _pieces(obj, one_line_from):
                 part.append(piece)
                 size += len(piece)
                 if size >= 1 << 20:
@@ -236,9 +280,9 @@ class Run:
             return RUNNING
         return CRASHED if silent > STALE_S else RUNNING
 
-    def write_json(self, name: str, obj: Any) -> Path:
+    def write_json(self, name: str, obj: Any, one_line_from: int | None = None) -> Path:
         path = self.file(name)
-        write_json(path, obj)
+        write_json(path, obj, one_line_from)
         return path
 
     def read_json(self, name: str) -> Any:
