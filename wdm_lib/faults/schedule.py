@@ -25,8 +25,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import yaml
-
 from wdm_lib.errors import ConfigError, WorkbenchError
 from wdm_lib.workloads.stress.scenario import parse_duration
 
@@ -122,6 +120,8 @@ def parse_schedule(text: str, source: str, services: tuple[str, ...] | None = No
     """The faults of a schedule's YAML text, in time order. `services`: what built-in actions may
     name (None: the target is not the embedded shop); `load_s`: how long the load is planned to
     last, so a fault that could never land during it is refused."""
+    import yaml  # here, not at the top: a run without faults does not pay for it at start-up
+
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
