@@ -62,6 +62,9 @@ class Misbehaviour:
     # that falls back to a stale snapshot), and an order's lines in a new order on every read.
     gzip_replies: bool = False
     reads_429_every: int = 0
+    # nginx's limit_req with limit_req_status 429: every Nth write (any request but a GET) is turned
+    # away with an HTML page and no Retry-After, before it reaches the shop.
+    writes_429_every: int = 0
     flap_every_s: float = 0.0
     flap_for_s: float = 0.0
     shuffle_lines: bool = False
@@ -120,6 +123,7 @@ class ShopProxy:
         self._first_copy: dict[str, tuple[int, bytes]] = {}
         self._copies: dict[str, tuple[list[float], list[tuple[int, bytes]]]] = {}   # replica_lag_s: path -> times, copies
         self._reads = 0
+        self._writes = 0
         self._t0 = time.monotonic()
         self._checkouts = 0
         self._was_down = False
@@ -333,6 +337,12 @@ class ShopProxy:
                 self._first_copy[request.raw_path] = await self._forward(request)
             status, body = self._first_copy[request.raw_path]
             return web.Response(status=status, body=body, content_type="application/json")
+        if self.m.writes_429_every and request.method != "GET":
+            self._writes += 1
+            if self._writes % self.m.writes_429_every == 0:
+                return web.Response(status=429, content_type="text/html", text=(
+                    "<html><head><title>429 Too Many Requests</title></head><body><center><h1>429 Too Many "
+                    "Requests</h1></center><hr><center>nginx/1.22.1</center></body></html>"))
         if self.m.addition_503_every and self._checkouts and path.startswith(("/stock/add/", "/payment/add_funds/")):
             return await self._addition(request)
         if self.m.endless_body_path and path.startswith(self.m.endless_body_path):

@@ -3,9 +3,14 @@ quiet window, charts how it converged, and tells warnings (facts about replies) 
 (facts about balances). Each front below is a kind of system course teams build; the delays vary so
 no test is tuned to one."""
 
+import time
+
 import pytest
 
 import behind_proxy
+from wdm_lib.errors import TargetUnreachable
+from wdm_lib.history import (ADD_FUNDS, ADD_ITEM, ADD_STOCK, CHECKOUT, CREATE_ITEM, CREATE_ORDER, CREATE_USER, FAIL, OK,
+                             read_ops)
 from shop_proxy import Misbehaviour
 
 # 50 orders for 2 items of 15 units: 30 checkouts succeed, 20 are refused.
@@ -134,6 +139,35 @@ def test_a_reader_that_flaps_to_a_stale_copy_is_caught_in_nine_runs_of_ten(shop,
     assert all(s["settled"] is False or s["regressed"] for s in caught)
 
 
+# --- a set-up behind a rate limiter ----------------------------------------------------------------
+
+def test_a_rate_limiter_that_turns_writes_away_slows_seeding_and_leaves_the_verdict_right(shop, tmp_path):
+    # Every second write (seeding's and the checkouts') answered 429, as nginx's limit_req does: a
+    # 4xx, so the write did not happen and seeding sends it again; a checkout turned away is refused.
+    summary = run_behind(shop, tmp_path, Misbehaviour(writes_429_every=2), quiet_s=0.5)
+    assert summary["verdict"] == "consistent", (summary["anomalies"], summary["notes"])
+    ops = read_ops(tmp_path / summary["run_id"] / "history.csv")
+    seeding = [op for op in ops if op.kind != CHECKOUT]
+    turned_away = [op for op in seeding if op.status == 429]
+    # Every kind of set-up write met the limiter, was recorded refused, and was sent again until served.
+    assert {op.kind for op in turned_away} == {CREATE_ITEM, ADD_STOCK, CREATE_USER, ADD_FUNDS, CREATE_ORDER, ADD_ITEM}
+    assert all(op.outcome == FAIL for op in turned_away)
+    served = [op for op in seeding if op.outcome == OK]
+    assert len(served) == 2 * SMALL["n_items"] + 2 * SMALL["n_users"] + 2 * SMALL["n_orders"]
+    # A checkout turned away is refused: it did not happen, and the verdict counts it so.
+    turned_away = [op for op in ops if op.kind == CHECKOUT and op.status == 429]
+    assert turned_away and all(op.outcome == FAIL for op in turned_away)
+
+
+def test_a_rate_limiter_that_serves_nothing_ends_the_run_in_one_sentence_after_settle(shop, tmp_path):
+    started = time.monotonic()
+    with pytest.raises(TargetUnreachable) as caught:
+        run_behind(shop, tmp_path, Misbehaviour(writes_429_every=1), quiet_s=0.5, settle_s=1.5)
+    said = str(caught.value)
+    assert "429" in said and "not now" in said and "1.5 s (--settle)" in said and "creating the first item" in said, said
+    assert 1.5 <= time.monotonic() - started < 30
+
+
 def test_a_pass_longer_than_settle_still_gets_its_quiet_window_and_exactly_two_passes(shop, tmp_path):
     # A slow target (two requests at a time, 20 ms each): one whole read of the 102 records takes
     # about a second, twice --settle. Nothing changes after the last reply, so the state is quiet:
@@ -144,3 +178,18 @@ def test_a_pass_longer_than_settle_still_gets_its_quiet_window_and_exactly_two_p
     assert rb["pass_s"] > 0.5, rb
     assert summary["settled"] is True and rb["reads"] == 2 and rb["unchanged_for_s"] >= 0.3, rb
     assert summary["valid"] is True and [p["changed"] for p in summary["convergence"]] == [True, False]
+
+
+def test_a_stress_runs_batch_init_waits_out_a_rate_limiter(shop):
+    # The three batch-init calls behind a limiter that turns every second write away.
+    import asyncio
+
+    from wdm_lib.config import parse_urls
+    from wdm_lib.workloads.stress.scenario import StressScenario
+    from wdm_lib.workloads.stress.shop import batch_init
+    from shop_proxy import ShopProxy
+
+    with ShopProxy(shop.base_url, Misbehaviour(writes_429_every=2)) as proxy:
+        timings = asyncio.run(batch_init(StressScenario(n_items=10, n_users=10, n_orders=10),
+                                         parse_urls(proxy.urls(), "urls.json")))
+    assert set(timings) == {"stock_s", "payment_s", "orders_s", "total_s"}

@@ -36,6 +36,9 @@ from wdm_lib.history import FAIL, INCOMPLETE_ERROR, OK, TIMEOUT_ERROR, UNKNOWN
 from wdm_lib.workloads.shop_rows import MAX_BODY, outcome
 
 BODY_EXCERPT = 200
+# The two 4xx statuses that say "not now" rather than "no" (API.md): the request timed out (408), or
+# a rate limiter in front of the shop turned it away (429). Refused like any 4xx, so sent again safely.
+NOT_NOW = (408, 429)
 # The first request of a run waits this long for a first byte, whatever --timeout says: a port that
 # accepts connections and never answers is told from a slow shop in seconds, not after a minute
 # (the whole run then ends within about 10 s). A shop is slow under load, not on its first request.

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Sequence
 
-from wdm_lib.client import FIRST_REPLY_S, Reply, ShopClient, require_ok
+from wdm_lib.client import FIRST_REPLY_S, NOT_NOW, Reply, ShopClient, require_ok
 from wdm_lib.config import Target
 from wdm_lib.errors import TargetUnreachable
 from wdm_lib.history import (ADD_FUNDS, ADD_ITEM, ADD_STOCK, CHECKOUT, CREATE_ITEM, CREATE_ORDER, CREATE_USER, FAIL, OK,
@@ -21,9 +21,9 @@ from wdm_lib.progress import bar, noting_a_wait
 from wdm_lib.workloads import mixed
 from wdm_lib.workloads.consistency_scenario import MIXED, ConsistencyScenario
 
-# A read that says "not now" rather than "no such record": retried, never taken for a record the
-# target does not have (a rate limiter answers 429, a gateway 502/503/504, a slow reader 408).
-NOT_NOW = (408, 429)
+# A read that is not an answer (a 408 or 429, client.NOT_NOW; a gateway's 502/503/504; a timeout), and
+# a write of the set-up answered "not now", are sent again after a pause growing from RETRY_BACKOFF_S
+# to RETRY_BACKOFF_MAX_S, or after the Retry-After the target asked for.
 RETRY_BACKOFF_S, RETRY_BACKOFF_MAX_S = 0.05, 2.0
 # While a whole pass waits out the quiet window, records picked at random are read one after
 # another, one every WATCH_SPACING_S (at most WATCH_IN_FLIGHT at once): a state that changes in that
@@ -35,6 +35,47 @@ WATCH_SPACING_S, WATCH_IN_FLIGHT = 0.01, 16
 # Seeding is not what a run tests: a moderate bound is faster than a thousand connections (half
 # the time on the reference shop) and spares slow targets a flood during set-up.
 SETUP_IN_FLIGHT = 64
+
+
+def retry_pause_s(reply: Reply, attempt: int) -> float:
+    """How long to wait before asking again: the Retry-After the target asked for, else a pause
+    that grows with each try."""
+    if reply.retry_after_s is not None:
+        return reply.retry_after_s
+    return min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2 ** attempt)
+
+
+class Patience:
+    """The writes of a set-up against a target that may answer "not now" (408, 429: a 4xx, so the
+    write did not happen and is sent again safely, API.md): each is sent again after retry_pause_s
+    for as long as the target served some request of the set-up within the last `retry_s`. A rate
+    limiter that lets some through slows the set-up down; one that lets none through for that long
+    ends the run in one sentence (`option`: what sets retry_s, for that sentence). Any other
+    answer is the caller's at once."""
+
+    def __init__(self, retry_s: float, option: str):
+        self.retry_s, self.option = retry_s, option
+        self.served_at = time.monotonic()
+
+    async def send(self, request: Callable[[], Awaitable[Reply]], refused: Callable[[Reply], None],
+                   doing: str) -> Reply:
+        """`request()` until it is not "not now"; `refused(reply)` records each "not now" (the reply
+        returned is the caller's to record)."""
+        attempt = 0
+        while True:
+            reply = await request()
+            if reply.status not in NOT_NOW:
+                self.served_at = time.monotonic()
+                return reply
+            refused(reply)
+            left = self.served_at + self.retry_s - time.monotonic()
+            if left <= 0:
+                raise TargetUnreachable(
+                    f"{reply.url}: {reply.error} while {doing}, and nothing but \"not now\" (408, 429) came back "
+                    f"for {self.retry_s:g} s ({self.option}); expected the target to serve some of the set-up's "
+                    f"requests within that (a rate limiter in front of the shop: raise its limit, or {self.option}).")
+            await asyncio.sleep(min(retry_pause_s(reply, attempt), left))  # the last try at the very end
+            attempt += 1
 
 
 @dataclass
@@ -92,7 +133,12 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
                plans: list[OrderPlan], progress: bool | None) -> Seeded:
     """Items at `prices` (one per item) with item_stock each, users with user_credit each, and the
     orders `plans` describes, all through the public API."""
-    def need(reply: Reply, doing: str) -> Reply:
+    patience = Patience(sc.settle_s, "--settle")
+
+    async def write(request: Callable[[], Awaitable[Reply]], doing: str, kind: str, **fields) -> Reply:
+        """A write of the set-up, sent again while the target says "not now" (each such try a row of
+        the history, refused); its 2xx reply, or the run ends (require_ok) and names why."""
+        reply = await patience.send(request, lambda refused: history.record(kind, refused, **fields), doing)
         return require_ok(reply, doing, f"if it fails only under load, a --concurrency below "
                                         f"{min(sc.concurrency, SETUP_IN_FLIGHT)} may get it through seeding")
 
@@ -100,30 +146,32 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
     with bar(total, "seeding", progress) as pb:
         # The very first call tells an unreachable or dead target from a slow one, before a thousand more.
         with client.first_reply_within(FIRST_REPLY_S):
-            first = need(await noting_a_wait(
-                client.create_item(prices[0]), pb,
-                f"waiting for {client.target.stock_url} to answer the first request "
-                f"(up to {FIRST_REPLY_S:g} s for a first byte)"), "creating the first item")
+            first = await noting_a_wait(
+                write(lambda: client.create_item(prices[0]), "creating the first item", CREATE_ITEM, amount=prices[0]),
+                pb, f"waiting for {client.target.stock_url} to answer the first request "
+                    f"(up to {FIRST_REPLY_S:g} s for a first byte)")
         history.record(CREATE_ITEM, first, items=[[first.body["item_id"], 0]], amount=prices[0])
         pb.update()
 
         async def new_item(price: int) -> str:
-            reply = need(await client.create_item(price), "creating items")
+            reply = await write(lambda: client.create_item(price), "creating items", CREATE_ITEM, amount=price)
             history.record(CREATE_ITEM, reply, items=[[reply.body["item_id"], 0]], amount=price)
             return reply.body["item_id"]
 
         item_ids = [first.body["item_id"]] + await each(prices[1:], new_item, client.in_flight, pb)
 
         async def stock_up(item_id: str) -> None:
-            reply = need(await client.add_stock(item_id, sc.item_stock), "adding stock")
-            history.record(ADD_STOCK, reply, items=[[item_id, sc.item_stock]], amount=sc.item_stock)
+            added = {"items": [[item_id, sc.item_stock]], "amount": sc.item_stock}
+            reply = await write(lambda: client.add_stock(item_id, sc.item_stock), "adding stock", ADD_STOCK, **added)
+            history.record(ADD_STOCK, reply, **added)
 
         async def new_user(_) -> str:
-            reply = need(await client.create_user(), "creating users")
+            reply = await write(client.create_user, "creating users", CREATE_USER)
             history.record(CREATE_USER, reply, user_id=reply.body["user_id"])
             pb.update()
             user_id = reply.body["user_id"]
-            funds = need(await client.add_funds(user_id, sc.user_credit), "adding funds")
+            funds = await write(lambda: client.add_funds(user_id, sc.user_credit), "adding funds", ADD_FUNDS,
+                                user_id=user_id, amount=sc.user_credit)
             history.record(ADD_FUNDS, funds, user_id=user_id, amount=sc.user_credit)
             return user_id
 
@@ -132,15 +180,16 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
 
         async def new_order(plan: OrderPlan) -> tuple[str, str, list]:
             user_id, lines = user_ids[plan[0]], [(item_ids[i], q) for i, q in plan[1]]
-            reply = need(await client.create_order(user_id), "creating orders")
+            reply = await write(lambda: client.create_order(user_id), "creating orders", CREATE_ORDER, user_id=user_id)
             order_id = reply.body["order_id"]
             history.record(CREATE_ORDER, reply, order_id=order_id, user_id=user_id)
             pb.update()
             items = []
             for item_id, quantity in lines:
-                added = need(await client.add_item(order_id, item_id, quantity), "adding items to orders")
-                history.record(ADD_ITEM, added, order_id=order_id, user_id=user_id,
-                               items=[[item_id, quantity]], amount=quantity)
+                line = {"order_id": order_id, "user_id": user_id, "items": [[item_id, quantity]], "amount": quantity}
+                added = await write(lambda: client.add_item(order_id, item_id, quantity), "adding items to orders",
+                                    ADD_ITEM, **line)
+                history.record(ADD_ITEM, added, **line)
                 items.append([item_id, quantity])
                 pb.update()
             return order_id, user_id, items
@@ -172,11 +221,10 @@ async def _read_all(ids: list[str], find: Callable[[str], Awaitable[Reply]],
             reply = await find(record_id)
             if reply.outcome == OK or says_absent(reply) or reply.unreachable:
                 break
-            pause = reply.retry_after_s if reply.retry_after_s is not None \
-                else min(RETRY_BACKOFF_MAX_S, RETRY_BACKOFF_S * 2 ** attempt)
-            if time.monotonic() + pause > until:
+            left = until - time.monotonic()
+            if left <= 0:
                 break
-            await asyncio.sleep(pause)
+            await asyncio.sleep(min(retry_pause_s(reply, attempt), left))  # the last try at the very end
             attempt += 1
         pb.update()
         if reply.outcome == OK:

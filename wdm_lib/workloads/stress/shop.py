@@ -11,21 +11,27 @@ from wdm_lib.checkers import check_money, stress_books
 from wdm_lib.client import ShopClient, require_ok
 from wdm_lib.config import Target
 from wdm_lib.progress import bar
-from wdm_lib.workloads.consistency import read_state
+from wdm_lib.workloads.consistency import Patience, read_state
 from wdm_lib.workloads.stress.scenario import StressScenario
 
 VERIFY_CHUNK = 5000       # ids per chunk: bounds the coroutines alive at once, not the concurrency
 VERIFY_CONNECTIONS = 256  # reads in flight: a read-back of 200,000 balances is worth a burst
+# How long the batch init waits out a target that answers nothing but "not now" (408, 429).
+INIT_PATIENCE_S = 60.0
 
 
 async def batch_init(sc: StressScenario, target: Target) -> dict:
-    """The three batch-init calls, in order, each timed. Returns the timings in seconds."""
+    """The three batch-init calls, in order, each timed (its last try, when a rate limiter in front
+    turned the ones before away). Returns the timings in seconds."""
+    patience = Patience(INIT_PATIENCE_S, f"{INIT_PATIENCE_S:g} s, fixed")
+
+    async def init(request, doing: str):
+        return require_ok(await patience.send(request, lambda refused: None, doing), doing)
     async with ShopClient(target, timeout_s=sc.timeout_s, connections=1) as client:
-        items = require_ok(await client.batch_init_items(sc.n_items, sc.item_stock, sc.item_price),
+        items = await init(lambda: client.batch_init_items(sc.n_items, sc.item_stock, sc.item_price),
                            "batch-initialising items")
-        users = require_ok(await client.batch_init_users(sc.n_users, sc.user_credit),
-                           "batch-initialising users")
-        orders = require_ok(await client.batch_init_orders(sc.n_orders, sc.n_items, sc.n_users, sc.item_price),
+        users = await init(lambda: client.batch_init_users(sc.n_users, sc.user_credit), "batch-initialising users")
+        orders = await init(lambda: client.batch_init_orders(sc.n_orders, sc.n_items, sc.n_users, sc.item_price),
                             "batch-initialising orders")
     timings = {"stock_s": items.latency_s, "payment_s": users.latency_s, "orders_s": orders.latency_s}
     timings = {k: round(v, 4) for k, v in timings.items()}
