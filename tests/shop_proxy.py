@@ -65,6 +65,8 @@ class Misbehaviour:
     # nginx's limit_req with limit_req_status 429: every Nth write (any request but a GET) is turned
     # away with an HTML page and no Retry-After, before it reaches the shop.
     writes_429_every: int = 0
+    # A shop that fails now and then where it hurts most: every Nth write is done, then answered 503.
+    writes_503_after_every: int = 0
     flap_every_s: float = 0.0
     flap_for_s: float = 0.0
     shuffle_lines: bool = False
@@ -124,6 +126,7 @@ class ShopProxy:
         self._copies: dict[str, tuple[list[float], list[tuple[int, bytes]]]] = {}   # replica_lag_s: path -> times, copies
         self._reads = 0
         self._writes = 0
+        self._writes_done = 0
         self._t0 = time.monotonic()
         self._checkouts = 0
         self._was_down = False
@@ -343,6 +346,11 @@ class ShopProxy:
                 return web.Response(status=429, content_type="text/html", text=(
                     "<html><head><title>429 Too Many Requests</title></head><body><center><h1>429 Too Many "
                     "Requests</h1></center><hr><center>nginx/1.22.1</center></body></html>"))
+        if self.m.writes_503_after_every and request.method != "GET":
+            self._writes_done += 1
+            if self._writes_done % self.m.writes_503_after_every == 0:
+                await self._forward(request)
+                return web.Response(status=503, text="Service Unavailable")
         if self.m.addition_503_every and self._checkouts and path.startswith(("/stock/add/", "/payment/add_funds/")):
             return await self._addition(request)
         if self.m.endless_body_path and path.startswith(self.m.endless_body_path):

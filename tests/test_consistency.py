@@ -12,7 +12,7 @@ import pytest
 
 from shop_proxy import Misbehaviour, ShopProxy, shop_id
 from wdm_lib.client import FIRST_REPLY_S
-from wdm_lib.history import read_ops
+from wdm_lib.history import CREATE_USER, read_ops
 from wdm_lib.runner import run_consistency
 from wdm_lib.workloads.consistency import ConsistencyScenario
 
@@ -139,14 +139,22 @@ def test_ids_full_of_url_syntax_get_the_same_verdict(tmp_path, write_urls, shop)
     assert {op.order_id for op in ops if op.kind == "checkout"} == set(final["orders"])
 
 
-def test_a_5xx_while_seeding_ends_the_run_with_advice(tmp_path, write_urls, shop):
-    from wdm_lib.errors import ContractError
+def test_a_5xx_on_every_try_while_seeding_ends_the_run_with_advice_after_settle(tmp_path, write_urls, shop):
+    # A 5xx may have happened: each user whose funds met one is left and another made in its place,
+    # with a growing pause, until no user could be made for --settle.
+    from wdm_lib.errors import TargetUnreachable
 
+    started = time.monotonic()
     with ShopProxy(shop.base_url, Misbehaviour(error_path="/payment/add_funds")) as proxy:
-        with pytest.raises(ContractError) as e:
-            run_consistency(ConsistencyScenario(**SMALL), urls=write_urls(proxy.urls()), runs_dir=tmp_path)
+        with pytest.raises(TargetUnreachable) as e:
+            run_consistency(ConsistencyScenario(**{**SMALL, "quiet_s": 0.5, "settle_s": 2}),
+                            urls=write_urls(proxy.urls()), runs_dir=tmp_path)
     assert "/payment/add_funds/" in str(e.value) and "HTTP 500" in str(e.value)
-    assert "a --concurrency below 64" in str(e.value)
+    assert "no record for 2 s (--settle)" in str(e.value) and "a --concurrency below 64" in str(e.value)
+    assert 2 <= time.monotonic() - started < 30
+    # Asked less and less often: a few users a worker, not thousands.
+    history = next(tmp_path.glob("*/history.csv"))
+    assert sum(1 for op in read_ops(history) if op.kind == CREATE_USER) < 64 * 12
 
 
 @pytest.mark.long

@@ -46,36 +46,55 @@ def retry_pause_s(reply: Reply, attempt: int) -> float:
 
 
 class Patience:
-    """The writes of a set-up against a target that may answer "not now" (408, 429: a 4xx, so the
-    write did not happen and is sent again safely, API.md): each is sent again after retry_pause_s
-    for as long as the target served some request of the set-up within the last `retry_s`. A rate
-    limiter that lets some through slows the set-up down; one that lets none through for that long
-    ends the run in one sentence (`option`: what sets retry_s, for that sentence). Any other
-    answer is the caller's at once."""
+    """The writes of a set-up against a target that does not serve every request: a write that was
+    not served is sent again (or its record started over) after retry_pause_s, for as long as the
+    set-up made some record within the last `retry_s`. Not served: "not now" (408, 429: a 4xx,
+    so it did not happen, API.md), an unknown (a 5xx, a timeout, a dropped connection: it may have
+    happened), or no connection (nothing was sent) once the target has served before (a service
+    restarting; on the first request it is a wrong address, said at once). A rate limiter or a
+    shop that fails now and then slows the set-up down; one that lets no record be made for that
+    long ends the run in one sentence, naming `option` (what sets retry_s) and `advice`. The pause
+    grows with the tries missed since the last record made, whoever missed them, so a target that
+    serves nothing is asked less and less often. A refusal (another 4xx) is the caller's at once."""
 
-    def __init__(self, retry_s: float, option: str):
-        self.retry_s, self.option = retry_s, option
-        self.served_at = time.monotonic()
+    def __init__(self, retry_s: float, option: str, advice: str):
+        self.retry_s, self.option, self.advice = retry_s, option, advice
+        self.made_at = time.monotonic()
+        self.misses = 0
+        self.served_once = False
 
-    async def send(self, request: Callable[[], Awaitable[Reply]], refused: Callable[[Reply], None],
-                   doing: str) -> Reply:
-        """`request()` until it is not "not now"; `refused(reply)` records each "not now" (the reply
-        returned is the caller's to record)."""
-        attempt = 0
+    def made(self) -> None:
+        """A record of the set-up is made: the target is getting somewhere."""
+        self.made_at, self.misses = time.monotonic(), 0
+
+    def _served(self, reply: Reply) -> bool:
+        if reply.outcome == OK or (reply.outcome == FAIL and reply.status not in NOT_NOW and not reply.unreachable):
+            return True
+        return reply.unreachable and not self.served_once  # a wrong address: the caller says so at once
+
+    async def send(self, request: Callable[[], Awaitable[Reply]], record: Callable[[Reply], None],
+                   doing: str, repeatable: bool) -> Reply | None:
+        """`request()` until the target serves it; `record(reply)` records each try not served. An
+        unknown is sent again if the write is `repeatable` (doing it twice does it once, as a batch
+        init); otherwise None says its record's fate is unknown, so the caller starts that record
+        over with new ones (a second add_funds could add twice; an orphan changes no verdict: the
+        run never reads it)."""
         while True:
             reply = await request()
-            if reply.status not in NOT_NOW:
-                self.served_at = time.monotonic()
+            if self._served(reply):
+                self.served_once = True
                 return reply
-            refused(reply)
-            left = self.served_at + self.retry_s - time.monotonic()
+            record(reply)
+            left = self.made_at + self.retry_s - time.monotonic()
             if left <= 0:
                 raise TargetUnreachable(
-                    f"{reply.url}: {reply.error} while {doing}, and nothing but \"not now\" (408, 429) came back "
-                    f"for {self.retry_s:g} s ({self.option}); expected the target to serve some of the set-up's "
-                    f"requests within that (a rate limiter in front of the shop: raise its limit, or {self.option}).")
-            await asyncio.sleep(min(retry_pause_s(reply, attempt), left))  # the last try at the very end
-            attempt += 1
+                    f"{reply.url}: {reply.error or 'no answer'} while {doing}, and the set-up made no record for "
+                    f"{self.retry_s:g} s ({self.option}), every try meeting \"not now\", a 5xx or no answer; "
+                    f"expected the target to serve the set-up ({self.advice}).")
+            self.misses += 1
+            await asyncio.sleep(min(retry_pause_s(reply, self.misses - 1), left))  # the last try at the very end
+            if reply.outcome == UNKNOWN and not reply.unreachable and not repeatable:
+                return None
 
 
 @dataclass
@@ -133,66 +152,92 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
                plans: list[OrderPlan], progress: bool | None) -> Seeded:
     """Items at `prices` (one per item) with item_stock each, users with user_credit each, and the
     orders `plans` describes, all through the public API."""
-    patience = Patience(sc.settle_s, "--settle")
+    patience = Patience(sc.settle_s, "--settle", f"a rate limiter in front of the shop: raise its limit or "
+                                                  f"--settle; a shop failing under load: a --concurrency below "
+                                                  f"{min(sc.concurrency, SETUP_IN_FLIGHT)}")
 
-    async def write(request: Callable[[], Awaitable[Reply]], doing: str, kind: str, **fields) -> Reply:
-        """A write of the set-up, sent again while the target says "not now" (each such try a row of
-        the history, refused); its 2xx reply, or the run ends (require_ok) and names why."""
-        reply = await patience.send(request, lambda refused: history.record(kind, refused, **fields), doing)
+    async def write(request: Callable[[], Awaitable[Reply]], doing: str, kind: str, **fields) -> Reply | None:
+        """A write of the set-up until the target serves it, each try that it did not a row of the
+        history: its 2xx reply; None when its fate is unknown (its record is started over); or the
+        run ends (a refusal, or patience run out) in one sentence."""
+        reply = await patience.send(request, lambda tried: history.record(kind, tried, **fields), doing,
+                                    repeatable=False)
+        if reply is None:
+            return None
         return require_ok(reply, doing, f"if it fails only under load, a --concurrency below "
                                         f"{min(sc.concurrency, SETUP_IN_FLIGHT)} may get it through seeding")
 
     total = 2 * sc.n_items + 2 * sc.n_users + len(plans) + sum(len(lines) for _, lines in plans)
     with bar(total, "seeding", progress) as pb:
-        # The very first call tells an unreachable or dead target from a slow one, before a thousand more.
-        with client.first_reply_within(FIRST_REPLY_S):
-            first = await noting_a_wait(
-                write(lambda: client.create_item(prices[0]), "creating the first item", CREATE_ITEM, amount=prices[0]),
-                pb, f"waiting for {client.target.stock_url} to answer the first request "
-                    f"(up to {FIRST_REPLY_S:g} s for a first byte)")
-        history.record(CREATE_ITEM, first, items=[[first.body["item_id"], 0]], amount=prices[0])
-        pb.update()
-
         async def new_item(price: int) -> str:
-            reply = await write(lambda: client.create_item(price), "creating items", CREATE_ITEM, amount=price)
-            history.record(CREATE_ITEM, reply, items=[[reply.body["item_id"], 0]], amount=price)
-            return reply.body["item_id"]
+            """An item at `price` with item_stock; one whose creation or stock went unknown is left
+            as it is, and another made in its place."""
+            while True:
+                made = await write(lambda: client.create_item(price), "creating items", CREATE_ITEM, amount=price)
+                if made is None:
+                    continue
+                item_id = made.body["item_id"]
+                history.record(CREATE_ITEM, made, items=[[item_id, 0]], amount=price)
+                pb.update()
+                added = {"items": [[item_id, sc.item_stock]], "amount": sc.item_stock}
+                stocked = await write(lambda: client.add_stock(item_id, sc.item_stock), "adding stock", ADD_STOCK,
+                                      **added)
+                if stocked is not None:
+                    history.record(ADD_STOCK, stocked, **added)
+                    patience.made()
+                    return item_id
 
-        item_ids = [first.body["item_id"]] + await each(prices[1:], new_item, client.in_flight, pb)
-
-        async def stock_up(item_id: str) -> None:
-            added = {"items": [[item_id, sc.item_stock]], "amount": sc.item_stock}
-            reply = await write(lambda: client.add_stock(item_id, sc.item_stock), "adding stock", ADD_STOCK, **added)
-            history.record(ADD_STOCK, reply, **added)
+        # The very first calls tell an unreachable or dead target from a slow one, before a thousand more.
+        with client.first_reply_within(FIRST_REPLY_S):
+            first_id = await noting_a_wait(new_item(prices[0]), pb,
+                                           f"waiting for {client.target.stock_url} to answer the first request "
+                                           f"(up to {FIRST_REPLY_S:g} s for a first byte)")
+        item_ids = [first_id] + await each(prices[1:], new_item, client.in_flight, pb)
 
         async def new_user(_) -> str:
-            reply = await write(client.create_user, "creating users", CREATE_USER)
-            history.record(CREATE_USER, reply, user_id=reply.body["user_id"])
-            pb.update()
-            user_id = reply.body["user_id"]
-            funds = await write(lambda: client.add_funds(user_id, sc.user_credit), "adding funds", ADD_FUNDS,
-                                user_id=user_id, amount=sc.user_credit)
-            history.record(ADD_FUNDS, funds, user_id=user_id, amount=sc.user_credit)
-            return user_id
+            """A user with user_credit; one whose creation or funds went unknown is left, and another made."""
+            while True:
+                made = await write(client.create_user, "creating users", CREATE_USER)
+                if made is None:
+                    continue
+                user_id = made.body["user_id"]
+                history.record(CREATE_USER, made, user_id=user_id)
+                pb.update()
+                funds = await write(lambda: client.add_funds(user_id, sc.user_credit), "adding funds", ADD_FUNDS,
+                                    user_id=user_id, amount=sc.user_credit)
+                if funds is not None:
+                    history.record(ADD_FUNDS, funds, user_id=user_id, amount=sc.user_credit)
+                    patience.made()
+                    return user_id
 
-        await each(item_ids, stock_up, client.in_flight, pb)
         user_ids = await each(range(sc.n_users), new_user, client.in_flight, pb)
 
         async def new_order(plan: OrderPlan) -> tuple[str, str, list]:
+            """The order `plan` describes; one whose creation or a line went unknown is left, and
+            another made with all its lines."""
             user_id, lines = user_ids[plan[0]], [(item_ids[i], q) for i, q in plan[1]]
-            reply = await write(lambda: client.create_order(user_id), "creating orders", CREATE_ORDER, user_id=user_id)
-            order_id = reply.body["order_id"]
-            history.record(CREATE_ORDER, reply, order_id=order_id, user_id=user_id)
-            pb.update()
-            items = []
-            for item_id, quantity in lines:
-                line = {"order_id": order_id, "user_id": user_id, "items": [[item_id, quantity]], "amount": quantity}
-                added = await write(lambda: client.add_item(order_id, item_id, quantity), "adding items to orders",
-                                    ADD_ITEM, **line)
-                history.record(ADD_ITEM, added, **line)
-                items.append([item_id, quantity])
+            while True:
+                made = await write(lambda: client.create_order(user_id), "creating orders", CREATE_ORDER,
+                                   user_id=user_id)
+                if made is None:
+                    continue
+                order_id = made.body["order_id"]
+                history.record(CREATE_ORDER, made, order_id=order_id, user_id=user_id)
                 pb.update()
-            return order_id, user_id, items
+                items = []
+                for item_id, quantity in lines:
+                    line = {"order_id": order_id, "user_id": user_id, "items": [[item_id, quantity]],
+                            "amount": quantity}
+                    added = await write(lambda: client.add_item(order_id, item_id, quantity),
+                                        "adding items to orders", ADD_ITEM, **line)
+                    if added is None:
+                        break
+                    history.record(ADD_ITEM, added, **line)
+                    items.append([item_id, quantity])
+                    pb.update()
+                else:
+                    patience.made()
+                    return order_id, user_id, items
 
         made = await each(plans, new_order, client.in_flight)
     return Seeded(item_ids, user_ids, {order_id: (user_id, items) for order_id, user_id, items in made},
