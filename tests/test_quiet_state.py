@@ -152,6 +152,7 @@ def test_a_rate_limiter_that_turns_writes_away_slows_seeding_and_leaves_the_verd
     # Every kind of set-up write met the limiter, was recorded refused, and was sent again until served.
     assert {op.kind for op in turned_away} == {CREATE_ITEM, ADD_STOCK, CREATE_USER, ADD_FUNDS, CREATE_ORDER, ADD_ITEM}
     assert all(op.outcome == FAIL for op in turned_away)
+    assert f"did not serve {len(turned_away):,} tries" in " ".join(summary["notes"]), summary["notes"]
     served = [op for op in seeding if op.outcome == OK]
     assert len(served) == 2 * SMALL["n_items"] + 2 * SMALL["n_users"] + 2 * SMALL["n_orders"]
     # A checkout turned away is refused: it did not happen, and the verdict counts it so.
@@ -177,6 +178,8 @@ def test_writes_done_but_answered_503_leave_seeding_right_and_the_verdict_consis
     made = [op for op in seeding if op.outcome == OK and op.kind in (ADD_STOCK, ADD_FUNDS)]
     assert len(made) == SMALL["n_items"] + SMALL["n_users"] == len({op.user_id or op.items for op in made})
     assert any(op.kind == CHECKOUT and op.status == 503 for op in ops)
+    left = sum(op.status == 503 for op in seeding)
+    assert f"its record left and another made ({left:,} records)" in " ".join(summary["notes"]), summary["notes"]
 
 
 def test_a_rate_limiter_that_serves_nothing_ends_the_run_in_one_sentence_after_settle(shop, tmp_path):

@@ -123,6 +123,13 @@ def summarize_recorded(run_id: str, status: str, error: str | None, history: lis
 
 def _read_back_notes(scenario, state: dict) -> list[str]:
     notes = [scenario.sized_for_faults] if getattr(scenario, "sized_for_faults", None) else []
+    seeding = state.get("seeding") or {}
+    if seeding.get("not_served"):
+        left = seeding.get("records_left") or 0
+        notes.append(f"seeding: the target did not serve {seeding['not_served']:,} tries (\"not now\", a 5xx or no "
+                     f"answer; each a row of history.csv); they were sent again"
+                     + (f", or, where a write may have happened, its record left and another made "
+                        f"({left:,} records)" if left else "") + ". The seeded state is judged as ever.")
     if not state.get("final_settled", True):
         notes.append(f"the final state never stayed unchanged for --quiet {scenario.quiet_s:g} s within --settle "
                      f"{scenario.settle_s:g} s ({state.get('final_reads')} whole reads): the system was still "

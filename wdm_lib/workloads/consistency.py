@@ -104,6 +104,9 @@ class Seeded:
     # order_id -> (user_id, [[item_id, quantity], ...]) as acknowledged by the target, in the order planned
     orders: dict[str, tuple[str, list]] = field(default_factory=dict)
     prices: dict[str, int] = field(default_factory=dict)   # item_id -> the price it was created with
+    # How the target served the set-up: tries it did not serve ("not now", unknown, no connection),
+    # and records left because a write of theirs went unknown (others were made in their place).
+    tallies: dict[str, int] = field(default_factory=lambda: {"not_served": 0, "records_left": 0})
 
 
 # An order as planned before seeding: (user index, [(item index, quantity), ...]).
@@ -156,13 +159,19 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
                                                   f"--settle; a shop failing under load: a --concurrency below "
                                                   f"{min(sc.concurrency, SETUP_IN_FLIGHT)}")
 
+    tallies = {"not_served": 0, "records_left": 0}
+
+    def not_served(kind: str, reply: Reply, fields: dict) -> None:
+        tallies["not_served"] += 1
+        history.record(kind, reply, **fields)
+
     async def write(request: Callable[[], Awaitable[Reply]], doing: str, kind: str, **fields) -> Reply | None:
         """A write of the set-up until the target serves it, each try that it did not a row of the
         history: its 2xx reply; None when its fate is unknown (its record is started over); or the
         run ends (a refusal, or patience run out) in one sentence."""
-        reply = await patience.send(request, lambda tried: history.record(kind, tried, **fields), doing,
-                                    repeatable=False)
+        reply = await patience.send(request, lambda tried: not_served(kind, tried, fields), doing, repeatable=False)
         if reply is None:
+            tallies["records_left"] += 1
             return None
         return require_ok(reply, doing, f"if it fails only under load, a --concurrency below "
                                         f"{min(sc.concurrency, SETUP_IN_FLIGHT)} may get it through seeding")
@@ -241,7 +250,7 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
 
         made = await each(plans, new_order, client.in_flight)
     return Seeded(item_ids, user_ids, {order_id: (user_id, items) for order_id, user_id, items in made},
-                  dict(zip(item_ids, prices)))
+                  dict(zip(item_ids, prices)), tallies)
 
 
 def says_absent(reply: Reply) -> bool:
@@ -563,5 +572,6 @@ async def execute(sc: ConsistencyScenario, target: Target, history: HistoryWrite
             on_read=None if on_final_read is None
             else lambda f, ns, *seen: on_final_read({"initial": initial, "final": f}, ns, *seen))
         phase("final_read")
-    return {"initial": initial, "final": final.state, "final_reads": final.reads, "final_settled": final.settled,
+    return {"initial": initial, "final": final.state, "seeding": seeded.tallies,
+            "final_reads": final.reads, "final_settled": final.settled,
             "final_quiet_s": round(final.quiet_for_s, 3), "final_pass_s": round(final.pass_s, 3)}
