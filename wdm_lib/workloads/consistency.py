@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable, Sequence
 
-from wdm_lib.client import FIRST_REPLY_S, NOT_NOW, Reply, ShopClient, require_ok
+from wdm_lib.client import FIRST_REPLY_S, NOT_NOW, Reply, ShopClient, not_the_api, require_ok
 from wdm_lib.config import Target
 from wdm_lib.errors import TargetUnreachable
 from wdm_lib.history import (ADD_FUNDS, ADD_ITEM, ADD_STOCK, CHECKOUT, CREATE_ITEM, CREATE_ORDER, CREATE_USER, FAIL, OK,
@@ -50,8 +50,8 @@ class Patience:
     not served is sent again (or its record started over) after retry_pause_s, for as long as the
     set-up made some record within the last `retry_s`. Not served: "not now" (408, 429: a 4xx,
     so it did not happen, API.md), an unknown (a 5xx, a timeout, a dropped connection: it may have
-    happened), or no connection (nothing was sent) once the target has served before (a service
-    restarting; on the first request it is a wrong address, said at once). A rate limiter or a
+    happened), or no connection (nothing was sent), once the target has served before (a service
+    restarting; before that it is a wrong address or a broken shop, said at once). A rate limiter or a
     shop that fails now and then slows the set-up down; one that lets no record be made for that
     long ends the run in one sentence, naming `option` (what sets retry_s) and `advice`. The pause
     grows with the tries missed since the last record made, whoever missed them, so a target that
@@ -68,9 +68,12 @@ class Patience:
         self.made_at, self.misses = time.monotonic(), 0
 
     def _served(self, reply: Reply) -> bool:
+        """Whether the reply is the caller's: a 2xx or a refusal; before the target served anything,
+        anything but "not now" (a wrong address, a broken shop: said at once, not after --settle);
+        and any page of a server that is not the shop."""
         if reply.outcome == OK or (reply.outcome == FAIL and reply.status not in NOT_NOW and not reply.unreachable):
             return True
-        return reply.unreachable and not self.served_once  # a wrong address: the caller says so at once
+        return (not self.served_once and reply.status not in NOT_NOW) or not_the_api(reply)
 
     async def send(self, request: Callable[[], Awaitable[Reply]], record: Callable[[Reply], None],
                    doing: str, repeatable: bool) -> Reply | None:
