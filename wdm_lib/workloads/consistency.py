@@ -100,6 +100,11 @@ class Patience:
                 return None
 
 
+# Tries of the set-up the target did not serve ("not now", unknown, no connection), and records
+# left because a write of theirs went unknown (others were made in their place).
+SEEDING_TALLIES = ("not_served", "records_left")
+
+
 @dataclass
 class Seeded:
     item_ids: list[str]
@@ -107,9 +112,8 @@ class Seeded:
     # order_id -> (user_id, [[item_id, quantity], ...]) as acknowledged by the target, in the order planned
     orders: dict[str, tuple[str, list]] = field(default_factory=dict)
     prices: dict[str, int] = field(default_factory=dict)   # item_id -> the price it was created with
-    # How the target served the set-up: tries it did not serve ("not now", unknown, no connection),
-    # and records left because a write of theirs went unknown (others were made in their place).
-    tallies: dict[str, int] = field(default_factory=lambda: {"not_served": 0, "records_left": 0})
+    # How the target served the set-up (state.json's `seeding`): see SEEDING_TALLIES.
+    tallies: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SEEDING_TALLIES, 0))
 
 
 # An order as planned before seeding: (user index, [(item index, quantity), ...]).
@@ -162,7 +166,7 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
                                                   f"--settle; a shop failing under load: a --concurrency below "
                                                   f"{min(sc.concurrency, SETUP_IN_FLIGHT)}")
 
-    tallies = {"not_served": 0, "records_left": 0}
+    tallies = dict.fromkeys(SEEDING_TALLIES, 0)
 
     def not_served(kind: str, reply: Reply, fields: dict) -> None:
         tallies["not_served"] += 1
