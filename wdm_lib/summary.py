@@ -127,9 +127,10 @@ def _read_back_notes(scenario, state: dict) -> list[str]:
     if seeding.get("not_served"):
         left = seeding.get("records_left") or 0
         notes.append(f"seeding: the target did not serve {seeding['not_served']:,} tries (\"not now\", a 5xx or no "
-                     f"answer; each a row of history.csv); they were sent again"
-                     + (f", or, where a write may have happened, its record left and another made "
-                        f"({left:,} records)" if left else "") + ". The seeded state is judged as ever.")
+                     f"answer; each a row of history.csv)"
+                     + (f"; where a write may have happened its record was left and another made in its place "
+                        f"({left:,} records left, none of them read or judged)" if left else "; each was sent again")
+                     + ".")
     if not state.get("final_settled", True):
         notes.append(f"the final state never stayed unchanged for --quiet {scenario.quiet_s:g} s within --settle "
                      f"{scenario.settle_s:g} s ({state.get('final_reads')} whole reads): the system was still "
