@@ -162,9 +162,9 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
                plans: list[OrderPlan], progress: bool | None) -> Seeded:
     """Items at `prices` (one per item) with item_stock each, users with user_credit each, and the
     orders `plans` describes, all through the public API."""
+    narrower = f"a --concurrency below {min(sc.concurrency, SETUP_IN_FLIGHT)}"
     patience = Patience(sc.settle_s, "--settle", f"a rate limiter in front of the shop: raise its limit or "
-                                                  f"--settle; a shop failing under load: a --concurrency below "
-                                                  f"{min(sc.concurrency, SETUP_IN_FLIGHT)}")
+                                                  f"--settle; a shop failing under load: {narrower}")
 
     tallies = dict.fromkeys(SEEDING_TALLIES, 0)
 
@@ -180,8 +180,7 @@ async def seed(client: ShopClient, sc: ConsistencyScenario, history: HistoryWrit
         if reply is None:
             tallies["records_left"] += 1
             return None
-        return require_ok(reply, doing, f"if it fails only under load, a --concurrency below "
-                                        f"{min(sc.concurrency, SETUP_IN_FLIGHT)} may get it through seeding")
+        return require_ok(reply, doing, f"if it fails only under load, {narrower} may get it through seeding")
 
     total = 2 * sc.n_items + 2 * sc.n_users + len(plans) + sum(len(lines) for _, lines in plans)
     with bar(total, "seeding", progress) as pb:

@@ -16,7 +16,7 @@ from wdm_lib.workloads.stress.scenario import StressScenario
 
 VERIFY_CHUNK = 5000       # ids per chunk: bounds the coroutines alive at once, not the concurrency
 VERIFY_CONNECTIONS = 256  # reads in flight: a read-back of 200,000 balances is worth a burst
-# How long the batch init waits out a target that answers nothing but "not now" (408, 429).
+# How long the batch init waits out a target that serves none of its calls ("not now", a 5xx, no answer).
 INIT_PATIENCE_S = 60.0
 
 
